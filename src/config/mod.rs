@@ -1,0 +1,966 @@
+//! `regions.toml`: schema, validation and environment overrides.
+//!
+//! Two stages: [`raw`] parses exactly what is written (unknown keys are errors),
+//! then [`Config::from_raw`] checks everything and returns either a typed
+//! [`Config`] or a [`ConfigError::Invalid`] listing *all* problems, each with its
+//! key path, what is wrong and the fix. Secrets (DSNs, API keys) are held as
+//! [`SecretString`] and never printed; environment variables override them.
+
+mod error;
+pub mod raw;
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+pub use error::{ConfigError, Problem};
+use error::Problems;
+use raw::{RawCheck, RawConfig, RawProvider, RawRegion};
+
+use crate::policy::{Budget, Failback, LagLimit, Policy, RegionPolicy};
+use crate::region::{CheckId, Layer, RegionName, Role};
+
+/// Environment variable that overrides `orchestrator.store_dsn`.
+pub const ENV_STORE_DSN: &str = "FO_STORE_DSN";
+
+/// The validated configuration. Built only by [`Config::from_raw`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This orchestrator's settings.
+    pub orchestrator: OrchestratorConfig,
+    /// The decision policy.
+    pub policy: Policy,
+    /// The regions, in file order.
+    pub regions: Vec<RegionConfig>,
+    /// Where plans are applied.
+    pub providers: Vec<ProviderConfig>,
+    /// Housekeeping schedule.
+    pub schedule: ScheduleConfig,
+}
+
+/// `[orchestrator]`, validated.
+#[derive(Debug, Clone)]
+pub struct OrchestratorConfig {
+    /// The region this orchestrator runs in.
+    pub vantage: RegionName,
+    /// API listen address.
+    pub listen: SocketAddr,
+    /// DSN of the orchestrator's store.
+    pub store_dsn: SecretString,
+    /// Graceful shutdown bound.
+    pub shutdown_timeout: Duration,
+    /// Whether `/metrics` is served without a token.
+    pub metrics_public: bool,
+}
+
+/// One region, validated.
+#[derive(Debug, Clone)]
+pub struct RegionConfig {
+    /// Its name.
+    pub name: RegionName,
+    /// Its role.
+    pub role: Role,
+    /// Normal share of traffic.
+    pub weight: u32,
+    /// Address DNS providers answer for it.
+    pub address: Option<IpAddr>,
+    /// Its PostgreSQL, if any.
+    pub postgres: Option<RegionPostgres>,
+    /// Its checks.
+    pub checks: Vec<CheckConfig>,
+    /// Provider-specific identifiers.
+    pub targets: toml::Table,
+}
+
+/// A region's PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct RegionPostgres {
+    /// DSN (secret: it may hold a password).
+    pub dsn: SecretString,
+    /// RPO gate.
+    pub max_lag: LagLimit,
+}
+
+/// What a check probes and how.
+#[derive(Debug, Clone)]
+pub enum CheckKind {
+    /// TCP connect to `target`.
+    Tcp {
+        /// `host:port`.
+        target: String,
+    },
+    /// HTTP GET.
+    Http {
+        /// URL to fetch.
+        url: String,
+        /// Expected status.
+        expect_status: u16,
+        /// Text the body must contain.
+        body_contains: Option<String>,
+    },
+    /// PostgreSQL `SELECT 1` and `pg_is_in_recovery()`.
+    Postgres {
+        /// DSN (secret).
+        dsn: SecretString,
+        /// Expected recovery state, if any.
+        expect_recovery: Option<bool>,
+    },
+}
+
+impl CheckKind {
+    /// Short type name: `tcp`, `http`, `postgres`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            CheckKind::Tcp { .. } => "tcp",
+            CheckKind::Http { .. } => "http",
+            CheckKind::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// A description safe to print (no secrets).
+    pub fn describe(&self) -> String {
+        match self {
+            CheckKind::Tcp { target } => format!("tcp {target}"),
+            CheckKind::Http { url, expect_status, .. } => format!("http GET {url} → {expect_status}"),
+            CheckKind::Postgres { dsn, .. } => format!("postgres {}", redact_dsn(dsn.expose_secret())),
+        }
+    }
+}
+
+/// One check, validated.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    /// `region/name`.
+    pub id: CheckId,
+    /// Its layer.
+    pub layer: Layer,
+    /// Its probe.
+    pub kind: CheckKind,
+    /// Steady probe interval.
+    pub interval: Duration,
+    /// Re-probe interval after a failure until confirmed.
+    pub fast_interval: Duration,
+    /// Hard timeout of one probe.
+    pub timeout: Duration,
+    /// Consecutive failures to go down.
+    pub fall: u32,
+    /// Consecutive successes to come back up.
+    pub rise: u32,
+    /// Latency above which a success is degraded.
+    pub degraded_latency: Option<Duration>,
+}
+
+/// A traffic provider, validated.
+#[derive(Debug, Clone)]
+pub enum ProviderConfig {
+    /// Writes the plan as JSON.
+    File {
+        /// Provider name.
+        name: String,
+        /// Target file.
+        path: PathBuf,
+    },
+    /// PowerDNS Authoritative HTTP API.
+    PowerDns(PowerDnsConfig),
+}
+
+impl ProviderConfig {
+    /// The provider's name, unique among providers.
+    pub fn name(&self) -> &str {
+        match self {
+            ProviderConfig::File { name, .. } => name,
+            ProviderConfig::PowerDns(p) => &p.name,
+        }
+    }
+}
+
+/// PowerDNS provider settings.
+#[derive(Debug, Clone)]
+pub struct PowerDnsConfig {
+    /// Provider name.
+    pub name: String,
+    /// API base URL.
+    pub api_url: String,
+    /// API key (secret).
+    pub api_key: SecretString,
+    /// Server id, normally `localhost`.
+    pub server_id: String,
+    /// Zone with trailing dot.
+    pub zone: String,
+    /// Weighted record name with trailing dot.
+    pub record: String,
+    /// Answer TTL in seconds.
+    pub ttl: u32,
+    /// Per-call timeout.
+    pub timeout: Duration,
+    /// DNS listener used to verify answers, if set.
+    pub dns_addr: Option<SocketAddr>,
+}
+
+/// `[schedule]`, validated.
+#[derive(Debug, Clone)]
+pub struct ScheduleConfig {
+    /// Cron expression for housekeeping.
+    pub housekeeping: String,
+    /// Retention of raw events and samples.
+    pub retention: Duration,
+}
+
+impl Config {
+    /// Reads and validates a file, taking secrets and overrides from the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the file cannot be read, parsed or validated.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::parse(&text, &path.display().to_string(), &|k| std::env::var(k).ok())
+    }
+
+    /// Parses and validates TOML text; `env` looks up environment variables.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] or [`ConfigError::Invalid`].
+    pub fn parse(text: &str, origin: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?;
+        Self::from_raw(raw, env)
+    }
+
+    /// Validates a parsed file. Lists every problem, not only the first.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] with one [`Problem`] per issue found.
+    pub fn from_raw(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut p = Problems::default();
+        let regions = validate_regions(&raw.regions, env, &mut p);
+        let names: Vec<RegionName> = regions.iter().map(|r| r.name.clone()).collect();
+        let orchestrator = validate_orchestrator(&raw.orchestrator, &names, env, &mut p);
+        let policy = validate_policy(&raw.policy, &regions, &mut p);
+        let providers = validate_providers(&raw.providers, &regions, env, &mut p);
+        let schedule = ScheduleConfig {
+            housekeeping: raw.schedule.housekeeping.clone().unwrap_or_else(|| "0 */5 * * * *".to_string()),
+            retention: raw.schedule.retention.unwrap_or(Duration::from_secs(7 * 24 * 3600)),
+        };
+        if schedule.housekeeping.split_whitespace().count() != 6 {
+            p.push(
+                "schedule.housekeeping",
+                format!("`{}` is not a 6-field cron expression", schedule.housekeeping),
+                "write seconds first, e.g. \"0 */5 * * * *\" for every five minutes",
+            );
+        }
+        if !p.0.is_empty() {
+            return Err(ConfigError::Invalid(p.0));
+        }
+        match (orchestrator, policy) {
+            (Some(orchestrator), Some(policy)) => Ok(Config { orchestrator, policy, regions, providers, schedule }),
+            // Both are None only when a problem was pushed, which returned above.
+            _ => Err(ConfigError::Invalid(vec![Problem {
+                key: "orchestrator".into(),
+                what: "incomplete".into(),
+                fix: "see the configuration reference in README.md".into(),
+            }])),
+        }
+    }
+
+    /// The region named `name`.
+    pub fn region(&self, name: &RegionName) -> Option<&RegionConfig> {
+        self.regions.iter().find(|r| &r.name == name)
+    }
+
+    /// Every check of every region.
+    pub fn checks(&self) -> impl Iterator<Item = &CheckConfig> {
+        self.regions.iter().flat_map(|r| r.checks.iter())
+    }
+
+    /// A one-screen, secret-free summary for `check-config`.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let o = &self.orchestrator;
+        s.push_str(&format!(
+            "orchestrator: vantage {} · listen {} · store {}\n",
+            o.vantage,
+            o.listen,
+            redact_dsn(o.store_dsn.expose_secret())
+        ));
+        s.push_str(&format!("regions ({}):\n", self.regions.len()));
+        for r in &self.regions {
+            let lag = r
+                .postgres
+                .as_ref()
+                .map(|pg| {
+                    let b = pg.max_lag.bytes.map(|b| format!("{b} B")).unwrap_or_else(|| "-".into());
+                    let t = pg.max_lag.time.map(|t| humantime::format_duration(t).to_string()).unwrap_or_else(|| "-".into());
+                    format!(" · max lag {b} / {t}")
+                })
+                .unwrap_or_default();
+            s.push_str(&format!("  {:<10} {:<8} weight {:>3}{}\n", r.name.as_str(), r.role.to_string(), r.weight, lag));
+            for c in &r.checks {
+                s.push_str(&format!(
+                    "    {:<10} {:<12} every {} (timeout {}, fall {}, rise {}) {}\n",
+                    c.layer.to_string(),
+                    c.id.name,
+                    humantime::format_duration(c.interval),
+                    humantime::format_duration(c.timeout),
+                    c.fall,
+                    c.rise,
+                    c.kind.describe()
+                ));
+            }
+        }
+        let pol = &self.policy;
+        s.push_str(&format!(
+            "policy: degraded keeps {}% · order {} · dwell {} · failback {:?} (hold {}, step {}) · budget {} per {} · quorum {}\n",
+            pol.degraded_weight_percent,
+            pol.failover_order.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" → "),
+            humantime::format_duration(pol.dwell),
+            pol.failback,
+            humantime::format_duration(pol.failback_hold),
+            pol.failback_step,
+            pol.budget.max,
+            humantime::format_duration(pol.budget.window),
+            pol.quorum,
+        ));
+        s.push_str("providers: ");
+        s.push_str(
+            &self
+                .providers
+                .iter()
+                .map(|p| match p {
+                    ProviderConfig::File { name, path } => format!("{name} (file {})", path.display()),
+                    ProviderConfig::PowerDns(d) => format!("{} (powerdns {} {})", d.name, d.api_url, d.record),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        s.push('\n');
+        s
+    }
+}
+
+/// Replaces the password of a DSN (URL or key=value form) with `***`.
+pub fn redact_dsn(dsn: &str) -> String {
+    if let Some(scheme_end) = dsn.find("://") {
+        let rest = &dsn[scheme_end + 3..];
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        if let Some(at) = authority.rfind('@') {
+            let userinfo = &authority[..at];
+            if let Some(colon) = userinfo.find(':') {
+                return format!(
+                    "{}{}:***{}",
+                    &dsn[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &rest[at..]
+                );
+            }
+        }
+        return dsn.to_string();
+    }
+    dsn.split_whitespace()
+        .map(|kv| if kv.starts_with("password=") { "password=***".to_string() } else { kv.to_string() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The environment variable that overrides region `name`'s PostgreSQL DSN.
+pub fn region_dsn_env(name: &RegionName) -> String {
+    format!("FO_PG_DSN_{}", name.as_str().to_ascii_uppercase().replace('-', "_"))
+}
+
+fn looks_like_dsn(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://") || s.contains("host=")
+}
+
+fn validate_orchestrator(
+    raw: &raw::RawOrchestrator,
+    regions: &[RegionName],
+    env: &dyn Fn(&str) -> Option<String>,
+    p: &mut Problems,
+) -> Option<OrchestratorConfig> {
+    let vantage = match &raw.vantage {
+        Some(v) if regions.iter().any(|r| r.as_str() == v) => Some(RegionName::new(v.clone())),
+        Some(v) => {
+            p.push(
+                "orchestrator.vantage",
+                format!("`{v}` is not one of the regions"),
+                format!("set it to the region this orchestrator runs in: one of {}", list(regions)),
+            );
+            None
+        }
+        None => {
+            p.push("orchestrator.vantage", "missing", "name the region this orchestrator runs in, e.g. vantage = \"primary\"");
+            None
+        }
+    };
+    let listen_text = raw.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    let listen = match listen_text.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            p.push(
+                "orchestrator.listen",
+                format!("`{listen_text}` is not an address with a port"),
+                "write ip:port, e.g. \"127.0.0.1:8080\" or \"[::1]:8080\"",
+            );
+            None
+        }
+    };
+    let dsn = env(ENV_STORE_DSN).or_else(|| raw.store_dsn.clone());
+    let store_dsn = match dsn {
+        Some(d) if looks_like_dsn(&d) => Some(SecretString::from(d)),
+        Some(_) => {
+            p.push(
+                "orchestrator.store_dsn",
+                "is not a PostgreSQL DSN",
+                format!("use postgres://user@host:port/db, or set {ENV_STORE_DSN}"),
+            );
+            None
+        }
+        None => {
+            p.push(
+                "orchestrator.store_dsn",
+                "missing",
+                format!("set store_dsn = \"postgres://…\" or the environment variable {ENV_STORE_DSN}"),
+            );
+            None
+        }
+    };
+    Some(OrchestratorConfig {
+        vantage: vantage?,
+        listen: listen?,
+        store_dsn: store_dsn?,
+        shutdown_timeout: raw.shutdown_timeout.unwrap_or(Duration::from_secs(10)),
+        metrics_public: raw.metrics_public.unwrap_or(true),
+    })
+}
+
+fn list(names: &[RegionName]) -> String {
+    names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+}
+
+fn validate_regions(raw: &[RawRegion], env: &dyn Fn(&str) -> Option<String>, p: &mut Problems) -> Vec<RegionConfig> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    if raw.len() < 2 {
+        p.push("regions", format!("{} region(s) configured", raw.len()), "configure at least two [[regions]] (a primary and a standby)");
+    }
+    for (i, r) in raw.iter().enumerate() {
+        let key = format!("regions[{i}]");
+        let name = match &r.name {
+            Some(n) if RegionName::is_valid(n) => {
+                if !seen.insert(n.clone()) {
+                    p.push(format!("{key}.name"), format!("`{n}` is used twice"), "give every region a unique name");
+                }
+                Some(RegionName::new(n.clone()))
+            }
+            Some(n) => {
+                p.push(format!("{key}.name"), format!("`{n}` is not a valid name"), "use lowercase letters, digits and '-', starting with a letter");
+                None
+            }
+            None => {
+                p.push(format!("{key}.name"), "missing", "add name = \"…\"");
+                None
+            }
+        };
+        let role = match r.role.as_deref() {
+            Some("primary") => Some(Role::Primary),
+            Some("standby") => Some(Role::Standby),
+            Some("dr") => Some(Role::Dr),
+            Some(other) => {
+                p.push(format!("{key}.role"), format!("`{other}` is not a role"), "use \"primary\", \"standby\" or \"dr\"");
+                None
+            }
+            None => {
+                p.push(format!("{key}.role"), "missing", "add role = \"primary\" | \"standby\" | \"dr\"");
+                None
+            }
+        };
+        let weight = match r.weight {
+            Some(w) if (0..=100).contains(&w) => Some(w as u32),
+            Some(w) => {
+                p.push(format!("{key}.weight"), format!("{w} is outside 0–100"), "use a share between 0 and 100; all regions sum to 100");
+                None
+            }
+            None => {
+                p.push(format!("{key}.weight"), "missing", "add weight = N (normal share of traffic, all regions sum to 100)");
+                None
+            }
+        };
+        let address = match &r.address {
+            Some(a) => match a.parse::<IpAddr>() {
+                Ok(ip) => Some(ip),
+                Err(_) => {
+                    p.push(format!("{key}.address"), format!("`{a}` is not an IP address"), "write an IPv4 or IPv6 address, e.g. \"192.0.2.10\"");
+                    None
+                }
+            },
+            None => None,
+        };
+        let postgres = r.postgres.as_ref().and_then(|pg| {
+            let env_key = name.as_ref().map(region_dsn_env);
+            let dsn = env_key.as_deref().and_then(env).or_else(|| pg.dsn.clone());
+            let dsn = match dsn {
+                Some(d) if looks_like_dsn(&d) => Some(SecretString::from(d)),
+                Some(_) => {
+                    p.push(format!("{key}.postgres.dsn"), "is not a PostgreSQL DSN", "use postgres://user@host:port/db");
+                    None
+                }
+                None => {
+                    p.push(
+                        format!("{key}.postgres.dsn"),
+                        "missing",
+                        format!("set dsn = \"postgres://…\" or the environment variable {}", env_key.unwrap_or_default()),
+                    );
+                    None
+                }
+            };
+            let bytes = match pg.max_lag_bytes {
+                Some(b) if b >= 0 => Some(b as u64),
+                Some(b) => {
+                    p.push(format!("{key}.postgres.max_lag_bytes"), format!("{b} is negative"), "use 0 or more bytes");
+                    None
+                }
+                None => None,
+            };
+            Some(RegionPostgres { dsn: dsn?, max_lag: LagLimit { bytes, time: pg.max_lag } })
+        });
+        let mut checks = Vec::new();
+        let mut check_names = HashSet::new();
+        for (j, c) in r.checks.iter().enumerate() {
+            let ck = format!("{key}.checks[{j}]");
+            if let Some(n) = &c.name {
+                if !check_names.insert(n.clone()) {
+                    p.push(format!("{ck}.name"), format!("`{n}` is used twice in this region"), "give every check of a region a unique name");
+                }
+            }
+            if let Some(check) = validate_check(&ck, c, name.as_ref(), postgres.as_ref(), p) {
+                checks.push(check);
+            }
+        }
+        if r.checks.is_empty() {
+            p.push(format!("{key}.checks"), "no checks", "add at least one [[regions.checks]] (an app-layer http check is the usual start)");
+        }
+        if let (Some(name), Some(role), Some(weight)) = (name, role, weight) {
+            out.push(RegionConfig { name, role, weight, address, postgres, checks, targets: r.targets.clone() });
+        }
+    }
+    let primaries = out.iter().filter(|r| r.role == Role::Primary).count();
+    if !out.is_empty() && primaries != 1 {
+        p.push("regions[].role", format!("{primaries} regions have role \"primary\""), "mark exactly one region as role = \"primary\"");
+    }
+    if out.len() == raw.len() && !out.is_empty() {
+        let sum: u32 = out.iter().map(|r| r.weight).sum();
+        if sum != 100 {
+            p.push("regions[].weight", format!("weights sum to {sum}"), "make the normal weights of all regions add up to 100 (e.g. 80 / 20 / 0)");
+        }
+    }
+    out
+}
+
+fn validate_check(
+    key: &str,
+    c: &RawCheck,
+    region: Option<&RegionName>,
+    pg: Option<&RegionPostgres>,
+    p: &mut Problems,
+) -> Option<CheckConfig> {
+    let name = c.name.clone().filter(|n| !n.is_empty());
+    if name.is_none() {
+        p.push(format!("{key}.name"), "missing", "add name = \"…\" (unique within the region)");
+    }
+    let layer = match c.layer.as_deref() {
+        Some("infra") => Some(Layer::Infra),
+        Some("middleware") => Some(Layer::Middleware),
+        Some("app") => Some(Layer::App),
+        Some(o) => {
+            p.push(format!("{key}.layer"), format!("`{o}` is not a layer"), "use \"infra\", \"middleware\" or \"app\"");
+            None
+        }
+        None => {
+            p.push(format!("{key}.layer"), "missing", "add layer = \"infra\" | \"middleware\" | \"app\"");
+            None
+        }
+    };
+    let kind = match c.kind.as_deref() {
+        Some("tcp") => match &c.target {
+            Some(t) if t.rsplit_once(':').is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok()) => {
+                Some(CheckKind::Tcp { target: t.clone() })
+            }
+            Some(t) => {
+                p.push(format!("{key}.target"), format!("`{t}` is not host:port"), "write e.g. \"10.0.0.5:443\"");
+                None
+            }
+            None => {
+                p.push(format!("{key}.target"), "missing for type = \"tcp\"", "add target = \"host:port\"");
+                None
+            }
+        },
+        Some("http") => {
+            let expect_status = match c.expect_status {
+                None => Some(200),
+                Some(s) if (100..=599).contains(&s) => Some(s as u16),
+                Some(s) => {
+                    p.push(format!("{key}.expect_status"), format!("{s} is not an HTTP status"), "use a code between 100 and 599");
+                    None
+                }
+            };
+            match &c.url {
+                Some(u) if reqwest::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) => {
+                    expect_status.map(|expect_status| CheckKind::Http {
+                        url: u.clone(),
+                        expect_status,
+                        body_contains: c.body_contains.clone(),
+                    })
+                }
+                Some(u) => {
+                    p.push(format!("{key}.url"), format!("`{u}` is not an http(s) URL"), "write e.g. \"http://10.0.0.5:8080/health\"");
+                    None
+                }
+                None => {
+                    p.push(format!("{key}.url"), "missing for type = \"http\"", "add url = \"http://…\"");
+                    None
+                }
+            }
+        }
+        Some("postgres") => {
+            let dsn = c.dsn.clone().map(SecretString::from).or_else(|| pg.map(|pg| pg.dsn.clone()));
+            match dsn {
+                Some(dsn) if looks_like_dsn(dsn.expose_secret()) => {
+                    Some(CheckKind::Postgres { dsn, expect_recovery: c.expect_recovery })
+                }
+                Some(_) => {
+                    p.push(format!("{key}.dsn"), "is not a PostgreSQL DSN", "use postgres://user@host:port/db");
+                    None
+                }
+                None => {
+                    p.push(
+                        format!("{key}.dsn"),
+                        "missing for type = \"postgres\" and the region has no [regions.postgres]",
+                        "add dsn = \"postgres://…\" here or a [regions.postgres] table with dsn",
+                    );
+                    None
+                }
+            }
+        }
+        Some(o) => {
+            p.push(format!("{key}.type"), format!("`{o}` is not a check type"), "use \"tcp\", \"http\" or \"postgres\"");
+            None
+        }
+        None => {
+            p.push(format!("{key}.type"), "missing", "add type = \"tcp\" | \"http\" | \"postgres\"");
+            None
+        }
+    };
+    let interval = c.interval.unwrap_or(Duration::from_secs(1));
+    let timeout = c.timeout.unwrap_or(interval.mul_f64(0.8));
+    let fast_interval = c.fast_interval.unwrap_or(interval);
+    if interval.is_zero() {
+        p.push(format!("{key}.interval"), "is zero", "use a positive duration, e.g. \"1s\"");
+    }
+    if timeout.is_zero() {
+        p.push(format!("{key}.timeout"), "is zero", "use a positive duration below interval");
+    } else if timeout > interval {
+        p.push(
+            format!("{key}.timeout"),
+            format!("({}) must be <= interval ({})", humantime::format_duration(timeout), humantime::format_duration(interval)),
+            "lower timeout or raise interval",
+        );
+    }
+    if fast_interval.is_zero() || fast_interval > interval {
+        p.push(
+            format!("{key}.fast_interval"),
+            format!("({}) must be > 0 and <= interval ({})", humantime::format_duration(fast_interval), humantime::format_duration(interval)),
+            "use e.g. \"100ms\", or leave it out to re-probe at the steady interval",
+        );
+    }
+    if let Some(d) = c.degraded_latency {
+        if d >= timeout && !timeout.is_zero() {
+            p.push(
+                format!("{key}.degraded_latency"),
+                format!("({}) must be < timeout ({})", humantime::format_duration(d), humantime::format_duration(timeout)),
+                "lower degraded_latency or raise timeout, or slow probes will fail instead of degrading",
+            );
+        }
+    }
+    let fall = count(key, "fall", c.fall, 3, p);
+    let rise = count(key, "rise", c.rise, 2, p);
+    Some(CheckConfig {
+        id: CheckId::new(region?.clone(), name?),
+        layer: layer?,
+        kind: kind?,
+        interval,
+        fast_interval,
+        timeout,
+        fall: fall?,
+        rise: rise?,
+        degraded_latency: c.degraded_latency,
+    })
+}
+
+fn count(key: &str, field: &str, v: Option<i64>, default: u32, p: &mut Problems) -> Option<u32> {
+    match v {
+        None => Some(default),
+        Some(n) if (1..=100).contains(&n) => Some(n as u32),
+        Some(n) => {
+            p.push(format!("{key}.{field}"), format!("{n} is outside 1–100"), format!("use a count of consecutive probes, e.g. {field} = {default}"));
+            None
+        }
+    }
+}
+
+fn validate_policy(raw: &raw::RawPolicy, regions: &[RegionConfig], p: &mut Problems) -> Option<Policy> {
+    let names: Vec<RegionName> = regions.iter().map(|r| r.name.clone()).collect();
+    let pct = match raw.degraded_weight_percent {
+        None => 50,
+        Some(v) if (0..=100).contains(&v) => v as u32,
+        Some(v) => {
+            p.push("policy.degraded_weight_percent", format!("{v} is outside 0–100"), "use the percent of its normal weight a degraded region keeps, e.g. 50");
+            50
+        }
+    };
+    let order = match &raw.failover_order {
+        Some(order) => {
+            let mut ok = Vec::new();
+            for (i, n) in order.iter().enumerate() {
+                match names.iter().find(|r| r.as_str() == n) {
+                    Some(r) if !ok.contains(r) => ok.push(r.clone()),
+                    Some(_) => p.push(format!("policy.failover_order[{i}]"), format!("`{n}` is listed twice"), "list each region once"),
+                    None => p.push(
+                        format!("policy.failover_order[{i}]"),
+                        format!("`{n}` is not a region"),
+                        format!("use region names: {}", list(&names)),
+                    ),
+                }
+            }
+            // Regions left out go last, in role order, so every region has a place.
+            for r in default_order(regions) {
+                if !ok.contains(&r) {
+                    ok.push(r);
+                }
+            }
+            ok
+        }
+        None => default_order(regions),
+    };
+    let failback = match raw.failback.as_deref() {
+        None | Some("auto") => Failback::Auto,
+        Some("manual") => Failback::Manual,
+        Some(o) => {
+            p.push("policy.failback", format!("`{o}` is not a failback mode"), "use \"manual\" or \"auto\"");
+            Failback::Auto
+        }
+    };
+    let step = match raw.failback_step {
+        None => 20,
+        Some(v) if (1..=100).contains(&v) => v as u32,
+        Some(v) => {
+            p.push("policy.failback_step", format!("{v} is outside 1–100"), "use the weight points moved back per dwell period, e.g. 20");
+            20
+        }
+    };
+    let budget = match &raw.failover_budget {
+        None => Budget { max: 3, window: Duration::from_secs(3600) },
+        Some(b) => {
+            let max = match b.max {
+                None => 3,
+                Some(v) if (1..=1000).contains(&v) => v as u32,
+                Some(v) => {
+                    p.push("policy.failover_budget.max", format!("{v} is outside 1–1000"), "allow at least one automatic failover per window, e.g. max = 3");
+                    3
+                }
+            };
+            let window = b.window.unwrap_or(Duration::from_secs(3600));
+            if window.is_zero() {
+                p.push("policy.failover_budget.window", "is zero", "use a duration such as \"1h\"");
+            }
+            Budget { max, window }
+        }
+    };
+    let quorum = match raw.quorum {
+        None => 1,
+        Some(v) if v >= 1 => v as usize,
+        Some(v) => {
+            p.push("policy.quorum", format!("{v} is below 1"), "use the number of vantages that must agree, e.g. 2 of 3");
+            1
+        }
+    };
+    Some(Policy {
+        regions: regions
+            .iter()
+            .map(|r| RegionPolicy {
+                name: r.name.clone(),
+                role: r.role,
+                normal_weight: r.weight,
+                max_lag: r.postgres.as_ref().map(|pg| pg.max_lag).unwrap_or_default(),
+            })
+            .collect(),
+        degraded_weight_percent: pct,
+        failover_order: order,
+        dwell: raw.dwell.unwrap_or(Duration::from_secs(30)),
+        failback,
+        failback_hold: raw.failback_hold.unwrap_or(Duration::from_secs(60)),
+        failback_step: step,
+        budget,
+        quorum,
+    })
+}
+
+fn default_order(regions: &[RegionConfig]) -> Vec<RegionName> {
+    let mut v: Vec<&RegionConfig> = regions.iter().collect();
+    v.sort_by_key(|r| match r.role {
+        Role::Primary => 0,
+        Role::Standby => 1,
+        Role::Dr => 2,
+    });
+    v.into_iter().map(|r| r.name.clone()).collect()
+}
+
+fn secret_from(
+    key: &str,
+    env_name: Option<&String>,
+    file: Option<&String>,
+    env: &dyn Fn(&str) -> Option<String>,
+    p: &mut Problems,
+) -> Option<SecretString> {
+    if let Some(var) = env_name {
+        return match env(var) {
+            Some(v) if !v.is_empty() => Some(SecretString::from(v)),
+            _ => {
+                p.push(format!("{key}_env"), format!("environment variable {var} is not set"), format!("export {var}=… before starting"));
+                None
+            }
+        };
+    }
+    if let Some(path) = file {
+        return match std::fs::read_to_string(path) {
+            Ok(v) if !v.trim().is_empty() => Some(SecretString::from(v.trim().to_string())),
+            Ok(_) => {
+                p.push(format!("{key}_file"), format!("{path} is empty"), "write the secret into the file");
+                None
+            }
+            Err(e) => {
+                p.push(format!("{key}_file"), format!("cannot read {path}: {e}"), "point it at a readable file holding the secret");
+                None
+            }
+        };
+    }
+    p.push(format!("{key}_env"), "missing", format!("set {key}_env = \"VAR\" (an environment variable) or {key}_file = \"/path\""));
+    None
+}
+
+fn validate_providers(
+    raw: &[RawProvider],
+    regions: &[RegionConfig],
+    env: &dyn Fn(&str) -> Option<String>,
+    p: &mut Problems,
+) -> Vec<ProviderConfig> {
+    let mut out = Vec::new();
+    if raw.is_empty() {
+        p.push("providers", "no provider configured", "add a [[providers]] table, e.g. type = \"file\" with path = \"plan.json\"");
+    }
+    let mut names = HashSet::new();
+    for (i, prov) in raw.iter().enumerate() {
+        let key = format!("providers[{i}]");
+        let cfg = match prov {
+            RawProvider::File(f) => match &f.path {
+                Some(path) if !path.is_empty() => Some(ProviderConfig::File {
+                    name: f.name.clone().unwrap_or_else(|| "file".into()),
+                    path: PathBuf::from(path),
+                }),
+                _ => {
+                    p.push(format!("{key}.path"), "missing", "add path = \"/var/lib/failover-orchestrator/plan.json\"");
+                    None
+                }
+            },
+            RawProvider::Powerdns(d) => {
+                let api_url = match &d.api_url {
+                    Some(u) if reqwest::Url::parse(u).is_ok() => Some(u.trim_end_matches('/').to_string()),
+                    Some(u) => {
+                        p.push(format!("{key}.api_url"), format!("`{u}` is not a URL"), "write e.g. \"http://127.0.0.1:8081\"");
+                        None
+                    }
+                    None => {
+                        p.push(format!("{key}.api_url"), "missing", "add api_url = \"http://pdns-host:8081\"");
+                        None
+                    }
+                };
+                let api_key = secret_from(&format!("{key}.api_key"), d.api_key_env.as_ref(), d.api_key_file.as_ref(), env, p);
+                let zone = fqdn(&key, "zone", d.zone.as_ref(), p);
+                let record = fqdn(&key, "record", d.record.as_ref(), p);
+                if let (Some(z), Some(r)) = (&zone, &record) {
+                    if !(r == z || r.ends_with(&format!(".{z}"))) {
+                        p.push(format!("{key}.record"), format!("`{r}` is not inside zone `{z}`"), "use a name that ends with the zone");
+                    }
+                }
+                let ttl = match d.ttl {
+                    None => Some(5),
+                    Some(t) if (1..=86_400).contains(&t) => Some(t as u32),
+                    Some(t) => {
+                        p.push(format!("{key}.ttl"), format!("{t} is outside 1–86400"), "use a short TTL such as 5 seconds so failover takes effect quickly");
+                        None
+                    }
+                };
+                let dns_addr = match &d.dns_addr {
+                    None => None,
+                    Some(a) => match a.parse::<SocketAddr>() {
+                        Ok(a) => Some(a),
+                        Err(_) => {
+                            p.push(format!("{key}.dns_addr"), format!("`{a}` is not ip:port"), "write e.g. \"127.0.0.1:53\"");
+                            None
+                        }
+                    },
+                };
+                for r in regions {
+                    if r.weight > 0 && r.address.is_none() {
+                        p.push(
+                            format!("regions[{}].address", regions.iter().position(|x| x.name == r.name).unwrap_or(0)),
+                            format!("region `{}` has no address, which the powerdns provider answers with", r.name),
+                            "add address = \"<ip of the region's entry point>\"",
+                        );
+                    }
+                }
+                match (api_url, api_key, zone, record, ttl) {
+                    (Some(api_url), Some(api_key), Some(zone), Some(record), Some(ttl)) => Some(ProviderConfig::PowerDns(PowerDnsConfig {
+                        name: d.name.clone().unwrap_or_else(|| "powerdns".into()),
+                        api_url,
+                        api_key,
+                        server_id: d.server_id.clone().unwrap_or_else(|| "localhost".into()),
+                        zone,
+                        record,
+                        ttl,
+                        timeout: d.timeout.unwrap_or(Duration::from_secs(2)),
+                        dns_addr,
+                    })),
+                    _ => None,
+                }
+            }
+        };
+        if let Some(cfg) = cfg {
+            if !names.insert(cfg.name().to_string()) {
+                p.push(format!("{key}.name"), format!("`{}` is used twice", cfg.name()), "give each provider a unique name");
+            }
+            out.push(cfg);
+        }
+    }
+    out
+}
+
+fn fqdn(key: &str, field: &str, v: Option<&String>, p: &mut Problems) -> Option<String> {
+    match v {
+        Some(z) if z.ends_with('.') && z.len() > 1 => Some(z.to_ascii_lowercase()),
+        Some(z) => {
+            p.push(format!("{key}.{field}"), format!("`{z}` has no trailing dot"), format!("write it fully qualified: \"{z}.\""));
+            None
+        }
+        None => {
+            p.push(format!("{key}.{field}"), "missing", format!("add {field} = \"example.com.\""));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

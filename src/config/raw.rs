@@ -1,0 +1,215 @@
+//! The first configuration stage: `regions.toml` exactly as written.
+//!
+//! Every struct denies unknown keys so a typo is an error, not a silently
+//! ignored setting. Durations are strings such as `"5s"` or `"250ms"`.
+//! Nothing here is checked beyond its type; `super::validate` does that.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// This orchestrator's own settings.
+    pub orchestrator: RawOrchestrator,
+    /// Thresholds and rules for moving traffic.
+    #[serde(default)]
+    pub policy: RawPolicy,
+    /// The regions, in any order.
+    #[serde(default)]
+    pub regions: Vec<RawRegion>,
+    /// Where plans are applied. Several may be listed; each gets every plan.
+    #[serde(default)]
+    pub providers: Vec<RawProvider>,
+    /// Scheduled drills and housekeeping.
+    #[serde(default)]
+    pub schedule: RawSchedule,
+}
+
+/// `[orchestrator]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrchestrator {
+    /// Name of the region this orchestrator runs in (its vantage point).
+    pub vantage: Option<String>,
+    /// Address the API, dashboard and metrics listen on, e.g. `"127.0.0.1:8080"`.
+    pub listen: Option<String>,
+    /// PostgreSQL DSN of the orchestrator's own store. Overridden by `FO_STORE_DSN`.
+    pub store_dsn: Option<String>,
+    /// How long a graceful shutdown may take before tasks are abandoned.
+    #[serde(default, with = "humantime_serde::option")]
+    pub shutdown_timeout: Option<Duration>,
+    /// Whether `/metrics` needs no token (default true).
+    pub metrics_public: Option<bool>,
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    /// Share of its normal weight a degraded region keeps, in percent (default 50).
+    pub degraded_weight_percent: Option<i64>,
+    /// Regions that take over a failed region's share, most preferred first.
+    pub failover_order: Option<Vec<String>>,
+    /// Minimum time between two plan changes that are not moves toward safety.
+    #[serde(default, with = "humantime_serde::option")]
+    pub dwell: Option<Duration>,
+    /// `"manual"` or `"auto"`.
+    pub failback: Option<String>,
+    /// How long a recovered region must stay healthy before failback starts.
+    #[serde(default, with = "humantime_serde::option")]
+    pub failback_hold: Option<Duration>,
+    /// Weight points moved back per dwell period during failback (1–100).
+    pub failback_step: Option<i64>,
+    /// At most `max` automatic failovers per `window`.
+    pub failover_budget: Option<RawBudget>,
+    /// Vantages that must agree before a region counts as down (default: majority).
+    pub quorum: Option<i64>,
+}
+
+/// `[policy.failover_budget]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudget {
+    /// Automatic failovers allowed per window.
+    pub max: Option<i64>,
+    /// The sliding window.
+    #[serde(default, with = "humantime_serde::option")]
+    pub window: Option<Duration>,
+}
+
+/// `[[regions]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegion {
+    /// Region name: lowercase letters, digits, `-`.
+    pub name: Option<String>,
+    /// `primary`, `standby` or `dr`.
+    pub role: Option<String>,
+    /// Normal share of traffic, 0–100; all regions sum to 100.
+    pub weight: Option<i64>,
+    /// The address DNS providers answer for this region (IPv4 or IPv6).
+    pub address: Option<String>,
+    /// The region's PostgreSQL, if it has one.
+    pub postgres: Option<RawRegionPostgres>,
+    /// Probes of this region.
+    #[serde(default)]
+    pub checks: Vec<RawCheck>,
+    /// Provider-specific identifiers of this region (HAProxy server name, Route 53 set id …).
+    #[serde(default)]
+    pub targets: toml::Table,
+}
+
+/// `[regions.postgres]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegionPostgres {
+    /// DSN of the region's database. Overridden by `FO_PG_DSN_<REGION>` (upper case, `-` → `_`).
+    pub dsn: Option<String>,
+    /// Largest replication lag, in bytes, that still allows failing over to this region.
+    pub max_lag_bytes: Option<i64>,
+    /// Largest replication lag, as a duration, that still allows failing over here.
+    #[serde(default, with = "humantime_serde::option")]
+    pub max_lag: Option<Duration>,
+}
+
+/// `[[regions.checks]]`: one flat table for every check type, validated per type.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    /// Unique within the region.
+    pub name: Option<String>,
+    /// `infra`, `middleware` or `app`.
+    pub layer: Option<String>,
+    /// `tcp`, `http` or `postgres`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// `http`: the URL to GET.
+    pub url: Option<String>,
+    /// `tcp`: `host:port` to connect to.
+    pub target: Option<String>,
+    /// `postgres`: DSN; defaults to the region's `postgres.dsn`.
+    pub dsn: Option<String>,
+    /// `postgres`: expected `pg_is_in_recovery()`; unset accepts either.
+    pub expect_recovery: Option<bool>,
+    /// `http`: expected status code (default 200).
+    pub expect_status: Option<i64>,
+    /// `http`: text the body must contain.
+    pub body_contains: Option<String>,
+    /// Latency above which a successful probe counts as degraded.
+    #[serde(default, with = "humantime_serde::option")]
+    pub degraded_latency: Option<Duration>,
+    /// Time between probes while the check is steady.
+    #[serde(default, with = "humantime_serde::option")]
+    pub interval: Option<Duration>,
+    /// Time between probes after a failure, until confirmed (default: interval).
+    #[serde(default, with = "humantime_serde::option")]
+    pub fast_interval: Option<Duration>,
+    /// Hard timeout of one probe; must be below `interval`.
+    #[serde(default, with = "humantime_serde::option")]
+    pub timeout: Option<Duration>,
+    /// Consecutive failures before the check is down.
+    pub fall: Option<i64>,
+    /// Consecutive successes before the check is up again.
+    pub rise: Option<i64>,
+}
+
+/// `[[providers]]`: where plans are applied, tagged by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum RawProvider {
+    /// Writes the plan as JSON to a file (dry runs, debugging, external tooling).
+    File(RawFileProvider),
+    /// PowerDNS Authoritative through its HTTP API.
+    Powerdns(RawPowerDnsProvider),
+}
+
+/// `type = "file"`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileProvider {
+    /// Provider name (default `file`).
+    pub name: Option<String>,
+    /// Path of the JSON file; written atomically.
+    pub path: Option<String>,
+}
+
+/// `type = "powerdns"`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPowerDnsProvider {
+    /// Provider name (default `powerdns`).
+    pub name: Option<String>,
+    /// Base URL of the PowerDNS API, e.g. `http://127.0.0.1:8081`.
+    pub api_url: Option<String>,
+    /// Name of the environment variable that holds the API key.
+    pub api_key_env: Option<String>,
+    /// Path of a file that holds the API key.
+    pub api_key_file: Option<String>,
+    /// PowerDNS server id (default `localhost`).
+    pub server_id: Option<String>,
+    /// The zone, with trailing dot: `example.test.`
+    pub zone: Option<String>,
+    /// The weighted name, with trailing dot: `app.example.test.`
+    pub record: Option<String>,
+    /// TTL of the answers in seconds (default 5).
+    pub ttl: Option<i64>,
+    /// Timeout of one API call.
+    #[serde(default, with = "humantime_serde::option")]
+    pub timeout: Option<Duration>,
+    /// Address and port of the DNS listener to verify answers on, e.g. `127.0.0.1:5353`.
+    pub dns_addr: Option<String>,
+}
+
+/// `[schedule]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    /// Cron expression (6 fields, seconds first, UTC) for store housekeeping.
+    pub housekeeping: Option<String>,
+    /// How long raw events are kept.
+    #[serde(default, with = "humantime_serde::option")]
+    pub retention: Option<Duration>,
+}

@@ -1,0 +1,295 @@
+//! Health: hysteresis per check and the combination into region health. PURE.
+//!
+//! A check moves to `Down` only after `fall` consecutive failures and back to
+//! `Up` only after `rise` consecutive successes, so one lost packet moves
+//! nothing. Slow-but-correct answers (over the latency threshold) count
+//! toward `Degraded` with the same `fall`. Region health combines its layers:
+//! any layer down → region down; otherwise unknown if any layer has not been
+//! seen yet; otherwise degraded if any layer is degraded.
+//!
+//! This module must not import tokio, sqlx, reqwest or axum, nor read clocks.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::observation::Outcome;
+use crate::region::Layer;
+
+/// Health of a check, a layer or a region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Serving normally.
+    Up,
+    /// Serving, but slower than allowed (or partly failing).
+    Degraded,
+    /// Not serving: confirmed by `fall` consecutive failures.
+    Down,
+    /// Not enough observations yet.
+    Unknown,
+}
+
+impl Health {
+    /// Ordering used to combine: Down is worst, then Unknown, Degraded, Up.
+    fn severity(self) -> u8 {
+        match self {
+            Health::Up => 0,
+            Health::Degraded => 1,
+            Health::Unknown => 2,
+            Health::Down => 3,
+        }
+    }
+
+    /// The worse of two healths.
+    pub fn worst(self, other: Health) -> Health {
+        if other.severity() > self.severity() { other } else { self }
+    }
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Health::Up => "up",
+            Health::Degraded => "degraded",
+            Health::Down => "down",
+            Health::Unknown => "unknown",
+        })
+    }
+}
+
+/// Thresholds of one check's hysteresis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Consecutive bad probes to go down (failed) or degraded (slow).
+    pub fall: u32,
+    /// Consecutive good probes to come back up.
+    pub rise: u32,
+}
+
+/// The hysteresis state of one check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckState {
+    /// Current health.
+    pub health: Health,
+    /// Consecutive failed probes.
+    pub fail_streak: u32,
+    /// Consecutive probes that were degraded or failed.
+    pub bad_streak: u32,
+    /// Consecutive probes that did not fail (ok or degraded).
+    pub alive_streak: u32,
+    /// Consecutive ok probes.
+    pub ok_streak: u32,
+    /// When `health` last changed (or the first observation).
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl Default for CheckState {
+    fn default() -> Self {
+        Self { health: Health::Unknown, fail_streak: 0, bad_streak: 0, alive_streak: 0, ok_streak: 0, since: None }
+    }
+}
+
+/// A health change produced by [`CheckState::observe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    /// Health before.
+    pub from: Health,
+    /// Health after.
+    pub to: Health,
+}
+
+impl CheckState {
+    /// Feeds one probe outcome; returns the transition if health changed.
+    pub fn observe(&mut self, outcome: Outcome, t: Thresholds, at: DateTime<Utc>) -> Option<Transition> {
+        match outcome {
+            Outcome::Ok => {
+                self.ok_streak += 1;
+                self.alive_streak += 1;
+                self.fail_streak = 0;
+                self.bad_streak = 0;
+            }
+            Outcome::Degraded => {
+                self.ok_streak = 0;
+                self.alive_streak += 1;
+                self.fail_streak = 0;
+                self.bad_streak += 1;
+            }
+            Outcome::Failed => {
+                self.ok_streak = 0;
+                self.alive_streak = 0;
+                self.fail_streak += 1;
+                self.bad_streak += 1;
+            }
+        }
+        let next = if self.fail_streak >= t.fall {
+            Health::Down
+        } else if self.ok_streak >= t.rise {
+            Health::Up
+        } else if self.health == Health::Down && self.alive_streak >= t.rise {
+            // Answering again, but slowly: out of down, into degraded.
+            Health::Degraded
+        } else if matches!(self.health, Health::Up | Health::Unknown) && self.bad_streak >= t.fall {
+            Health::Degraded
+        } else {
+            self.health
+        };
+        if self.since.is_none() {
+            self.since = Some(at);
+        }
+        if next != self.health {
+            let from = self.health;
+            self.health = next;
+            self.since = Some(at);
+            Some(Transition { from, to: next })
+        } else {
+            None
+        }
+    }
+}
+
+/// The health of one layer: the worst of its checks; `None` when it has no checks.
+pub fn layer_health(checks: impl IntoIterator<Item = Health>) -> Option<Health> {
+    checks.into_iter().reduce(Health::worst)
+}
+
+/// The health of a region from its layers.
+///
+/// Any layer down → down; any unknown → unknown; any degraded → degraded; else up.
+/// Layers without checks are ignored; a region with no checks at all is unknown.
+pub fn region_health(layers: &[(Layer, Option<Health>)]) -> Health {
+    layers.iter().filter_map(|(_, h)| *h).reduce(Health::worst).unwrap_or(Health::Unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Thresholds = Thresholds { fall: 3, rise: 2 };
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + s, 0).expect("valid timestamp")
+    }
+
+    fn feed(state: &mut CheckState, outcomes: &[Outcome]) -> Vec<Transition> {
+        outcomes.iter().enumerate().filter_map(|(i, o)| state.observe(*o, T, at(i as i64))).collect()
+    }
+
+    fn up() -> CheckState {
+        let mut s = CheckState::default();
+        feed(&mut s, &[Outcome::Ok, Outcome::Ok]);
+        assert_eq!(s.health, Health::Up);
+        s
+    }
+
+    use Outcome::{Degraded as D, Failed as F, Ok as O};
+
+    #[test]
+    fn unknown_until_rise_successes() {
+        let mut s = CheckState::default();
+        assert!(s.observe(O, T, at(0)).is_none());
+        assert_eq!(s.health, Health::Unknown);
+        assert_eq!(s.observe(O, T, at(1)), Some(Transition { from: Health::Unknown, to: Health::Up }));
+    }
+
+    #[test]
+    fn single_failed_probe_moves_nothing() {
+        let mut s = up();
+        assert!(feed(&mut s, &[F, O, F, O, O, F]).is_empty());
+        assert_eq!(s.health, Health::Up);
+    }
+
+    #[test]
+    fn fall_consecutive_failures_go_down() {
+        let mut s = up();
+        let t = feed(&mut s, &[F, F, F]);
+        assert_eq!(t, vec![Transition { from: Health::Up, to: Health::Down }]);
+    }
+
+    #[test]
+    fn fall_minus_one_failures_stay_up() {
+        let mut s = up();
+        assert!(feed(&mut s, &[F, F, O, F, F]).is_empty());
+        assert_eq!(s.fail_streak, 2);
+    }
+
+    #[test]
+    fn rise_successes_come_back_up() {
+        let mut s = up();
+        feed(&mut s, &[F, F, F]);
+        assert!(s.observe(O, T, at(10)).is_none());
+        assert_eq!(s.observe(O, T, at(11)).map(|t| t.to), Some(Health::Up));
+    }
+
+    #[test]
+    fn slow_answers_degrade_after_fall() {
+        let mut s = up();
+        let t = feed(&mut s, &[D, D, D]);
+        assert_eq!(t, vec![Transition { from: Health::Up, to: Health::Degraded }]);
+    }
+
+    #[test]
+    fn mixed_slow_and_failed_degrade_but_do_not_go_down() {
+        let mut s = up();
+        feed(&mut s, &[D, F, D]);
+        assert_eq!(s.health, Health::Degraded);
+    }
+
+    #[test]
+    fn down_then_slow_answers_become_degraded_after_rise() {
+        let mut s = up();
+        feed(&mut s, &[F, F, F]);
+        assert!(s.observe(D, T, at(20)).is_none());
+        assert_eq!(s.observe(D, T, at(21)).map(|t| t.to), Some(Health::Degraded));
+    }
+
+    #[test]
+    fn degraded_recovers_after_rise_ok() {
+        let mut s = up();
+        feed(&mut s, &[D, D, D]);
+        assert!(s.observe(O, T, at(30)).is_none());
+        assert_eq!(s.observe(O, T, at(31)).map(|t| t.to), Some(Health::Up));
+    }
+
+    #[test]
+    fn since_records_the_transition_time() {
+        let mut s = up();
+        s.observe(F, T, at(100));
+        s.observe(F, T, at(101));
+        s.observe(F, T, at(102));
+        assert_eq!(s.since, Some(at(102)));
+    }
+
+    #[test]
+    fn region_down_when_app_or_middleware_down() {
+        let h = region_health(&[
+            (Layer::Infra, Some(Health::Up)),
+            (Layer::Middleware, Some(Health::Up)),
+            (Layer::App, Some(Health::Down)),
+        ]);
+        assert_eq!(h, Health::Down);
+        let h = region_health(&[(Layer::Middleware, Some(Health::Down)), (Layer::App, Some(Health::Up))]);
+        assert_eq!(h, Health::Down);
+    }
+
+    #[test]
+    fn region_degraded_when_any_layer_degraded() {
+        let h = region_health(&[(Layer::Infra, Some(Health::Up)), (Layer::App, Some(Health::Degraded))]);
+        assert_eq!(h, Health::Degraded);
+    }
+
+    #[test]
+    fn region_ignores_layers_without_checks() {
+        let h = region_health(&[(Layer::Infra, None), (Layer::App, Some(Health::Up))]);
+        assert_eq!(h, Health::Up);
+        assert_eq!(region_health(&[(Layer::Infra, None)]), Health::Unknown);
+    }
+
+    #[test]
+    fn layer_is_its_worst_check() {
+        assert_eq!(layer_health([Health::Up, Health::Degraded, Health::Up]), Some(Health::Degraded));
+        assert_eq!(layer_health([Health::Up, Health::Down]), Some(Health::Down));
+        assert_eq!(layer_health(Vec::<Health>::new()), None);
+    }
+}
