@@ -1,9 +1,39 @@
-//! temp
+//! failover-orchestrator: keeps a multi-region, active-active service serving when a region fails.
+//!
+//! The data flow is one loop (see `DESIGN.md`):
+//!
+//! - [`config`] reads and validates `regions.toml` into typed values; nothing else parses it.
+//! - [`probe`] runs one task per check (HTTP, TCP, PostgreSQL) and turns every result, failures
+//!   included, into an [`observation::Observation`].
+//! - [`health`] (pure) applies fall/rise hysteresis per check and combines layers into region health.
+//! - [`decide`] (pure) turns policy, region health, lag, quorum, the current plan and `now` into the
+//!   weights wanted, with every reason and alarm.
+//! - [`engine`] is the actor shell around the two pure modules: it owns the live state, records
+//!   every transition and plan in the [`store`], and hands plans to the applier.
+//! - [`traffic`] holds the `TrafficProvider` trait and one file per provider (file, PowerDNS).
+//! - [`store`] is the only place with SQL: migrations, buffered writes that survive a store outage.
+//! - [`api`] serves REST, Server-Sent Events, Prometheus metrics and the dashboard.
+//! - [`app`] wires it all: the only place that spawns tasks; [`shutdown`] turns signals into
+//!   cancellation.
+//! - [`lab`] starts a self-contained three-region lab on loopback (PostgreSQL with streaming
+//!   replication, region apps, PowerDNS) for the `lab` command and the integration tests.
+
+pub mod api;
+pub mod app;
 pub mod config;
+pub mod coord;
 pub mod decide;
+pub mod engine;
 pub mod health;
+pub mod lab;
+pub mod metrics;
 pub mod observation;
 pub mod plan;
 pub mod policy;
+pub mod probe;
 pub mod region;
 pub mod serde_util;
+pub mod shutdown;
+pub mod status;
+pub mod store;
+pub mod traffic;

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Installs the system packages the local lab and its tests need, only when
+# they are missing (Debian/Ubuntu, apt-get):
+#   postgresql            server binaries (initdb, postgres, pg_basebackup)
+#   pdns-server           PowerDNS Authoritative (/usr/sbin/pdns_server)
+#   pdns-backend-sqlite3  its gsqlite3 backend and schema
+#   sqlite3               CLI used to create the PowerDNS database
+#   bind9-dnsutils        dig, used by the DNS tests
+#   procps                kill/pgrep, used by the process supervisor and tests
+# Extra package names given as arguments are installed too (when missing).
+#
+# Quiet when everything is present; prints what it installs.  Runs
+# `apt-get update` once, and only when something has to be installed.
+#
+# Note: Debian's postinst scripts may create and start a "main" PostgreSQL
+# cluster on port 5432 and a pdns service on port 53 where an init system is
+# running.  The lab never uses these (it runs its own servers on free ports of
+# 127.0.0.x), so they are left alone.
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO=(sudo)
+    else
+        echo "install-deps: not root and sudo is not available" >&2
+        exit 1
+    fi
+fi
+
+# Same lookup as the lab's pg_bin_dir(): $PG_BIN, pg_config --bindir, the
+# highest /usr/lib/postgresql/*/bin.
+have_initdb() {
+    if [ -n "${PG_BIN:-}" ] && [ -x "$PG_BIN/initdb" ]; then
+        return 0
+    fi
+    if command -v pg_config >/dev/null 2>&1; then
+        local bindir
+        bindir=$(pg_config --bindir 2>/dev/null || true)
+        if [ -n "$bindir" ] && [ -x "$bindir/initdb" ]; then
+            return 0
+        fi
+    fi
+    local f
+    for f in /usr/lib/postgresql/*/bin/initdb; do
+        [ -x "$f" ] && return 0
+    done
+    return 1
+}
+
+have_pkg() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+missing=()
+have_initdb || missing+=(postgresql)
+[ -x /usr/sbin/pdns_server ] || missing+=(pdns-server)
+have_pkg pdns-backend-sqlite3 || missing+=(pdns-backend-sqlite3)
+command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
+if ! command -v pgrep >/dev/null 2>&1 || ! { [ -x /usr/bin/kill ] || [ -x /bin/kill ]; }; then
+    missing+=(procps)
+fi
+for extra in "$@"; do
+    have_pkg "$extra" || missing+=("$extra")
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+echo "install-deps: done"

@@ -1,0 +1,160 @@
+//! The HTTP API: REST under `/api/v1`, Server-Sent Events, `/metrics`, `/healthz`, and the dashboard at `/`.
+//!
+//! [`router`] is a plain function of [`AppState`] so tests can call it without
+//! a socket. Handlers read the engine's `watch<Arc<Status>>`, query the store
+//! for history, and send [`Command`](crate::engine::Command)s to the engine
+//! for anything that changes state. Errors are JSON `{ "error": … }`; a 5xx
+//! carries a generic message and the request id, never an internal error text.
+
+pub mod dashboard;
+pub mod error;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::config::Config;
+use crate::engine::Command;
+use crate::metrics::Metrics;
+use crate::status::Status;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Latest status snapshot.
+    pub status: watch::Receiver<Arc<Status>>,
+    /// Commands to the engine.
+    pub commands: mpsc::Sender<Command>,
+    /// History.
+    pub store: Store,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Cancelled at shutdown: ends SSE streams so the server can drain.
+    pub shutdown: CancellationToken,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(dashboard::index))
+        .route("/assets/dashboard.js", get(dashboard::script))
+        .route("/assets/dashboard.css", get(dashboard::style))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/stream", get(stream))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let matched = req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default();
+            let rid = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            tracing::debug_span!("http", method = %req.method(), path = %matched, request_id = %rid)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route; see /api/v1/status, /api/v1/events, /metrics".into())
+}
+
+async fn healthz(State(s): State<AppState>) -> Json<serde_json::Value> {
+    let st = s.status.borrow().clone();
+    Json(json!({ "status": "ok", "leader": st.leadership.leader, "store_reachable": st.store.reachable }))
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode()).into_response()
+}
+
+async fn status(State(s): State<AppState>) -> Json<Arc<Status>> {
+    Json(s.status.borrow().clone())
+}
+
+/// Query of `GET /api/v1/events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Only events strictly older than this (RFC 3339): the `next_before` of the previous page.
+    pub before: Option<DateTime<Utc>>,
+    /// Page size, 1–500 (default 50).
+    pub limit: Option<i64>,
+    /// Only this region.
+    pub region: Option<String>,
+    /// Only this kind: `transition`, `plan`, `alarm`, `audit`.
+    pub kind: Option<String>,
+}
+
+async fn events(State(s): State<AppState>, q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest { field: "query".into(), message: e.body_text() })?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest { field: "limit".into(), message: format!("{limit} is outside 1–500") });
+    }
+    if let Some(k) = &q.kind {
+        if !["transition", "plan", "alarm", "audit"].contains(&k.as_str()) {
+            return Err(ApiError::BadRequest { field: "kind".into(), message: format!("`{k}` is not one of transition, plan, alarm, audit") });
+        }
+    }
+    if let Some(r) = &q.region {
+        if !s.config.regions.iter().any(|x| x.name.as_str() == r) {
+            return Err(ApiError::BadRequest { field: "region".into(), message: format!("unknown region `{r}`") });
+        }
+    }
+    let events = s
+        .store
+        .events(q.before, limit, q.region.as_deref(), q.kind.as_deref())
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the store is unreachable ({e}); recent state is in /api/v1/status")))?;
+    let next_before = if events.len() as i64 == limit { events.last().map(|e| e.at) } else { None };
+    Ok(Json(json!({ "events": events, "next_before": next_before })))
+}
+
+/// Server-Sent Events: a `status` event with the full snapshot whenever it changes.
+async fn stream(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let rx = s.status.clone();
+    let stop = s.shutdown.clone();
+    let stream = futures::stream::unfold((rx, stop, true), |(mut rx, stop, first)| async move {
+        if !first {
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                r = rx.changed() => if r.is_err() { return None },
+            }
+            // Coalesce bursts: at most ~4 snapshots a second per client.
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let snapshot = rx.borrow_and_update().clone();
+        let data = serde_json::to_string(&*snapshot).unwrap_or_else(|_| "{}".into());
+        Some((Ok(SseEvent::default().event("status").data(data)), (rx, stop, false)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

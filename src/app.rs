@@ -1,0 +1,274 @@
+//! Wiring: builds every part from the configuration and runs them as named, cancellable tasks.
+//!
+//! This is the only place that spawns long-lived tasks and picks implementations.
+//! Shutdown order: the root token is cancelled → the HTTP server drains → probe
+//! runners, applier and engine stop (the engine records the last reports) → the
+//! housekeeping scheduler stops → tracked tasks are awaited under
+//! `shutdown_timeout` (names still running are logged) → the store writer flushes
+//! its buffer → the pool closes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::coord::{self, Leadership};
+use crate::engine::{Command, Engine, EngineChannels, Resume};
+use crate::metrics::Metrics;
+use crate::probe::{self, runner::Runner};
+use crate::region::RegionName;
+use crate::status::Status;
+use crate::store::writer::{self, StoreHandle, StoreWriter};
+use crate::store::Store;
+use crate::traffic::applier::{Applier, RetryPolicy};
+use crate::traffic::{self, TrafficProvider};
+
+/// Knobs that are not configuration: mostly for tests and the lab.
+#[derive(Clone, Default)]
+pub struct AppOptions {
+    /// Providers to use instead of building them from the configuration.
+    pub providers: Option<Vec<Arc<dyn TrafficProvider>>>,
+    /// Retry timing of the applier.
+    pub retry: Option<RetryPolicy>,
+    /// How long to keep trying the store at start-up (default 30 s).
+    pub store_wait: Option<Duration>,
+}
+
+/// A built, not yet running, orchestrator.
+pub struct App {
+    config: Arc<Config>,
+    listener: TcpListener,
+    store: Store,
+    leadership: Leadership,
+    resume: Resume,
+    providers: Vec<Arc<dyn TrafficProvider>>,
+    metrics: Arc<Metrics>,
+    retry: RetryPolicy,
+    status_tx: watch::Sender<Arc<Status>>,
+    status_rx: watch::Receiver<Arc<Status>>,
+    commands_tx: mpsc::Sender<Command>,
+    commands_rx: mpsc::Receiver<Command>,
+}
+
+impl App {
+    /// Connects the store (migrating it), takes leadership, reads what to resume, binds the listener.
+    ///
+    /// # Errors
+    /// When the store stays unreachable, migrations fail, or the address cannot be bound.
+    pub async fn build(config: Config, opts: AppOptions) -> anyhow::Result<App> {
+        let config = Arc::new(config);
+        let store = Store::connect_lazy(&config.orchestrator.store_dsn)?;
+        let wait = opts.store_wait.unwrap_or(Duration::from_secs(30));
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match store.migrate().await {
+                Ok(()) => break,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    warn!(error = %e, "store not ready; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e).context("migrating the store (is orchestrator.store_dsn / FO_STORE_DSN right?)"),
+            }
+        }
+        let holder = format!("{}@{}", config.orchestrator.vantage, hostname());
+        let leadership = coord::single(&store, &holder).await.context("taking the leadership epoch")?;
+        let last = store.last_plan().await.context("reading the last plan")?;
+        let maintenance = store
+            .maintenance()
+            .await
+            .context("reading maintenance")?
+            .into_iter()
+            .map(|(r, why)| (RegionName::new(r), why))
+            .collect();
+        let resume = Resume { plan: last.map(|p| p.plan), maintenance };
+        let providers = match opts.providers {
+            Some(p) => p,
+            None => traffic::build(&config).context("building traffic providers")?,
+        };
+        let listener = TcpListener::bind(config.orchestrator.listen)
+            .await
+            .with_context(|| format!("binding {} (orchestrator.listen)", config.orchestrator.listen))?;
+        let metrics = Arc::new(Metrics::new());
+        let placeholder = Arc::new(empty_status(&config, leadership));
+        let (status_tx, status_rx) = watch::channel(placeholder);
+        let (commands_tx, commands_rx) = mpsc::channel(64);
+        info!(epoch = %leadership.epoch, listen = %listener.local_addr()?, "orchestrator built");
+        Ok(App {
+            config,
+            listener,
+            store,
+            leadership,
+            resume,
+            providers,
+            metrics,
+            retry: opts.retry.unwrap_or_default(),
+            status_tx,
+            status_rx,
+            commands_tx,
+            commands_rx,
+        })
+    }
+
+    /// The bound API address.
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.config.orchestrator.listen)
+    }
+
+    /// A receiver of status snapshots.
+    pub fn status(&self) -> watch::Receiver<Arc<Status>> {
+        self.status_rx.clone()
+    }
+
+    /// A sender of engine commands.
+    pub fn commands(&self) -> mpsc::Sender<Command> {
+        self.commands_tx.clone()
+    }
+
+    /// The store.
+    pub fn store(&self) -> Store {
+        self.store.clone()
+    }
+
+    /// Runs everything until `cancel` fires, then shuts down in order.
+    ///
+    /// # Errors
+    /// When the scheduler cannot start.
+    pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let addr = self.addr();
+        let tracker = TaskTracker::new();
+        let mut names: Vec<(String, JoinHandle<()>)> = Vec::new();
+        let work = cancel.child_token();
+        let mut spawn = |name: String, fut: futures::future::BoxFuture<'static, ()>| {
+            let span = info_span!("task", name = %name);
+            let h = tracker.spawn(fut.instrument(span));
+            names.push((name, h));
+        };
+
+        // Store writer: its own token, cancelled last so it can flush.
+        let writer_cancel = CancellationToken::new();
+        let (store_writer, store_handle): (StoreWriter, StoreHandle) = writer::channel(self.store.clone(), self.metrics.clone());
+        let flush = self.config.orchestrator.shutdown_timeout;
+        let wc = writer_cancel.clone();
+        let writer_task = tokio::spawn(async move { store_writer.run(wc, flush).await }.instrument(info_span!("task", name = "store-writer")));
+
+        // Probes → engine.
+        let (obs_tx, obs_rx) = mpsc::channel(4096);
+        let http = probe::http_client().context("building the probe HTTP client")?;
+        for check in self.config.checks() {
+            let probe = probe::build(check, &http);
+            let runner = Runner::new(check.clone(), probe, self.config.orchestrator.vantage.clone(), obs_tx.clone(), self.metrics.clone());
+            let token = work.child_token();
+            spawn(format!("probe {}", check.id), Box::pin(async move { runner.run(token).await }));
+        }
+        drop(obs_tx);
+
+        // Engine ↔ applier.
+        let (plans_tx, plans_rx) = watch::channel(None);
+        let (reports_tx, reports_rx) = mpsc::channel(1024);
+        let applier = Applier::new(self.providers.clone(), plans_rx, reports_tx, self.metrics.clone(), self.retry);
+        let token = work.child_token();
+        spawn("applier".into(), Box::pin(async move { applier.run(token).await }));
+
+        let engine = Engine::new(
+            self.config.clone(),
+            self.leadership,
+            store_handle,
+            EngineChannels { observations: obs_rx, reports: reports_rx, commands: self.commands_rx, plans: plans_tx, status: self.status_tx },
+            self.metrics.clone(),
+            self.resume,
+        );
+        let token = work.child_token();
+        spawn("engine".into(), Box::pin(async move { engine.run(token).await }));
+
+        // HTTP API.
+        let state = AppState {
+            status: self.status_rx.clone(),
+            commands: self.commands_tx.clone(),
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            config: self.config.clone(),
+            shutdown: work.clone(),
+        };
+        let router = api::router(state);
+        let listener = self.listener;
+        let token = work.clone();
+        spawn(
+            "http".into(),
+            Box::pin(async move {
+                let server = axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await });
+                if let Err(e) = server.await {
+                    error!(error = %e, "http server failed");
+                }
+            }),
+        );
+
+        // Scheduler: housekeeping now; drills arrive with the drills issue.
+        let mut scheduler = JobScheduler::new().await.context("creating the scheduler")?;
+        let store = self.store.clone();
+        let retention = self.config.schedule.retention;
+        let job = Job::new_async(self.config.schedule.housekeeping.as_str(), move |_id, _sched| {
+            let store = store.clone();
+            Box::pin(async move {
+                match store.housekeeping(retention).await {
+                    Ok(n) => info!(deleted = n, "housekeeping done"),
+                    Err(e) => warn!(error = %e, "housekeeping failed"),
+                }
+            })
+        })
+        .context("schedule.housekeeping is not a valid cron expression")?;
+        scheduler.add(job).await.context("adding the housekeeping job")?;
+        scheduler.start().await.context("starting the scheduler")?;
+
+        info!(%addr, "orchestrator running");
+        cancel.cancelled().await;
+        info!("shutting down");
+        work.cancel();
+        if let Err(e) = scheduler.shutdown().await {
+            warn!(error = %e, "scheduler did not stop cleanly");
+        }
+        tracker.close();
+        let timeout = self.config.orchestrator.shutdown_timeout;
+        if tokio::time::timeout(timeout, tracker.wait()).await.is_err() {
+            let running: Vec<&str> = names.iter().filter(|(_, h)| !h.is_finished()).map(|(n, _)| n.as_str()).collect();
+            error!(?running, "tasks still running after the shutdown timeout; abandoning them");
+            for (_, h) in &names {
+                h.abort();
+            }
+        }
+        writer_cancel.cancel();
+        if tokio::time::timeout(timeout + Duration::from_secs(1), writer_task).await.is_err() {
+            error!("store writer did not finish flushing in time");
+        }
+        self.store.close().await;
+        info!("shutdown complete");
+        Ok(())
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into())
+}
+
+fn empty_status(config: &Config, leadership: Leadership) -> Status {
+    Status {
+        generated_at: chrono::Utc::now(),
+        vantage: config.orchestrator.vantage.clone(),
+        leadership,
+        regions: Vec::new(),
+        plan: None,
+        acting: crate::status::Acting { active: false, reasons: vec!["starting".into()], decided_at: None },
+        alarms: Vec::new(),
+        store: Default::default(),
+        failed_over: false,
+    }
+}

@@ -1,0 +1,702 @@
+//! The engine: the actor shell around the pure `health` and `decide` modules.
+//!
+//! It owns the live state: per-check hysteresis, region health, the decision
+//! memory, the current plan and its per-provider outcome, maintenance, alarms.
+//! Observations, apply reports and operator commands arrive on channels; after
+//! each, the engine updates health, re-decides when something changed (and on
+//! a periodic tick, for time-based rules such as failback), records
+//! transitions, plans and alarms through the store writer, hands new plans to
+//! the applier, and publishes an `Arc<Status>` on a `watch` channel.
+//!
+//! A plan is written to the store (acknowledged, bounded wait) before it is
+//! handed to the providers; when the store is down the plan goes out anyway —
+//! serving beats bookkeeping — and its record is written once the store returns.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, instrument, warn};
+use uuid::Uuid;
+
+use crate::config::{CheckKind, Config, redact_dsn};
+use crate::coord::Leadership;
+use crate::decide::{self, Decision, Inputs, Memory, RegionInput};
+use crate::health::{self, CheckState, Health, Thresholds};
+use crate::metrics::Metrics;
+use crate::observation::{Observation, Outcome};
+use crate::plan::{PlanId, PlanKind, TrafficPlan, Weights};
+use crate::region::{CheckId, Layer, RegionName};
+use crate::status::{Acting, AlarmStatus, CheckStatus, LayerStatus, PlanStatus, RegionStatus, Status};
+use crate::store::records::{AlarmRecord, AuditRecord, TransitionRecord, Write};
+use crate::store::writer::StoreHandle;
+use crate::traffic::applier::{ApplyReport, ApplyResult};
+
+/// Latencies kept per check for charts.
+const RECENT_SAMPLES: usize = 120;
+/// How often time-based rules are re-evaluated without new observations.
+const TICK: Duration = Duration::from_millis(250);
+/// Longest wait for a plan's store acknowledgement before applying it anyway.
+const RECORD_WAIT: Duration = Duration::from_millis(500);
+
+/// An operator command, answered on a oneshot.
+#[derive(Debug)]
+pub enum Command {
+    /// Drain (or undrain) a region.
+    Maintenance {
+        /// The region.
+        region: RegionName,
+        /// true to drain, false to undrain.
+        drain: bool,
+        /// Why.
+        reason: String,
+        /// Who.
+        actor: String,
+        /// Request id, for the audit log.
+        request_id: Option<String>,
+        /// The answer.
+        reply: oneshot::Sender<Result<CommandOutcome, CommandError>>,
+    },
+}
+
+/// What a command did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CommandOutcome {
+    /// The plan it produced, if any.
+    pub plan: Option<TrafficPlan>,
+    /// Audit record id.
+    pub audit_id: Uuid,
+    /// Reasons from the decision.
+    pub reasons: Vec<String>,
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum CommandError {
+    /// Unknown region.
+    #[error("unknown region `{0}`")]
+    UnknownRegion(String),
+    /// This orchestrator is not the leader.
+    #[error("this orchestrator is not the leader")]
+    NotLeader,
+    /// The engine is stopping.
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+}
+
+struct CheckRuntime {
+    layer: Layer,
+    thresholds: Thresholds,
+    kind: &'static str,
+    target: String,
+    state: CheckState,
+    last: Option<Observation>,
+    recent: VecDeque<(DateTime<Utc>, f64, Outcome)>,
+}
+
+struct RegionRuntime {
+    health: Health,
+    since: Option<DateTime<Utc>>,
+}
+
+struct CurrentPlan {
+    plan: TrafficPlan,
+    recorded: bool,
+    providers: BTreeMap<String, ApplyReport>,
+    verified_at: Option<DateTime<Utc>>,
+}
+
+struct ActiveAlarm {
+    id: Uuid,
+    message: String,
+    since: DateTime<Utc>,
+}
+
+/// Channels the engine is built from.
+pub struct EngineChannels {
+    /// Observations from the probe runners.
+    pub observations: mpsc::Receiver<Observation>,
+    /// Apply reports from the applier.
+    pub reports: mpsc::Receiver<ApplyReport>,
+    /// Operator commands.
+    pub commands: mpsc::Receiver<Command>,
+    /// Where new plans go (the applier watches it).
+    pub plans: watch::Sender<Option<TrafficPlan>>,
+    /// Where status snapshots go.
+    pub status: watch::Sender<Arc<Status>>,
+}
+
+/// The engine actor.
+pub struct Engine {
+    config: Arc<Config>,
+    leadership: Leadership,
+    checks: BTreeMap<CheckId, CheckRuntime>,
+    regions: BTreeMap<RegionName, RegionRuntime>,
+    memory: Memory,
+    decision: Option<(DateTime<Utc>, Decision)>,
+    plan: Option<CurrentPlan>,
+    maintenance: BTreeMap<RegionName, String>,
+    alarms: BTreeMap<(String, Option<RegionName>), ActiveAlarm>,
+    store: StoreHandle,
+    ch: EngineChannels,
+    metrics: Arc<Metrics>,
+    started: Instant,
+    /// Until the first plan is sent, the providers have not been synchronised.
+    synced: bool,
+    dirty: bool,
+    last_publish: Option<Instant>,
+}
+
+/// What the engine resumes from after a restart.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    /// The last recorded plan.
+    pub plan: Option<TrafficPlan>,
+    /// Regions in maintenance, with reasons.
+    pub maintenance: Vec<(RegionName, String)>,
+}
+
+impl Engine {
+    /// Builds the engine; `resume` carries what the store remembered.
+    pub fn new(
+        config: Arc<Config>,
+        leadership: Leadership,
+        store: StoreHandle,
+        ch: EngineChannels,
+        metrics: Arc<Metrics>,
+        resume: Resume,
+    ) -> Self {
+        let checks = config
+            .checks()
+            .map(|c| {
+                let target = match &c.kind {
+                    CheckKind::Tcp { target } => target.clone(),
+                    CheckKind::Http { url, .. } => url.clone(),
+                    CheckKind::Postgres { dsn, .. } => redact_dsn(dsn.expose_secret()),
+                };
+                (
+                    c.id.clone(),
+                    CheckRuntime {
+                        layer: c.layer,
+                        thresholds: Thresholds { fall: c.fall, rise: c.rise },
+                        kind: c.kind.type_name(),
+                        target,
+                        state: CheckState::default(),
+                        last: None,
+                        recent: VecDeque::new(),
+                    },
+                )
+            })
+            .collect();
+        let regions = config.regions.iter().map(|r| (r.name.clone(), RegionRuntime { health: Health::Unknown, since: None })).collect();
+        let mut memory = Memory::normal(&config.policy);
+        if let Some(plan) = &resume.plan {
+            // Resume the last plan if it still fits the configured regions.
+            let same_regions = plan.weights.0.keys().eq(memory.current.0.keys());
+            if same_regions && plan.weights.total() == 100 {
+                memory.current = plan.weights.clone();
+                memory.last_change = Some(plan.decided_at);
+                if plan.kind == PlanKind::Failover {
+                    for (r, w) in plan.weights.iter() {
+                        if w == 0 && config.policy.region(r).is_some_and(|p| p.normal_weight > 0) {
+                            memory.evacuated.insert(r.clone());
+                        }
+                    }
+                }
+                info!(plan = %plan.id, weights = %plan.weights, "resuming the last recorded plan");
+            } else {
+                warn!(plan = %plan.id, "last recorded plan does not match the configured regions; starting from normal weights");
+            }
+        }
+        let maintenance = resume
+            .maintenance
+            .into_iter()
+            .filter(|(r, _)| config.region(r).is_some())
+            .collect();
+        metrics.set_leader(leadership.leader);
+        Self {
+            config,
+            leadership,
+            checks,
+            regions,
+            memory,
+            decision: None,
+            plan: None,
+            maintenance,
+            alarms: BTreeMap::new(),
+            store,
+            ch,
+            metrics,
+            started: Instant::now(),
+            synced: false,
+            dirty: true,
+            last_publish: None,
+        }
+    }
+
+    /// Runs until cancelled. On cancellation, records the apply reports still queued and exits.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut store_status = self.store.subscribe();
+        self.publish(Utc::now(), true);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                Some(obs) = self.ch.observations.recv() => self.on_observation(obs),
+                Some(rep) = self.ch.reports.recv() => self.on_report(rep),
+                Some(cmd) = self.ch.commands.recv() => self.on_command(cmd, Utc::now()).await,
+                Ok(()) = store_status.changed() => { self.on_store_status(); }
+                _ = tick.tick() => { self.dirty = true; }
+            }
+            let now = Utc::now();
+            if self.dirty {
+                self.dirty = false;
+                self.step(now).await;
+            }
+            self.publish(now, false);
+        }
+        // Drain: an in-flight plan's last reports are recorded before exit.
+        while let Ok(rep) = self.ch.reports.try_recv() {
+            self.on_report(rep);
+        }
+        self.publish(Utc::now(), true);
+        info!("engine stopped");
+    }
+
+    fn on_store_status(&mut self) {
+        let st = self.store.status();
+        let key = ("store_unreachable".to_string(), None);
+        let now = Utc::now();
+        if !st.reachable {
+            self.alarms.entry(key).or_insert_with(|| ActiveAlarm {
+                id: Uuid::new_v4(),
+                message: format!("the orchestrator's store is unreachable; {} write(s) buffered in memory", st.pending),
+                since: now,
+            });
+        } else if let Some(a) = self.alarms.remove(&key) {
+            self.store.send(Write::Alarm(AlarmRecord {
+                id: a.id,
+                raised_at: a.since,
+                kind: "store_unreachable".into(),
+                region: None,
+                message: a.message,
+            }));
+            self.store.send(Write::AlarmCleared { id: a.id, at: now });
+        }
+        if let Some(p) = &mut self.plan {
+            if !p.recorded && st.reachable && st.pending == 0 {
+                p.recorded = true;
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// Feeds one observation through the check's hysteresis.
+    #[instrument(skip_all, fields(check = %obs.check))]
+    pub(crate) fn on_observation(&mut self, obs: Observation) {
+        let Some(rt) = self.checks.get_mut(&obs.check) else {
+            warn!("observation for an unknown check");
+            return;
+        };
+        let transition = rt.state.observe(obs.outcome, rt.thresholds, obs.at);
+        rt.recent.push_back((obs.at, obs.latency.as_secs_f64() * 1000.0, obs.outcome));
+        while rt.recent.len() > RECENT_SAMPLES {
+            rt.recent.pop_front();
+        }
+        let layer = rt.layer;
+        rt.last = Some(obs.clone());
+        if let Some(t) = transition {
+            info!(region = %obs.check.region, check = %obs.check.name, from = %t.from, to = %t.to, error = obs.error.as_deref(), "check health changed");
+            self.metrics.set_check_health(&obs.check, layer, t.to);
+            self.store.send(Write::Transition(TransitionRecord {
+                id: Uuid::new_v4(),
+                at: obs.at,
+                vantage: self.config.orchestrator.vantage.to_string(),
+                region: obs.check.region.to_string(),
+                check_name: Some(obs.check.name.clone()),
+                layer: Some(layer.to_string()),
+                from: t.from.to_string(),
+                to: t.to.to_string(),
+                detail: obs.error.clone().or(obs.detail.clone()),
+            }));
+            self.update_region(&obs.check.region, obs.at, obs.error.clone());
+            self.dirty = true;
+        }
+    }
+
+    fn update_region(&mut self, region: &RegionName, at: DateTime<Utc>, detail: Option<String>) {
+        let layers = self.layers_of(region);
+        let h = health::region_health(&layers);
+        let Some(rt) = self.regions.get_mut(region) else { return };
+        if rt.health != h {
+            info!(region = %region, from = %rt.health, to = %h, "region health changed");
+            self.store.send(Write::Transition(TransitionRecord {
+                id: Uuid::new_v4(),
+                at,
+                vantage: self.config.orchestrator.vantage.to_string(),
+                region: region.to_string(),
+                check_name: None,
+                layer: None,
+                from: rt.health.to_string(),
+                to: h.to_string(),
+                detail,
+            }));
+            rt.health = h;
+            rt.since = Some(at);
+            self.metrics.set_region_health(region, h);
+        }
+    }
+
+    fn layers_of(&self, region: &RegionName) -> Vec<(Layer, Option<Health>)> {
+        Layer::ALL
+            .iter()
+            .map(|l| {
+                let hs = self.checks.iter().filter(|(id, rt)| &id.region == region && rt.layer == *l).map(|(_, rt)| rt.state.health);
+                (*l, health::layer_health(hs))
+            })
+            .collect()
+    }
+
+    fn on_report(&mut self, rep: ApplyReport) {
+        let Some(cur) = &mut self.plan else { return };
+        if cur.plan.id != rep.plan_id {
+            // A report for an older plan: recorded, not shown.
+            self.store.send(Write::PlanOutcome {
+                plan_id: rep.plan_id,
+                provider: rep.provider.clone(),
+                report: serde_json::to_value(&rep).unwrap_or_default(),
+                verified_at: None,
+            });
+            return;
+        }
+        cur.providers.insert(rep.provider.clone(), rep.clone());
+        let all_verified = self
+            .config
+            .providers
+            .iter()
+            .all(|p| cur.providers.get(p.name()).is_some_and(|r| r.result == ApplyResult::Verified));
+        let newly_verified = all_verified && cur.verified_at.is_none();
+        if newly_verified {
+            cur.verified_at = Some(rep.at);
+            self.metrics.plan_applied(cur.plan.kind.as_str());
+            for (r, w) in cur.plan.weights.iter() {
+                self.metrics.set_weight(r, w);
+            }
+            info!(plan = %cur.plan.id, kind = cur.plan.kind.as_str(), weights = %cur.plan.weights, "plan verified on every provider");
+        }
+        self.store.send(Write::PlanOutcome {
+            plan_id: rep.plan_id,
+            provider: rep.provider.clone(),
+            report: serde_json::to_value(&rep).unwrap_or_default(),
+            verified_at: cur.verified_at,
+        });
+        let key = ("provider_failing".to_string(), None);
+        match &rep.result {
+            ApplyResult::Failed { error, .. } => {
+                let msg = format!("provider {} failed to apply plan {}: {error} (attempt {})", rep.provider, rep.plan_id, rep.attempts);
+                let entry = self.alarms.entry(key).or_insert_with(|| ActiveAlarm { id: Uuid::new_v4(), message: msg.clone(), since: rep.at });
+                entry.message = msg;
+            }
+            ApplyResult::Verified if all_verified => self.clear_alarm(&key, rep.at),
+            _ => {}
+        }
+        self.dirty = true;
+    }
+
+    fn clear_alarm(&mut self, key: &(String, Option<RegionName>), at: DateTime<Utc>) {
+        if let Some(a) = self.alarms.remove(key) {
+            info!(kind = %key.0, "alarm cleared");
+            self.store.send(Write::Alarm(AlarmRecord {
+                id: a.id,
+                raised_at: a.since,
+                kind: key.0.clone(),
+                region: key.1.as_ref().map(|r| r.to_string()),
+                message: a.message,
+            }));
+            self.store.send(Write::AlarmCleared { id: a.id, at });
+        }
+    }
+
+    async fn on_command(&mut self, cmd: Command, now: DateTime<Utc>) {
+        match cmd {
+            Command::Maintenance { region, drain, reason, actor, request_id, reply } => {
+                if self.config.region(&region).is_none() {
+                    let _ = reply.send(Err(CommandError::UnknownRegion(region.to_string())));
+                    return;
+                }
+                if !self.leadership.leader {
+                    let _ = reply.send(Err(CommandError::NotLeader));
+                    return;
+                }
+                if drain {
+                    self.maintenance.insert(region.clone(), reason.clone());
+                    self.store.send(Write::Maintenance { region: region.to_string(), drain: Some((now, reason.clone())) });
+                } else {
+                    self.maintenance.remove(&region);
+                    self.store.send(Write::Maintenance { region: region.to_string(), drain: None });
+                }
+                let plan = self.step(now).await;
+                let audit_id = Uuid::new_v4();
+                self.store.send(Write::Audit(AuditRecord {
+                    id: audit_id,
+                    at: now,
+                    actor,
+                    action: if drain { "maintenance.drain".into() } else { "maintenance.undrain".into() },
+                    target: Some(region.to_string()),
+                    outcome: "accepted".into(),
+                    request_id,
+                    details: json!({ "reason": reason, "plan_id": plan.as_ref().map(|p| p.id) }),
+                }));
+                let reasons = self.decision.as_ref().map(|(_, d)| d.reasons.clone()).unwrap_or_default();
+                let _ = reply.send(Ok(CommandOutcome { plan, audit_id, reasons }));
+            }
+        }
+    }
+
+    fn inputs(&self) -> Inputs {
+        let regions = self
+            .config
+            .regions
+            .iter()
+            .map(|r| {
+                let rt = self.regions.get(&r.name);
+                let health = rt.map(|x| x.health).unwrap_or(Health::Unknown);
+                let mut notes = Vec::new();
+                for (id, c) in self.checks.iter().filter(|(id, _)| id.region == r.name) {
+                    if c.state.fail_streak > 0 && c.state.health != Health::Down {
+                        notes.push(format!(
+                            "{id} failed {} consecutive probe(s), fall={} not reached",
+                            c.state.fail_streak, c.thresholds.fall
+                        ));
+                    } else if c.state.bad_streak > 0 && c.state.health == Health::Up {
+                        notes.push(format!(
+                            "{id} slow for {} consecutive probe(s), fall={} not reached",
+                            c.state.bad_streak, c.thresholds.fall
+                        ));
+                    }
+                }
+                RegionInput {
+                    name: r.name.clone(),
+                    health,
+                    since: rt.and_then(|x| x.since),
+                    down_votes: usize::from(health == Health::Down),
+                    vantages: 1,
+                    lag: None,
+                    maintenance: self.maintenance.contains_key(&r.name),
+                    notes,
+                }
+            })
+            .collect();
+        Inputs { regions, lag_overrides: Vec::new(), automation_paused: false }
+    }
+
+    /// Decides, and acts on the decision. Returns the plan sent, if any.
+    #[instrument(skip_all)]
+    pub(crate) async fn step(&mut self, now: DateTime<Utc>) -> Option<TrafficPlan> {
+        let inputs = self.inputs();
+        let startup_grace = self
+            .config
+            .checks()
+            .map(|c| c.interval * (c.rise + 1) + c.timeout)
+            .max()
+            .unwrap_or(Duration::from_secs(5));
+        let any_unknown = inputs.regions.iter().any(|r| r.health == Health::Unknown && !r.maintenance);
+        if !self.synced && any_unknown && self.started.elapsed() < startup_grace {
+            let reasons = vec![format!(
+                "starting: waiting for every region's first observations (up to {})",
+                humantime::format_duration(startup_grace)
+            )];
+            self.decision = Some((now, Decision {
+                weights: self.memory.current.clone(),
+                changed: false,
+                kind: PlanKind::Normal,
+                reasons,
+                alarms: vec![],
+                memory: self.memory.clone(),
+            }));
+            return None;
+        }
+        let decision = decide::decide(&self.config.policy, &inputs, &self.memory, now);
+        self.sync_alarms(&decision, now);
+        let mut sent = None;
+        if !self.leadership.leader {
+            // Followers observe only.
+        } else if decision.changed || !self.synced {
+            let kind = if decision.changed { decision.kind } else if self.memory.last_change.is_some() { PlanKind::Manual } else { PlanKind::Normal };
+            let reason = if decision.changed {
+                decision.reasons.iter().rev().find(|r| r.contains("moving") || r.contains("returning") || r.contains("draining")).cloned().unwrap_or_else(|| decision.reasons.join("; "))
+            } else if self.memory.last_change.is_some() {
+                "start-up: re-applying the last recorded plan".to_string()
+            } else {
+                "start-up: applying the configured weights".to_string()
+            };
+            let plan = TrafficPlan {
+                id: PlanId::new(),
+                epoch: self.leadership.epoch,
+                weights: decision.weights.clone(),
+                kind,
+                reason,
+                reasons: decision.reasons.clone(),
+                inputs: json!({ "regions": inputs.regions, "policy_quorum": self.config.policy.quorum }),
+                decided_at: now,
+            };
+            self.send_plan(plan.clone()).await;
+            self.synced = true;
+            sent = Some(plan);
+        }
+        self.memory = decision.memory.clone();
+        for (r, w) in decision.weights.iter() {
+            if self.plan.as_ref().is_some_and(|p| p.verified_at.is_some()) {
+                self.metrics.set_weight(r, w);
+            }
+        }
+        self.decision = Some((now, decision));
+        sent
+    }
+
+    async fn send_plan(&mut self, plan: TrafficPlan) {
+        info!(plan = %plan.id, kind = plan.kind.as_str(), weights = %plan.weights, reason = %plan.reason, "new plan");
+        let ack = self.store.send_acked(Write::Plan { plan: Box::new(plan.clone()), vantage: self.config.orchestrator.vantage.to_string() });
+        let recorded = matches!(tokio::time::timeout(RECORD_WAIT, ack).await, Ok(Ok(())));
+        if !recorded {
+            warn!(plan = %plan.id, "plan not yet recorded (store slow or down); applying anyway, record is buffered");
+        }
+        self.plan = Some(CurrentPlan { plan: plan.clone(), recorded, providers: BTreeMap::new(), verified_at: None });
+        if self.ch.plans.send(Some(plan)).is_err() {
+            error!("applier is gone; plan not applied");
+        }
+    }
+
+    fn sync_alarms(&mut self, d: &Decision, now: DateTime<Utc>) {
+        let wanted: BTreeMap<(String, Option<RegionName>), String> = d
+            .alarms
+            .iter()
+            .map(|a| ((serde_json::to_value(a.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(), a.region.clone()), a.message.clone()))
+            .collect();
+        let stale: Vec<_> = self
+            .alarms
+            .keys()
+            .filter(|k| !matches!(k.0.as_str(), "provider_failing" | "store_unreachable") && !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        for k in stale {
+            self.clear_alarm(&k, now);
+        }
+        for (k, msg) in wanted {
+            match self.alarms.get_mut(&k) {
+                Some(a) => a.message = msg,
+                None => {
+                    warn!(kind = %k.0, region = ?k.1.as_ref().map(|r| r.as_str()), message = %msg, "alarm raised");
+                    let id = Uuid::new_v4();
+                    self.store.send(Write::Alarm(AlarmRecord {
+                        id,
+                        raised_at: now,
+                        kind: k.0.clone(),
+                        region: k.1.as_ref().map(|r| r.to_string()),
+                        message: msg.clone(),
+                    }));
+                    self.alarms.insert(k, ActiveAlarm { id, message: msg, since: now });
+                }
+            }
+        }
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for k in self.alarms.keys() {
+            *counts.entry(k.0.as_str()).or_default() += 1;
+        }
+        for kind in ["all_down", "region_down", "no_failover_target", "lag_blocks_failover", "budget_spent", "quorum_not_reached", "provider_failing", "store_unreachable"] {
+            self.metrics.set_alarms(kind, counts.get(kind).copied().unwrap_or(0));
+        }
+    }
+
+    fn publish(&mut self, now: DateTime<Utc>, force: bool) {
+        if !force && self.last_publish.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) {
+            return;
+        }
+        self.last_publish = Some(Instant::now());
+        let status = self.snapshot(now);
+        self.ch.status.send_replace(Arc::new(status));
+    }
+
+    /// Builds the status read model.
+    pub(crate) fn snapshot(&self, now: DateTime<Utc>) -> Status {
+        let weights: Weights = self.memory.current.clone();
+        let regions = self
+            .config
+            .regions
+            .iter()
+            .map(|r| {
+                let rt = self.regions.get(&r.name);
+                let layers = self.layers_of(&r.name).into_iter().map(|(layer, health)| LayerStatus { layer, health }).collect();
+                let checks = r
+                    .checks
+                    .iter()
+                    .filter_map(|c| self.checks.get(&c.id).map(|rt| (c, rt)))
+                    .map(|(c, rt)| CheckStatus {
+                        name: c.id.name.clone(),
+                        layer: rt.layer,
+                        kind: rt.kind,
+                        target: rt.target.clone(),
+                        health: rt.state.health,
+                        since: rt.state.since,
+                        last_outcome: rt.last.as_ref().map(|o| o.outcome),
+                        last_latency_ms: rt.last.as_ref().map(|o| o.latency.as_secs_f64() * 1000.0),
+                        last_error: rt.last.as_ref().and_then(|o| o.error.clone()),
+                        last_at: rt.last.as_ref().map(|o| o.at),
+                        fail_streak: rt.state.fail_streak,
+                        fall: rt.thresholds.fall,
+                        rise: rt.thresholds.rise,
+                        recent: rt.recent.iter().cloned().collect(),
+                    })
+                    .collect();
+                RegionStatus {
+                    name: r.name.clone(),
+                    role: r.role,
+                    health: rt.map(|x| x.health).unwrap_or(Health::Unknown),
+                    since: rt.and_then(|x| x.since),
+                    normal_weight: r.weight,
+                    weight: weights.get(&r.name),
+                    address: r.address.map(|a| a.to_string()),
+                    maintenance: self.maintenance.get(&r.name).cloned(),
+                    layers,
+                    checks,
+                }
+            })
+            .collect();
+        let failed_over = self.config.regions.iter().any(|r| weights.get(&r.name) < r.weight);
+        let (decided_at, reasons) = match &self.decision {
+            Some((at, d)) => (Some(*at), d.reasons.clone()),
+            None => (None, vec!["starting".to_string()]),
+        };
+        let mut reasons = reasons;
+        if !self.leadership.leader {
+            reasons.insert(0, "not the leader: observing only".to_string());
+        }
+        Status {
+            generated_at: now,
+            vantage: self.config.orchestrator.vantage.clone(),
+            leadership: self.leadership,
+            regions,
+            plan: self.plan.as_ref().map(|p| PlanStatus {
+                plan: p.plan.clone(),
+                recorded: p.recorded,
+                providers: p.providers.values().cloned().collect(),
+                verified_at: p.verified_at,
+            }),
+            acting: Acting { active: self.leadership.leader && self.synced, reasons, decided_at },
+            alarms: self
+                .alarms
+                .iter()
+                .map(|((kind, region), a)| AlarmStatus { kind: kind.clone(), region: region.clone(), message: a.message.clone(), since: a.since })
+                .collect(),
+            store: self.store.status(),
+            failed_over,
+        }
+    }
+}

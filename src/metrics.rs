@@ -1,0 +1,189 @@
+//! Prometheus metrics, served at `/metrics` in the text exposition format.
+//!
+//! Updated by the shell (runners, engine, applier, store writer), never by the
+//! pure core. The families are atomics inside; sharing `Arc<Metrics>` shares
+//! no lock.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::health::Health;
+use crate::observation::Outcome;
+use crate::region::{CheckId, Layer, RegionName};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckLabels {
+    region: String,
+    check: String,
+    layer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    region: String,
+    check: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegionLabels {
+    region: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabels {
+    provider: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// Every metric the orchestrator exports.
+pub struct Metrics {
+    registry: Registry,
+    probe_latency: Family<CheckLabels, Histogram, fn() -> Histogram>,
+    probe_outcomes: Family<OutcomeLabels, Counter>,
+    check_health: Family<CheckLabels, Gauge>,
+    region_health: Family<RegionLabels, Gauge>,
+    region_weight: Family<RegionLabels, Gauge>,
+    plans_applied: Family<KindLabels, Counter>,
+    provider_errors: Family<ProviderLabels, Counter>,
+    alarms: Family<KindLabels, Gauge>,
+    store_pending: Gauge,
+    leader: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+/// Health as a number: 2 up, 1 degraded, 0 down, -1 unknown.
+pub fn health_value(h: Health) -> i64 {
+    match h {
+        Health::Up => 2,
+        Health::Degraded => 1,
+        Health::Down => 0,
+        Health::Unknown => -1,
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every family.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("fo");
+        let probe_latency = Family::<CheckLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register("probe_latency_seconds", "Probe latency per check", probe_latency.clone());
+        let probe_outcomes = Family::<OutcomeLabels, Counter>::default();
+        registry.register("probe_outcomes", "Probe results per check and outcome", probe_outcomes.clone());
+        let check_health = Family::<CheckLabels, Gauge>::default();
+        registry.register("check_health", "Check health: 2 up, 1 degraded, 0 down, -1 unknown", check_health.clone());
+        let region_health = Family::<RegionLabels, Gauge>::default();
+        registry.register("region_health", "Region health: 2 up, 1 degraded, 0 down, -1 unknown", region_health.clone());
+        let region_weight = Family::<RegionLabels, Gauge>::default();
+        registry.register("region_weight", "Current traffic weight per region (percent)", region_weight.clone());
+        let plans_applied = Family::<KindLabels, Counter>::default();
+        registry.register("plans_applied", "Plans applied and verified, by kind", plans_applied.clone());
+        let provider_errors = Family::<ProviderLabels, Counter>::default();
+        registry.register("provider_errors", "Failed provider calls (apply or read-back)", provider_errors.clone());
+        let alarms = Family::<KindLabels, Gauge>::default();
+        registry.register("alarms", "Active alarms by kind", alarms.clone());
+        let store_pending = Gauge::default();
+        registry.register("store_pending_writes", "Store writes buffered while the store is unreachable", store_pending.clone());
+        let leader = Gauge::default();
+        registry.register("leader", "1 when this orchestrator is the leader", leader.clone());
+        Self {
+            registry,
+            probe_latency,
+            probe_outcomes,
+            check_health,
+            region_health,
+            region_weight,
+            plans_applied,
+            provider_errors,
+            alarms,
+            store_pending,
+            leader,
+        }
+    }
+
+    /// Records one probe.
+    pub fn observe_probe(&self, check: &CheckId, layer: Layer, latency: Duration, outcome: Outcome) {
+        let l = CheckLabels { region: check.region.to_string(), check: check.name.clone(), layer: layer.to_string() };
+        self.probe_latency.get_or_create(&l).observe(latency.as_secs_f64());
+        let o = OutcomeLabels {
+            region: check.region.to_string(),
+            check: check.name.clone(),
+            outcome: format!("{outcome:?}").to_ascii_lowercase(),
+        };
+        self.probe_outcomes.get_or_create(&o).inc();
+    }
+
+    /// Sets a check's health.
+    pub fn set_check_health(&self, check: &CheckId, layer: Layer, h: Health) {
+        let l = CheckLabels { region: check.region.to_string(), check: check.name.clone(), layer: layer.to_string() };
+        self.check_health.get_or_create(&l).set(health_value(h));
+    }
+
+    /// Sets a region's health.
+    pub fn set_region_health(&self, region: &RegionName, h: Health) {
+        self.region_health.get_or_create(&RegionLabels { region: region.to_string() }).set(health_value(h));
+    }
+
+    /// Sets a region's current weight.
+    pub fn set_weight(&self, region: &RegionName, w: u32) {
+        self.region_weight.get_or_create(&RegionLabels { region: region.to_string() }).set(i64::from(w));
+    }
+
+    /// Counts an applied plan.
+    pub fn plan_applied(&self, kind: &str) {
+        self.plans_applied.get_or_create(&KindLabels { kind: kind.to_string() }).inc();
+    }
+
+    /// Counts a provider error.
+    pub fn provider_error(&self, provider: &str) {
+        self.provider_errors.get_or_create(&ProviderLabels { provider: provider.to_string() }).inc();
+    }
+
+    /// Sets the number of active alarms of a kind.
+    pub fn set_alarms(&self, kind: &str, n: usize) {
+        self.alarms.get_or_create(&KindLabels { kind: kind.to_string() }).set(n as i64);
+    }
+
+    /// Sets the number of buffered store writes.
+    pub fn set_store_pending(&self, n: usize) {
+        self.store_pending.set(n as i64);
+    }
+
+    /// Sets leadership.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,144 @@
+//! The status read model: what the engine publishes for the API, SSE and dashboard.
+//!
+//! Built by the engine after every change and shared as `Arc<Status>` through a
+//! `watch` channel; readers never lock the engine.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::coord::Leadership;
+use crate::health::Health;
+use crate::observation::Outcome;
+use crate::plan::TrafficPlan;
+use crate::region::{Layer, RegionName, Role};
+use crate::store::writer::StoreStatus;
+use crate::traffic::applier::ApplyReport;
+
+/// The whole picture.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// When this snapshot was built.
+    pub generated_at: DateTime<Utc>,
+    /// The region this orchestrator runs in.
+    pub vantage: RegionName,
+    /// Leadership and epoch.
+    pub leadership: Leadership,
+    /// One entry per region, in configuration order.
+    pub regions: Vec<RegionStatus>,
+    /// The current plan and how far it got.
+    pub plan: Option<PlanStatus>,
+    /// Whether the orchestrator is acting, and why (or why not).
+    pub acting: Acting,
+    /// Active alarms.
+    pub alarms: Vec<AlarmStatus>,
+    /// The store writer.
+    pub store: StoreStatus,
+    /// Whether the system is failed over (any region below its normal weight).
+    pub failed_over: bool,
+}
+
+/// Why the orchestrator does what it does right now.
+#[derive(Debug, Clone, Serialize)]
+pub struct Acting {
+    /// Whether it may apply plans (leader and started).
+    pub active: bool,
+    /// The decision's reasons, including for not acting.
+    pub reasons: Vec<String>,
+    /// When the last decision was made.
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+/// One region.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegionStatus {
+    /// Name.
+    pub name: RegionName,
+    /// Role.
+    pub role: Role,
+    /// Combined health.
+    pub health: Health,
+    /// Since when.
+    pub since: Option<DateTime<Utc>>,
+    /// Configured weight.
+    pub normal_weight: u32,
+    /// Current planned weight.
+    pub weight: u32,
+    /// Address answered by DNS providers.
+    pub address: Option<String>,
+    /// Drained by an operator, with the reason.
+    pub maintenance: Option<String>,
+    /// Health per layer (None: no check on that layer).
+    pub layers: Vec<LayerStatus>,
+    /// Every check.
+    pub checks: Vec<CheckStatus>,
+}
+
+/// One layer of a region.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerStatus {
+    /// The layer.
+    pub layer: Layer,
+    /// Its health, None when the region has no check on it.
+    pub health: Option<Health>,
+}
+
+/// One check.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckStatus {
+    /// Name.
+    pub name: String,
+    /// Layer.
+    pub layer: Layer,
+    /// `tcp`, `http`, `postgres`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Target, secret-free.
+    pub target: String,
+    /// Health after hysteresis.
+    pub health: Health,
+    /// Since when.
+    pub since: Option<DateTime<Utc>>,
+    /// Last probe result.
+    pub last_outcome: Option<Outcome>,
+    /// Last probe latency in milliseconds.
+    pub last_latency_ms: Option<f64>,
+    /// Last error text.
+    pub last_error: Option<String>,
+    /// When last probed.
+    pub last_at: Option<DateTime<Utc>>,
+    /// Consecutive failures.
+    pub fail_streak: u32,
+    /// Threshold to go down.
+    pub fall: u32,
+    /// Threshold to come back.
+    pub rise: u32,
+    /// Recent latencies (ms) with outcome, oldest first, for charts.
+    pub recent: Vec<(DateTime<Utc>, f64, Outcome)>,
+}
+
+/// The current plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanStatus {
+    /// The plan.
+    #[serde(flatten)]
+    pub plan: TrafficPlan,
+    /// Whether it is in the store.
+    pub recorded: bool,
+    /// Last report per provider.
+    pub providers: Vec<ApplyReport>,
+    /// When every provider verified it.
+    pub verified_at: Option<DateTime<Utc>>,
+}
+
+/// An active alarm.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlarmStatus {
+    /// Kind (snake_case).
+    pub kind: String,
+    /// Region concerned.
+    pub region: Option<RegionName>,
+    /// Message.
+    pub message: String,
+    /// Since when.
+    pub since: DateTime<Utc>,
+}

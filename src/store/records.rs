@@ -1,0 +1,124 @@
+//! The rows the engine writes, as plain values.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::plan::{PlanId, TrafficPlan};
+
+/// A health change of a check or a region (`check_name` is None for a region).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransitionRecord {
+    /// Row id.
+    pub id: Uuid,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Which orchestrator saw it.
+    pub vantage: String,
+    /// Region.
+    pub region: String,
+    /// Check name, or None for the region as a whole.
+    pub check_name: Option<String>,
+    /// Layer of the check.
+    pub layer: Option<String>,
+    /// Health before.
+    pub from: String,
+    /// Health after.
+    pub to: String,
+    /// The last error or detail that explains it.
+    pub detail: Option<String>,
+}
+
+/// An alarm raised (or cleared, via [`Write::AlarmCleared`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmRecord {
+    /// Row id.
+    pub id: Uuid,
+    /// When raised.
+    pub raised_at: DateTime<Utc>,
+    /// Kind (snake_case).
+    pub kind: String,
+    /// Region concerned.
+    pub region: Option<String>,
+    /// Message.
+    pub message: String,
+}
+
+/// An operator action.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    /// Row id.
+    pub id: Uuid,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who (token name or `system`).
+    pub actor: String,
+    /// What (`maintenance.drain`, `failover` …).
+    pub action: String,
+    /// On what.
+    pub target: Option<String>,
+    /// How it ended.
+    pub outcome: String,
+    /// The request id.
+    pub request_id: Option<String>,
+    /// Anything else.
+    pub details: serde_json::Value,
+}
+
+/// One buffered write.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// A health transition.
+    Transition(TransitionRecord),
+    /// A decided plan (before it is applied).
+    Plan {
+        /// The plan.
+        plan: Box<TrafficPlan>,
+        /// The vantage that decided it.
+        vantage: String,
+    },
+    /// One provider's apply report for a plan.
+    PlanOutcome {
+        /// The plan.
+        plan_id: PlanId,
+        /// The provider.
+        provider: String,
+        /// The report as JSON.
+        report: serde_json::Value,
+        /// Set when every provider verified the plan.
+        verified_at: Option<DateTime<Utc>>,
+    },
+    /// An alarm raised.
+    Alarm(AlarmRecord),
+    /// An alarm cleared.
+    AlarmCleared {
+        /// The alarm's id.
+        id: Uuid,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// An operator action.
+    Audit(AuditRecord),
+    /// A region drained (Some) or undrained (None).
+    Maintenance {
+        /// The region.
+        region: String,
+        /// `Some((since, reason))` to drain, `None` to undrain.
+        drain: Option<(DateTime<Utc>, String)>,
+    },
+}
+
+impl Write {
+    /// A short name for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Write::Transition(_) => "transition",
+            Write::Plan { .. } => "plan",
+            Write::PlanOutcome { .. } => "plan_outcome",
+            Write::Alarm(_) => "alarm",
+            Write::AlarmCleared { .. } => "alarm_cleared",
+            Write::Audit(_) => "audit",
+            Write::Maintenance { .. } => "maintenance",
+        }
+    }
+}
