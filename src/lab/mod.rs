@@ -11,3 +11,4 @@ pub mod faultproxy;
 pub mod postgres;
 pub mod powerdns;
 pub mod process;
+pub mod topology;
