@@ -28,8 +28,8 @@ use crate::metrics::Metrics;
 use crate::probe::{self, runner::Runner};
 use crate::region::RegionName;
 use crate::status::Status;
-use crate::store::writer::{self, StoreHandle, StoreWriter};
 use crate::store::Store;
+use crate::store::writer::{self, StoreHandle, StoreWriter};
 use crate::traffic::applier::{Applier, RetryPolicy};
 use crate::traffic::{self, TrafficProvider};
 
@@ -77,7 +77,9 @@ impl App {
                     warn!(error = %e, "store not ready; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-                Err(e) => return Err(e).context("migrating the store (is orchestrator.store_dsn / FO_STORE_DSN right?)"),
+                Err(e) => {
+                    return Err(e).context("migrating the store (is orchestrator.store_dsn / FO_STORE_DSN right?)");
+                }
             }
         }
         let holder = format!("{}@{}", config.orchestrator.vantage, hostname());
@@ -156,17 +158,26 @@ impl App {
 
         // Store writer: its own token, cancelled last so it can flush.
         let writer_cancel = CancellationToken::new();
-        let (store_writer, store_handle): (StoreWriter, StoreHandle) = writer::channel(self.store.clone(), self.metrics.clone());
+        let (store_writer, store_handle): (StoreWriter, StoreHandle) =
+            writer::channel(self.store.clone(), self.metrics.clone());
         let flush = self.config.orchestrator.shutdown_timeout;
         let wc = writer_cancel.clone();
-        let writer_task = tokio::spawn(async move { store_writer.run(wc, flush).await }.instrument(info_span!("task", name = "store-writer")));
+        let writer_task = tokio::spawn(
+            async move { store_writer.run(wc, flush).await }.instrument(info_span!("task", name = "store-writer")),
+        );
 
         // Probes → engine.
         let (obs_tx, obs_rx) = mpsc::channel(4096);
         let http = probe::http_client().context("building the probe HTTP client")?;
         for check in self.config.checks() {
             let probe = probe::build(check, &http);
-            let runner = Runner::new(check.clone(), probe, self.config.orchestrator.vantage.clone(), obs_tx.clone(), self.metrics.clone());
+            let runner = Runner::new(
+                check.clone(),
+                probe,
+                self.config.orchestrator.vantage.clone(),
+                obs_tx.clone(),
+                self.metrics.clone(),
+            );
             let token = work.child_token();
             spawn(format!("probe {}", check.id), Box::pin(async move { runner.run(token).await }));
         }
@@ -183,7 +194,13 @@ impl App {
             self.config.clone(),
             self.leadership,
             store_handle,
-            EngineChannels { observations: obs_rx, reports: reports_rx, commands: self.commands_rx, plans: plans_tx, status: self.status_tx },
+            EngineChannels {
+                observations: obs_rx,
+                reports: reports_rx,
+                commands: self.commands_rx,
+                plans: plans_tx,
+                status: self.status_tx,
+            },
             self.metrics.clone(),
             self.resume,
         );
@@ -205,7 +222,8 @@ impl App {
         spawn(
             "http".into(),
             Box::pin(async move {
-                let server = axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await });
+                let server =
+                    axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await });
                 if let Err(e) = server.await {
                     error!(error = %e, "http server failed");
                 }
@@ -256,7 +274,9 @@ impl App {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn empty_status(config: &Config, leadership: Leadership) -> Status {

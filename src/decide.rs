@@ -88,12 +88,7 @@ pub struct Memory {
 impl Memory {
     /// The memory at start-up: the configured normal weights.
     pub fn normal(policy: &Policy) -> Self {
-        Self {
-            current: normal_weights(policy),
-            last_change: None,
-            failovers: Vec::new(),
-            evacuated: BTreeSet::new(),
-        }
+        Self { current: normal_weights(policy), last_change: None, failovers: Vec::new(), evacuated: BTreeSet::new() }
     }
 }
 

@@ -194,7 +194,11 @@ impl Engine {
                 )
             })
             .collect();
-        let regions = config.regions.iter().map(|r| (r.name.clone(), RegionRuntime { health: Health::Unknown, since: None })).collect();
+        let regions = config
+            .regions
+            .iter()
+            .map(|r| (r.name.clone(), RegionRuntime { health: Health::Unknown, since: None }))
+            .collect();
         let mut memory = Memory::normal(&config.policy);
         if let Some(plan) = &resume.plan {
             // Resume the last plan if it still fits the configured regions.
@@ -214,11 +218,7 @@ impl Engine {
                 warn!(plan = %plan.id, "last recorded plan does not match the configured regions; starting from normal weights");
             }
         }
-        let maintenance = resume
-            .maintenance
-            .into_iter()
-            .filter(|(r, _)| config.region(r).is_some())
-            .collect();
+        let maintenance = resume.maintenance.into_iter().filter(|(r, _)| config.region(r).is_some()).collect();
         metrics.set_leader(leadership.leader);
         Self {
             config,
@@ -358,7 +358,11 @@ impl Engine {
         Layer::ALL
             .iter()
             .map(|l| {
-                let hs = self.checks.iter().filter(|(id, rt)| &id.region == region && rt.layer == *l).map(|(_, rt)| rt.state.health);
+                let hs = self
+                    .checks
+                    .iter()
+                    .filter(|(id, rt)| &id.region == region && rt.layer == *l)
+                    .map(|(_, rt)| rt.state.health);
                 (*l, health::layer_health(hs))
             })
             .collect()
@@ -400,8 +404,15 @@ impl Engine {
         let key = ("provider_failing".to_string(), None);
         match &rep.result {
             ApplyResult::Failed { error, .. } => {
-                let msg = format!("provider {} failed to apply plan {}: {error} (attempt {})", rep.provider, rep.plan_id, rep.attempts);
-                let entry = self.alarms.entry(key).or_insert_with(|| ActiveAlarm { id: Uuid::new_v4(), message: msg.clone(), since: rep.at });
+                let msg = format!(
+                    "provider {} failed to apply plan {}: {error} (attempt {})",
+                    rep.provider, rep.plan_id, rep.attempts
+                );
+                let entry = self.alarms.entry(key).or_insert_with(|| ActiveAlarm {
+                    id: Uuid::new_v4(),
+                    message: msg.clone(),
+                    since: rep.at,
+                });
                 entry.message = msg;
             }
             ApplyResult::Verified if all_verified => self.clear_alarm(&key, rep.at),
@@ -437,7 +448,8 @@ impl Engine {
                 }
                 if drain {
                     self.maintenance.insert(region.clone(), reason.clone());
-                    self.store.send(Write::Maintenance { region: region.to_string(), drain: Some((now, reason.clone())) });
+                    self.store
+                        .send(Write::Maintenance { region: region.to_string(), drain: Some((now, reason.clone())) });
                 } else {
                     self.maintenance.remove(&region);
                     self.store.send(Write::Maintenance { region: region.to_string(), drain: None });
@@ -501,26 +513,25 @@ impl Engine {
     #[instrument(skip_all)]
     pub(crate) async fn step(&mut self, now: DateTime<Utc>) -> Option<TrafficPlan> {
         let inputs = self.inputs();
-        let startup_grace = self
-            .config
-            .checks()
-            .map(|c| c.interval * (c.rise + 1) + c.timeout)
-            .max()
-            .unwrap_or(Duration::from_secs(5));
+        let startup_grace =
+            self.config.checks().map(|c| c.interval * (c.rise + 1) + c.timeout).max().unwrap_or(Duration::from_secs(5));
         let any_unknown = inputs.regions.iter().any(|r| r.health == Health::Unknown && !r.maintenance);
         if !self.synced && any_unknown && self.started.elapsed() < startup_grace {
             let reasons = vec![format!(
                 "starting: waiting for every region's first observations (up to {})",
                 humantime::format_duration(startup_grace)
             )];
-            self.decision = Some((now, Decision {
-                weights: self.memory.current.clone(),
-                changed: false,
-                kind: PlanKind::Normal,
-                reasons,
-                alarms: vec![],
-                memory: self.memory.clone(),
-            }));
+            self.decision = Some((
+                now,
+                Decision {
+                    weights: self.memory.current.clone(),
+                    changed: false,
+                    kind: PlanKind::Normal,
+                    reasons,
+                    alarms: vec![],
+                    memory: self.memory.clone(),
+                },
+            ));
             return None;
         }
         let decision = decide::decide(&self.config.policy, &inputs, &self.memory, now);
@@ -529,9 +540,21 @@ impl Engine {
         if !self.leadership.leader {
             // Followers observe only.
         } else if decision.changed || !self.synced {
-            let kind = if decision.changed { decision.kind } else if self.memory.last_change.is_some() { PlanKind::Manual } else { PlanKind::Normal };
+            let kind = if decision.changed {
+                decision.kind
+            } else if self.memory.last_change.is_some() {
+                PlanKind::Manual
+            } else {
+                PlanKind::Normal
+            };
             let reason = if decision.changed {
-                decision.reasons.iter().rev().find(|r| r.contains("moving") || r.contains("returning") || r.contains("draining")).cloned().unwrap_or_else(|| decision.reasons.join("; "))
+                decision
+                    .reasons
+                    .iter()
+                    .rev()
+                    .find(|r| r.contains("moving") || r.contains("returning") || r.contains("draining"))
+                    .cloned()
+                    .unwrap_or_else(|| decision.reasons.join("; "))
             } else if self.memory.last_change.is_some() {
                 "start-up: re-applying the last recorded plan".to_string()
             } else {
@@ -563,7 +586,10 @@ impl Engine {
 
     async fn send_plan(&mut self, plan: TrafficPlan) {
         info!(plan = %plan.id, kind = plan.kind.as_str(), weights = %plan.weights, reason = %plan.reason, "new plan");
-        let ack = self.store.send_acked(Write::Plan { plan: Box::new(plan.clone()), vantage: self.config.orchestrator.vantage.to_string() });
+        let ack = self.store.send_acked(Write::Plan {
+            plan: Box::new(plan.clone()),
+            vantage: self.config.orchestrator.vantage.to_string(),
+        });
         let recorded = matches!(tokio::time::timeout(RECORD_WAIT, ack).await, Ok(Ok(())));
         if !recorded {
             warn!(plan = %plan.id, "plan not yet recorded (store slow or down); applying anyway, record is buffered");
@@ -578,7 +604,18 @@ impl Engine {
         let wanted: BTreeMap<(String, Option<RegionName>), String> = d
             .alarms
             .iter()
-            .map(|a| ((serde_json::to_value(a.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(), a.region.clone()), a.message.clone()))
+            .map(|a| {
+                (
+                    (
+                        serde_json::to_value(a.kind)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                        a.region.clone(),
+                    ),
+                    a.message.clone(),
+                )
+            })
             .collect();
         let stale: Vec<_> = self
             .alarms
@@ -610,7 +647,16 @@ impl Engine {
         for k in self.alarms.keys() {
             *counts.entry(k.0.as_str()).or_default() += 1;
         }
-        for kind in ["all_down", "region_down", "no_failover_target", "lag_blocks_failover", "budget_spent", "quorum_not_reached", "provider_failing", "store_unreachable"] {
+        for kind in [
+            "all_down",
+            "region_down",
+            "no_failover_target",
+            "lag_blocks_failover",
+            "budget_spent",
+            "quorum_not_reached",
+            "provider_failing",
+            "store_unreachable",
+        ] {
             self.metrics.set_alarms(kind, counts.get(kind).copied().unwrap_or(0));
         }
     }
@@ -633,7 +679,8 @@ impl Engine {
             .iter()
             .map(|r| {
                 let rt = self.regions.get(&r.name);
-                let layers = self.layers_of(&r.name).into_iter().map(|(layer, health)| LayerStatus { layer, health }).collect();
+                let layers =
+                    self.layers_of(&r.name).into_iter().map(|(layer, health)| LayerStatus { layer, health }).collect();
                 let checks = r
                     .checks
                     .iter()
@@ -693,7 +740,12 @@ impl Engine {
             alarms: self
                 .alarms
                 .iter()
-                .map(|((kind, region), a)| AlarmStatus { kind: kind.clone(), region: region.clone(), message: a.message.clone(), since: a.since })
+                .map(|((kind, region), a)| AlarmStatus {
+                    kind: kind.clone(),
+                    region: region.clone(),
+                    message: a.message.clone(),
+                    since: a.since,
+                })
                 .collect(),
             store: self.store.status(),
             failed_over,

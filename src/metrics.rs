@@ -91,14 +91,20 @@ impl Metrics {
     /// Registers every family.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("fo");
-        let probe_latency = Family::<CheckLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let probe_latency = Family::<CheckLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         registry.register("probe_latency_seconds", "Probe latency per check", probe_latency.clone());
         let probe_outcomes = Family::<OutcomeLabels, Counter>::default();
         registry.register("probe_outcomes", "Probe results per check and outcome", probe_outcomes.clone());
         let check_health = Family::<CheckLabels, Gauge>::default();
         registry.register("check_health", "Check health: 2 up, 1 degraded, 0 down, -1 unknown", check_health.clone());
         let region_health = Family::<RegionLabels, Gauge>::default();
-        registry.register("region_health", "Region health: 2 up, 1 degraded, 0 down, -1 unknown", region_health.clone());
+        registry.register(
+            "region_health",
+            "Region health: 2 up, 1 degraded, 0 down, -1 unknown",
+            region_health.clone(),
+        );
         let region_weight = Family::<RegionLabels, Gauge>::default();
         registry.register("region_weight", "Current traffic weight per region (percent)", region_weight.clone());
         let plans_applied = Family::<KindLabels, Counter>::default();
@@ -108,7 +114,11 @@ impl Metrics {
         let alarms = Family::<KindLabels, Gauge>::default();
         registry.register("alarms", "Active alarms by kind", alarms.clone());
         let store_pending = Gauge::default();
-        registry.register("store_pending_writes", "Store writes buffered while the store is unreachable", store_pending.clone());
+        registry.register(
+            "store_pending_writes",
+            "Store writes buffered while the store is unreachable",
+            store_pending.clone(),
+        );
         let leader = Gauge::default();
         registry.register("leader", "1 when this orchestrator is the leader", leader.clone());
         Self {

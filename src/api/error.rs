@@ -41,7 +41,10 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": m })),
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, error.chain = ?e, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": "internal error; see the orchestrator's log (request id in the x-request-id header)" }))
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "error": "internal error; see the orchestrator's log (request id in the x-request-id header)" }),
+                )
             }
         };
         (status, Json(body)).into_response()

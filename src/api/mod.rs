@@ -93,7 +93,8 @@ async fn healthz(State(s): State<AppState>) -> Json<serde_json::Value> {
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode()).into_response()
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode())
+        .into_response()
 }
 
 async fn status(State(s): State<AppState>) -> Json<Arc<Status>> {
@@ -114,7 +115,10 @@ pub struct EventsQuery {
     pub kind: Option<String>,
 }
 
-async fn events(State(s): State<AppState>, q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn events(
+    State(s): State<AppState>,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::BadRequest { field: "query".into(), message: e.body_text() })?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -122,7 +126,10 @@ async fn events(State(s): State<AppState>, q: Result<Query<EventsQuery>, axum::e
     }
     if let Some(k) = &q.kind {
         if !["transition", "plan", "alarm", "audit"].contains(&k.as_str()) {
-            return Err(ApiError::BadRequest { field: "kind".into(), message: format!("`{k}` is not one of transition, plan, alarm, audit") });
+            return Err(ApiError::BadRequest {
+                field: "kind".into(),
+                message: format!("`{k}` is not one of transition, plan, alarm, audit"),
+            });
         }
     }
     if let Some(r) = &q.region {
@@ -130,11 +137,9 @@ async fn events(State(s): State<AppState>, q: Result<Query<EventsQuery>, axum::e
             return Err(ApiError::BadRequest { field: "region".into(), message: format!("unknown region `{r}`") });
         }
     }
-    let events = s
-        .store
-        .events(q.before, limit, q.region.as_deref(), q.kind.as_deref())
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("the store is unreachable ({e}); recent state is in /api/v1/status")))?;
+    let events = s.store.events(q.before, limit, q.region.as_deref(), q.kind.as_deref()).await.map_err(|e| {
+        ApiError::Unavailable(format!("the store is unreachable ({e}); recent state is in /api/v1/status"))
+    })?;
     let next_before = if events.len() as i64 == limit { events.last().map(|e| e.at) } else { None };
     Ok(Json(json!({ "events": events, "next_before": next_before })))
 }

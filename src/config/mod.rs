@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-pub use error::{ConfigError, Problem};
 use error::Problems;
+pub use error::{ConfigError, Problem};
 use raw::{RawCheck, RawConfig, RawProvider, RawRegion};
 
 use crate::policy::{Budget, Failback, LagLimit, Policy, RegionPolicy};
@@ -293,7 +293,11 @@ impl Config {
                 .as_ref()
                 .map(|pg| {
                     let b = pg.max_lag.bytes.map(|b| format!("{b} B")).unwrap_or_else(|| "-".into());
-                    let t = pg.max_lag.time.map(|t| humantime::format_duration(t).to_string()).unwrap_or_else(|| "-".into());
+                    let t = pg
+                        .max_lag
+                        .time
+                        .map(|t| humantime::format_duration(t).to_string())
+                        .unwrap_or_else(|| "-".into());
                     format!(" · max lag {b} / {t}")
                 })
                 .unwrap_or_default();
@@ -350,12 +354,7 @@ pub fn redact_dsn(dsn: &str) -> String {
         if let Some(at) = authority.rfind('@') {
             let userinfo = &authority[..at];
             if let Some(colon) = userinfo.find(':') {
-                return format!(
-                    "{}{}:***{}",
-                    &dsn[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &rest[at..]
-                );
+                return format!("{}{}:***{}", &dsn[..scheme_end + 3], &userinfo[..colon], &rest[at..]);
             }
         }
         return dsn.to_string();
@@ -392,7 +391,11 @@ fn validate_orchestrator(
             None
         }
         None => {
-            p.push("orchestrator.vantage", "missing", "name the region this orchestrator runs in, e.g. vantage = \"primary\"");
+            p.push(
+                "orchestrator.vantage",
+                "missing",
+                "name the region this orchestrator runs in, e.g. vantage = \"primary\"",
+            );
             None
         }
     };
@@ -445,7 +448,11 @@ fn validate_regions(raw: &[RawRegion], env: &dyn Fn(&str) -> Option<String>, p: 
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     if raw.len() < 2 {
-        p.push("regions", format!("{} region(s) configured", raw.len()), "configure at least two [[regions]] (a primary and a standby)");
+        p.push(
+            "regions",
+            format!("{} region(s) configured", raw.len()),
+            "configure at least two [[regions]] (a primary and a standby)",
+        );
     }
     for (i, r) in raw.iter().enumerate() {
         let key = format!("regions[{i}]");
@@ -457,7 +464,11 @@ fn validate_regions(raw: &[RawRegion], env: &dyn Fn(&str) -> Option<String>, p: 
                 Some(RegionName::new(n.clone()))
             }
             Some(n) => {
-                p.push(format!("{key}.name"), format!("`{n}` is not a valid name"), "use lowercase letters, digits and '-', starting with a letter");
+                p.push(
+                    format!("{key}.name"),
+                    format!("`{n}` is not a valid name"),
+                    "use lowercase letters, digits and '-', starting with a letter",
+                );
                 None
             }
             None => {
@@ -470,7 +481,11 @@ fn validate_regions(raw: &[RawRegion], env: &dyn Fn(&str) -> Option<String>, p: 
             Some("standby") => Some(Role::Standby),
             Some("dr") => Some(Role::Dr),
             Some(other) => {
-                p.push(format!("{key}.role"), format!("`{other}` is not a role"), "use \"primary\", \"standby\" or \"dr\"");
+                p.push(
+                    format!("{key}.role"),
+                    format!("`{other}` is not a role"),
+                    "use \"primary\", \"standby\" or \"dr\"",
+                );
                 None
             }
             None => {
@@ -481,11 +496,19 @@ fn validate_regions(raw: &[RawRegion], env: &dyn Fn(&str) -> Option<String>, p: 
         let weight = match r.weight {
             Some(w) if (0..=100).contains(&w) => Some(w as u32),
             Some(w) => {
-                p.push(format!("{key}.weight"), format!("{w} is outside 0–100"), "use a share between 0 and 100; all regions sum to 100");
+                p.push(
+                    format!("{key}.weight"),
+                    format!("{w} is outside 0–100"),
+                    "use a share between 0 and 100; all regions sum to 100",
+                );
                 None
             }
             None => {
-                p.push(format!("{key}.weight"), "missing", "add weight = N (normal share of traffic, all regions sum to 100)");
+                p.push(
+                    format!("{key}.weight"),
+                    "missing",
+                    "add weight = N (normal share of traffic, all regions sum to 100)",
+                );
                 None
             }
         };
@@ -493,7 +516,11 @@ fn validate_regions(raw: &[RawRegion], env: &dyn Fn(&str) -> Option<String>, p: 
             Some(a) => match a.parse::<IpAddr>() {
                 Ok(ip) => Some(ip),
                 Err(_) => {
-                    p.push(format!("{key}.address"), format!("`{a}` is not an IP address"), "write an IPv4 or IPv6 address, e.g. \"192.0.2.10\"");
+                    p.push(
+                        format!("{key}.address"),
+                        format!("`{a}` is not an IP address"),
+                        "write an IPv4 or IPv6 address, e.g. \"192.0.2.10\"",
+                    );
                     None
                 }
             },
@@ -505,14 +532,21 @@ fn validate_regions(raw: &[RawRegion], env: &dyn Fn(&str) -> Option<String>, p: 
             let dsn = match dsn {
                 Some(d) if looks_like_dsn(&d) => Some(SecretString::from(d)),
                 Some(_) => {
-                    p.push(format!("{key}.postgres.dsn"), "is not a PostgreSQL DSN", "use postgres://user@host:port/db");
+                    p.push(
+                        format!("{key}.postgres.dsn"),
+                        "is not a PostgreSQL DSN",
+                        "use postgres://user@host:port/db",
+                    );
                     None
                 }
                 None => {
                     p.push(
                         format!("{key}.postgres.dsn"),
                         "missing",
-                        format!("set dsn = \"postgres://…\" or the environment variable {}", env_key.unwrap_or_default()),
+                        format!(
+                            "set dsn = \"postgres://…\" or the environment variable {}",
+                            env_key.unwrap_or_default()
+                        ),
                     );
                     None
                 }
@@ -533,7 +567,11 @@ fn validate_regions(raw: &[RawRegion], env: &dyn Fn(&str) -> Option<String>, p: 
             let ck = format!("{key}.checks[{j}]");
             if let Some(n) = &c.name {
                 if !check_names.insert(n.clone()) {
-                    p.push(format!("{ck}.name"), format!("`{n}` is used twice in this region"), "give every check of a region a unique name");
+                    p.push(
+                        format!("{ck}.name"),
+                        format!("`{n}` is used twice in this region"),
+                        "give every check of a region a unique name",
+                    );
                 }
             }
             if let Some(check) = validate_check(&ck, c, name.as_ref(), postgres.as_ref(), p) {
@@ -541,7 +579,11 @@ fn validate_regions(raw: &[RawRegion], env: &dyn Fn(&str) -> Option<String>, p: 
             }
         }
         if r.checks.is_empty() {
-            p.push(format!("{key}.checks"), "no checks", "add at least one [[regions.checks]] (an app-layer http check is the usual start)");
+            p.push(
+                format!("{key}.checks"),
+                "no checks",
+                "add at least one [[regions.checks]] (an app-layer http check is the usual start)",
+            );
         }
         if let (Some(name), Some(role), Some(weight)) = (name, role, weight) {
             out.push(RegionConfig { name, role, weight, address, postgres, checks, targets: r.targets.clone() });
@@ -549,12 +591,20 @@ fn validate_regions(raw: &[RawRegion], env: &dyn Fn(&str) -> Option<String>, p: 
     }
     let primaries = out.iter().filter(|r| r.role == Role::Primary).count();
     if !out.is_empty() && primaries != 1 {
-        p.push("regions[].role", format!("{primaries} regions have role \"primary\""), "mark exactly one region as role = \"primary\"");
+        p.push(
+            "regions[].role",
+            format!("{primaries} regions have role \"primary\""),
+            "mark exactly one region as role = \"primary\"",
+        );
     }
     if out.len() == raw.len() && !out.is_empty() {
         let sum: u32 = out.iter().map(|r| r.weight).sum();
         if sum != 100 {
-            p.push("regions[].weight", format!("weights sum to {sum}"), "make the normal weights of all regions add up to 100 (e.g. 80 / 20 / 0)");
+            p.push(
+                "regions[].weight",
+                format!("weights sum to {sum}"),
+                "make the normal weights of all regions add up to 100 (e.g. 80 / 20 / 0)",
+            );
         }
     }
     out
@@ -603,7 +653,11 @@ fn validate_check(
                 None => Some(200),
                 Some(s) if (100..=599).contains(&s) => Some(s as u16),
                 Some(s) => {
-                    p.push(format!("{key}.expect_status"), format!("{s} is not an HTTP status"), "use a code between 100 and 599");
+                    p.push(
+                        format!("{key}.expect_status"),
+                        format!("{s} is not an HTTP status"),
+                        "use a code between 100 and 599",
+                    );
                     None
                 }
             };
@@ -616,7 +670,11 @@ fn validate_check(
                     })
                 }
                 Some(u) => {
-                    p.push(format!("{key}.url"), format!("`{u}` is not an http(s) URL"), "write e.g. \"http://10.0.0.5:8080/health\"");
+                    p.push(
+                        format!("{key}.url"),
+                        format!("`{u}` is not an http(s) URL"),
+                        "write e.g. \"http://10.0.0.5:8080/health\"",
+                    );
                     None
                 }
                 None => {
@@ -646,7 +704,11 @@ fn validate_check(
             }
         }
         Some(o) => {
-            p.push(format!("{key}.type"), format!("`{o}` is not a check type"), "use \"tcp\", \"http\" or \"postgres\"");
+            p.push(
+                format!("{key}.type"),
+                format!("`{o}` is not a check type"),
+                "use \"tcp\", \"http\" or \"postgres\"",
+            );
             None
         }
         None => {
@@ -665,14 +727,22 @@ fn validate_check(
     } else if timeout > interval {
         p.push(
             format!("{key}.timeout"),
-            format!("({}) must be <= interval ({})", humantime::format_duration(timeout), humantime::format_duration(interval)),
+            format!(
+                "({}) must be <= interval ({})",
+                humantime::format_duration(timeout),
+                humantime::format_duration(interval)
+            ),
             "lower timeout or raise interval",
         );
     }
     if fast_interval.is_zero() || fast_interval > interval {
         p.push(
             format!("{key}.fast_interval"),
-            format!("({}) must be > 0 and <= interval ({})", humantime::format_duration(fast_interval), humantime::format_duration(interval)),
+            format!(
+                "({}) must be > 0 and <= interval ({})",
+                humantime::format_duration(fast_interval),
+                humantime::format_duration(interval)
+            ),
             "use e.g. \"100ms\", or leave it out to re-probe at the steady interval",
         );
     }
@@ -680,7 +750,11 @@ fn validate_check(
         if d >= timeout && !timeout.is_zero() {
             p.push(
                 format!("{key}.degraded_latency"),
-                format!("({}) must be < timeout ({})", humantime::format_duration(d), humantime::format_duration(timeout)),
+                format!(
+                    "({}) must be < timeout ({})",
+                    humantime::format_duration(d),
+                    humantime::format_duration(timeout)
+                ),
                 "lower degraded_latency or raise timeout, or slow probes will fail instead of degrading",
             );
         }
@@ -705,7 +779,11 @@ fn count(key: &str, field: &str, v: Option<i64>, default: u32, p: &mut Problems)
         None => Some(default),
         Some(n) if (1..=100).contains(&n) => Some(n as u32),
         Some(n) => {
-            p.push(format!("{key}.{field}"), format!("{n} is outside 1–100"), format!("use a count of consecutive probes, e.g. {field} = {default}"));
+            p.push(
+                format!("{key}.{field}"),
+                format!("{n} is outside 1–100"),
+                format!("use a count of consecutive probes, e.g. {field} = {default}"),
+            );
             None
         }
     }
@@ -717,7 +795,11 @@ fn validate_policy(raw: &raw::RawPolicy, regions: &[RegionConfig], p: &mut Probl
         None => 50,
         Some(v) if (0..=100).contains(&v) => v as u32,
         Some(v) => {
-            p.push("policy.degraded_weight_percent", format!("{v} is outside 0–100"), "use the percent of its normal weight a degraded region keeps, e.g. 50");
+            p.push(
+                "policy.degraded_weight_percent",
+                format!("{v} is outside 0–100"),
+                "use the percent of its normal weight a degraded region keeps, e.g. 50",
+            );
             50
         }
     };
@@ -727,7 +809,11 @@ fn validate_policy(raw: &raw::RawPolicy, regions: &[RegionConfig], p: &mut Probl
             for (i, n) in order.iter().enumerate() {
                 match names.iter().find(|r| r.as_str() == n) {
                     Some(r) if !ok.contains(r) => ok.push(r.clone()),
-                    Some(_) => p.push(format!("policy.failover_order[{i}]"), format!("`{n}` is listed twice"), "list each region once"),
+                    Some(_) => p.push(
+                        format!("policy.failover_order[{i}]"),
+                        format!("`{n}` is listed twice"),
+                        "list each region once",
+                    ),
                     None => p.push(
                         format!("policy.failover_order[{i}]"),
                         format!("`{n}` is not a region"),
@@ -757,7 +843,11 @@ fn validate_policy(raw: &raw::RawPolicy, regions: &[RegionConfig], p: &mut Probl
         None => 20,
         Some(v) if (1..=100).contains(&v) => v as u32,
         Some(v) => {
-            p.push("policy.failback_step", format!("{v} is outside 1–100"), "use the weight points moved back per dwell period, e.g. 20");
+            p.push(
+                "policy.failback_step",
+                format!("{v} is outside 1–100"),
+                "use the weight points moved back per dwell period, e.g. 20",
+            );
             20
         }
     };
@@ -768,7 +858,11 @@ fn validate_policy(raw: &raw::RawPolicy, regions: &[RegionConfig], p: &mut Probl
                 None => 3,
                 Some(v) if (1..=1000).contains(&v) => v as u32,
                 Some(v) => {
-                    p.push("policy.failover_budget.max", format!("{v} is outside 1–1000"), "allow at least one automatic failover per window, e.g. max = 3");
+                    p.push(
+                        "policy.failover_budget.max",
+                        format!("{v} is outside 1–1000"),
+                        "allow at least one automatic failover per window, e.g. max = 3",
+                    );
                     3
                 }
             };
@@ -783,7 +877,11 @@ fn validate_policy(raw: &raw::RawPolicy, regions: &[RegionConfig], p: &mut Probl
         None => 1,
         Some(v) if v >= 1 => v as usize,
         Some(v) => {
-            p.push("policy.quorum", format!("{v} is below 1"), "use the number of vantages that must agree, e.g. 2 of 3");
+            p.push(
+                "policy.quorum",
+                format!("{v} is below 1"),
+                "use the number of vantages that must agree, e.g. 2 of 3",
+            );
             1
         }
     };
@@ -829,7 +927,11 @@ fn secret_from(
         return match env(var) {
             Some(v) if !v.is_empty() => Some(SecretString::from(v)),
             _ => {
-                p.push(format!("{key}_env"), format!("environment variable {var} is not set"), format!("export {var}=… before starting"));
+                p.push(
+                    format!("{key}_env"),
+                    format!("environment variable {var} is not set"),
+                    format!("export {var}=… before starting"),
+                );
                 None
             }
         };
@@ -842,12 +944,20 @@ fn secret_from(
                 None
             }
             Err(e) => {
-                p.push(format!("{key}_file"), format!("cannot read {path}: {e}"), "point it at a readable file holding the secret");
+                p.push(
+                    format!("{key}_file"),
+                    format!("cannot read {path}: {e}"),
+                    "point it at a readable file holding the secret",
+                );
                 None
             }
         };
     }
-    p.push(format!("{key}_env"), "missing", format!("set {key}_env = \"VAR\" (an environment variable) or {key}_file = \"/path\""));
+    p.push(
+        format!("{key}_env"),
+        "missing",
+        format!("set {key}_env = \"VAR\" (an environment variable) or {key}_file = \"/path\""),
+    );
     None
 }
 
@@ -859,7 +969,11 @@ fn validate_providers(
 ) -> Vec<ProviderConfig> {
     let mut out = Vec::new();
     if raw.is_empty() {
-        p.push("providers", "no provider configured", "add a [[providers]] table, e.g. type = \"file\" with path = \"plan.json\"");
+        p.push(
+            "providers",
+            "no provider configured",
+            "add a [[providers]] table, e.g. type = \"file\" with path = \"plan.json\"",
+        );
     }
     let mut names = HashSet::new();
     for (i, prov) in raw.iter().enumerate() {
@@ -879,7 +993,11 @@ fn validate_providers(
                 let api_url = match &d.api_url {
                     Some(u) if reqwest::Url::parse(u).is_ok() => Some(u.trim_end_matches('/').to_string()),
                     Some(u) => {
-                        p.push(format!("{key}.api_url"), format!("`{u}` is not a URL"), "write e.g. \"http://127.0.0.1:8081\"");
+                        p.push(
+                            format!("{key}.api_url"),
+                            format!("`{u}` is not a URL"),
+                            "write e.g. \"http://127.0.0.1:8081\"",
+                        );
                         None
                     }
                     None => {
@@ -887,19 +1005,28 @@ fn validate_providers(
                         None
                     }
                 };
-                let api_key = secret_from(&format!("{key}.api_key"), d.api_key_env.as_ref(), d.api_key_file.as_ref(), env, p);
+                let api_key =
+                    secret_from(&format!("{key}.api_key"), d.api_key_env.as_ref(), d.api_key_file.as_ref(), env, p);
                 let zone = fqdn(&key, "zone", d.zone.as_ref(), p);
                 let record = fqdn(&key, "record", d.record.as_ref(), p);
                 if let (Some(z), Some(r)) = (&zone, &record) {
                     if !(r == z || r.ends_with(&format!(".{z}"))) {
-                        p.push(format!("{key}.record"), format!("`{r}` is not inside zone `{z}`"), "use a name that ends with the zone");
+                        p.push(
+                            format!("{key}.record"),
+                            format!("`{r}` is not inside zone `{z}`"),
+                            "use a name that ends with the zone",
+                        );
                     }
                 }
                 let ttl = match d.ttl {
                     None => Some(5),
                     Some(t) if (1..=86_400).contains(&t) => Some(t as u32),
                     Some(t) => {
-                        p.push(format!("{key}.ttl"), format!("{t} is outside 1–86400"), "use a short TTL such as 5 seconds so failover takes effect quickly");
+                        p.push(
+                            format!("{key}.ttl"),
+                            format!("{t} is outside 1–86400"),
+                            "use a short TTL such as 5 seconds so failover takes effect quickly",
+                        );
                         None
                     }
                 };
@@ -908,7 +1035,11 @@ fn validate_providers(
                     Some(a) => match a.parse::<SocketAddr>() {
                         Ok(a) => Some(a),
                         Err(_) => {
-                            p.push(format!("{key}.dns_addr"), format!("`{a}` is not ip:port"), "write e.g. \"127.0.0.1:53\"");
+                            p.push(
+                                format!("{key}.dns_addr"),
+                                format!("`{a}` is not ip:port"),
+                                "write e.g. \"127.0.0.1:53\"",
+                            );
                             None
                         }
                     },
@@ -923,24 +1054,30 @@ fn validate_providers(
                     }
                 }
                 match (api_url, api_key, zone, record, ttl) {
-                    (Some(api_url), Some(api_key), Some(zone), Some(record), Some(ttl)) => Some(ProviderConfig::PowerDns(PowerDnsConfig {
-                        name: d.name.clone().unwrap_or_else(|| "powerdns".into()),
-                        api_url,
-                        api_key,
-                        server_id: d.server_id.clone().unwrap_or_else(|| "localhost".into()),
-                        zone,
-                        record,
-                        ttl,
-                        timeout: d.timeout.unwrap_or(Duration::from_secs(2)),
-                        dns_addr,
-                    })),
+                    (Some(api_url), Some(api_key), Some(zone), Some(record), Some(ttl)) => {
+                        Some(ProviderConfig::PowerDns(PowerDnsConfig {
+                            name: d.name.clone().unwrap_or_else(|| "powerdns".into()),
+                            api_url,
+                            api_key,
+                            server_id: d.server_id.clone().unwrap_or_else(|| "localhost".into()),
+                            zone,
+                            record,
+                            ttl,
+                            timeout: d.timeout.unwrap_or(Duration::from_secs(2)),
+                            dns_addr,
+                        }))
+                    }
                     _ => None,
                 }
             }
         };
         if let Some(cfg) = cfg {
             if !names.insert(cfg.name().to_string()) {
-                p.push(format!("{key}.name"), format!("`{}` is used twice", cfg.name()), "give each provider a unique name");
+                p.push(
+                    format!("{key}.name"),
+                    format!("`{}` is used twice", cfg.name()),
+                    "give each provider a unique name",
+                );
             }
             out.push(cfg);
         }
@@ -952,7 +1089,11 @@ fn fqdn(key: &str, field: &str, v: Option<&String>, p: &mut Problems) -> Option<
     match v {
         Some(z) if z.ends_with('.') && z.len() > 1 => Some(z.to_ascii_lowercase()),
         Some(z) => {
-            p.push(format!("{key}.{field}"), format!("`{z}` has no trailing dot"), format!("write it fully qualified: \"{z}.\""));
+            p.push(
+                format!("{key}.{field}"),
+                format!("`{z}` has no trailing dot"),
+                format!("write it fully qualified: \"{z}.\""),
+            );
             None
         }
         None => {

@@ -334,7 +334,8 @@ fn arb_weights() -> impl Strategy<Value = Weights> {
 fn arb_lag() -> impl Strategy<Value = Option<LagReading>> {
     prop_oneof![
         Just(None),
-        (0u64..100_000_000, 0u64..300).prop_map(|(b, s)| Some(LagReading { bytes: Some(b), time: Some(Duration::from_secs(s)) })),
+        (0u64..100_000_000, 0u64..300)
+            .prop_map(|(b, s)| Some(LagReading { bytes: Some(b), time: Some(Duration::from_secs(s)) })),
     ]
 }
 

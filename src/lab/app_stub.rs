@@ -56,7 +56,8 @@ impl AppStub {
     /// # Errors
     /// When the address cannot be bound.
     pub async fn start(region: &str, addr: SocketAddr) -> anyhow::Result<AppStub> {
-        let shared = Arc::new(Shared { region: region.to_string(), mode: AtomicU8::new(0), delay_ms: AtomicU64::new(0) });
+        let shared =
+            Arc::new(Shared { region: region.to_string(), mode: AtomicU8::new(0), delay_ms: AtomicU64::new(0) });
         let listener = TcpListener::bind(addr).await.with_context(|| format!("binding the {region} app on {addr}"))?;
         let addr = listener.local_addr()?;
         let server = Some(serve(listener, shared.clone()));

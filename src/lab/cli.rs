@@ -170,7 +170,16 @@ impl Lab {
 /// When `dig` is missing or the server does not answer.
 pub async fn dig(dns: SocketAddr, name: &str) -> anyhow::Result<Option<IpAddr>> {
     let out = tokio::process::Command::new("dig")
-        .args([format!("@{}", dns.ip()), "-p".into(), dns.port().to_string(), name.into(), "A".into(), "+short".into(), "+tries=1".into(), "+time=1".into()])
+        .args([
+            format!("@{}", dns.ip()),
+            "-p".into(),
+            dns.port().to_string(),
+            name.into(),
+            "A".into(),
+            "+short".into(),
+            "+tries=1".into(),
+            "+time=1".into(),
+        ])
         .output()
         .await
         .context("running dig (install bind9-dnsutils)")?;
@@ -196,6 +205,10 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
     let api = app.addr();
     let mut status = app.status();
     let cancel = CancellationToken::new();
+    let signals = cancel.clone();
+    tokio::spawn(async move {
+        let _ = crate::shutdown::watch_signals(signals).await;
+    });
     let app_task = tokio::spawn(app.run(cancel.clone()));
     let dns = lab.pdns.dns_addr();
     let shared: Shared = Arc::new(Mutex::new(lab));
@@ -204,11 +217,14 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
         .route("/regions/{name}/app/{action}", post(control_app))
         .route("/regions/{name}/postgres/{action}", post(control_pg))
         .with_state(shared.clone());
-    let listener = tokio::net::TcpListener::bind(args.control).await.with_context(|| format!("binding the control endpoint {}", args.control))?;
+    let listener = tokio::net::TcpListener::bind(args.control)
+        .await
+        .with_context(|| format!("binding the control endpoint {}", args.control))?;
     let ctl_addr = listener.local_addr()?;
     let ctl_cancel = cancel.clone();
     let ctl = tokio::spawn(async move {
-        let _ = axum::serve(listener, control).with_graceful_shutdown(async move { ctl_cancel.cancelled().await }).await;
+        let _ =
+            axum::serve(listener, control).with_graceful_shutdown(async move { ctl_cancel.cancelled().await }).await;
     });
 
     print_banner(api, ctl_addr, dns, &cfg_path);
@@ -216,7 +232,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
     // Wait for the first verified plan.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if status.borrow().plan.as_ref().is_some_and(|p| p.verified_at.is_some()) {
+        if status.borrow().plan.as_ref().is_some_and(|p| p.verified_at.is_some()) || cancel.is_cancelled() {
             break;
         }
         if Instant::now() > deadline {
@@ -239,10 +255,6 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
         return result;
     }
 
-    let signals = cancel.clone();
-    tokio::spawn(async move {
-        let _ = crate::shutdown::watch_signals(signals).await;
-    });
     cancel.cancelled().await;
     info!("stopping the lab");
     match app_task.await {
@@ -282,7 +294,10 @@ fn print_banner(api: SocketAddr, ctl: SocketAddr, dns: SocketAddr, cfg: &std::pa
     );
 }
 
-async fn control_app(State(lab): State<Shared>, AxPath((name, action)): AxPath<(String, String)>) -> (axum::http::StatusCode, Json<serde_json::Value>) {
+async fn control_app(
+    State(lab): State<Shared>,
+    AxPath((name, action)): AxPath<(String, String)>,
+) -> (axum::http::StatusCode, Json<serde_json::Value>) {
     let mut lab = lab.lock().await;
     let Some(r) = lab.region_mut(&name) else {
         return (axum::http::StatusCode::NOT_FOUND, Json(json!({ "error": format!("unknown region `{name}`") })));
@@ -315,7 +330,10 @@ async fn control_app(State(lab): State<Shared>, AxPath((name, action)): AxPath<(
     }
 }
 
-async fn control_pg(State(lab): State<Shared>, AxPath((name, action)): AxPath<(String, String)>) -> (axum::http::StatusCode, Json<serde_json::Value>) {
+async fn control_pg(
+    State(lab): State<Shared>,
+    AxPath((name, action)): AxPath<(String, String)>,
+) -> (axum::http::StatusCode, Json<serde_json::Value>) {
     let mut lab = lab.lock().await;
     let Some(r) = lab.region_mut(&name) else {
         return (axum::http::StatusCode::NOT_FOUND, Json(json!({ "error": format!("unknown region `{name}`") })));
@@ -330,7 +348,10 @@ async fn control_pg(State(lab): State<Shared>, AxPath((name, action)): AxPath<(S
         }
         "start" => pg.restart().await,
         other => {
-            return (axum::http::StatusCode::BAD_REQUEST, Json(json!({ "error": format!("action `{other}` is not one of stop, start") })));
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                Json(json!({ "error": format!("action `{other}` is not one of stop, start") })),
+            );
         }
     };
     match result {
@@ -341,12 +362,18 @@ async fn control_pg(State(lab): State<Shared>, AxPath((name, action)): AxPath<(S
 
 /// Breaks the primary `n` times; prints each detection-to-flip time and the median.
 #[allow(clippy::print_stdout)]
-async fn measure_flips(lab: &Shared, status: &mut tokio::sync::watch::Receiver<Arc<crate::status::Status>>, dns: SocketAddr, n: usize) -> anyhow::Result<()> {
+async fn measure_flips(
+    lab: &Shared,
+    status: &mut tokio::sync::watch::Receiver<Arc<crate::status::Status>>,
+    dns: SocketAddr,
+    n: usize,
+) -> anyhow::Result<()> {
     let primary_ip = lab.lock().await.regions[0].ip;
     let mut times = Vec::new();
     for i in 0..n {
         wait_for(status, Duration::from_secs(120), |s| {
-            s.regions.iter().all(|r| r.weight == r.normal_weight) && s.plan.as_ref().is_some_and(|p| p.verified_at.is_some())
+            s.regions.iter().all(|r| r.weight == r.normal_weight)
+                && s.plan.as_ref().is_some_and(|p| p.verified_at.is_some())
         })
         .await
         .context("waiting for the normal split")?;
@@ -380,8 +407,13 @@ async fn measure_flips(lab: &Shared, status: &mut tokio::sync::watch::Receiver<A
     }
     times.sort();
     let median = times[times.len() / 2];
-    let by: BTreeMap<&str, String> = [("runs", n.to_string()), ("median_ms", format!("{:.0}", median.as_secs_f64() * 1000.0))].into_iter().collect();
-    println!("detection-to-flip: {by:?} (min {:.0} ms, max {:.0} ms)", times[0].as_secs_f64() * 1000.0, times[times.len() - 1].as_secs_f64() * 1000.0);
+    let by: BTreeMap<&str, String> =
+        [("runs", n.to_string()), ("median_ms", format!("{:.0}", median.as_secs_f64() * 1000.0))].into_iter().collect();
+    println!(
+        "detection-to-flip: {by:?} (min {:.0} ms, max {:.0} ms)",
+        times[0].as_secs_f64() * 1000.0,
+        times[times.len() - 1].as_secs_f64() * 1000.0
+    );
     Ok(())
 }
 

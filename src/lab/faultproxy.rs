@@ -199,33 +199,16 @@ impl FaultProxy {
     /// and starts forwarding every accepted connection to `upstream`, with
     /// no faults.
     pub async fn start(listen: SocketAddr, upstream: SocketAddr) -> anyhow::Result<FaultProxy> {
-        let listener = TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("fault proxy: binding {listen}"))?;
-        let addr = listener
-            .local_addr()
-            .context("fault proxy: reading the bound address")?;
+        let listener = TcpListener::bind(listen).await.with_context(|| format!("fault proxy: binding {listen}"))?;
+        let addr = listener.local_addr().context("fault proxy: reading the bound address")?;
         let (faults, faults_rx) = watch::channel(Faults::default());
         let counters = Arc::new(Counters::default());
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let ctx = ConnCtx {
-            upstream,
-            counters: Arc::clone(&counters),
-            faults: faults_rx,
-            cancel: cancel.clone(),
-        };
+        let ctx = ConnCtx { upstream, counters: Arc::clone(&counters), faults: faults_rx, cancel: cancel.clone() };
         let accept_task = tokio::spawn(accept_loop(listener, addr, ctx, tracker.clone()));
         info!(proxy = %addr, %upstream, "fault proxy started");
-        Ok(FaultProxy {
-            addr,
-            upstream,
-            faults,
-            counters,
-            cancel,
-            tracker,
-            accept_task: Some(accept_task),
-        })
+        Ok(FaultProxy { addr, upstream, faults, counters, cancel, tracker, accept_task: Some(accept_task) })
     }
 
     /// The address the proxy listens on (with the actual port when started
@@ -283,10 +266,7 @@ impl FaultProxy {
             }
         }
         self.tracker.close();
-        if tokio::time::timeout_at(deadline, self.tracker.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout_at(deadline, self.tracker.wait()).await.is_err() {
             warn!(
                 proxy = %self.addr,
                 remaining = self.tracker.len(),
@@ -536,21 +516,12 @@ async fn forward(mut client: TcpStream, peer: SocketAddr, ctx: ConnCtx) {
     debug!(%peer, reset = abort, "fault proxy: connection closed");
 }
 
-async fn connect_and_pump(
-    client: &mut TcpStream,
-    upstream_slot: &mut Option<TcpStream>,
-    ctx: &ConnCtx,
-) -> Outcome {
+async fn connect_and_pump(client: &mut TcpStream, upstream_slot: &mut Option<TcpStream>, ctx: &ConnCtx) -> Outcome {
     let mut faults = ctx.faults.clone();
     let setup_delay = one_way_delay(&faults.borrow());
     tokio::time::sleep(setup_delay).await;
     wait_flowing(&mut faults).await;
-    let upstream = match tokio::time::timeout(
-        UPSTREAM_CONNECT_TIMEOUT,
-        TcpStream::connect(ctx.upstream),
-    )
-    .await
-    {
+    let upstream = match tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, TcpStream::connect(ctx.upstream)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
             warn!(upstream = %ctx.upstream, %error, "fault proxy: upstream connect failed");
@@ -572,12 +543,7 @@ async fn connect_and_pump(
     let (upstream_read, upstream_write) = upstream.split();
     let counters = &ctx.counters;
     let up = pump(client_read, upstream_write, &ctx.faults, &counters.bytes_up);
-    let down = pump(
-        upstream_read,
-        client_write,
-        &ctx.faults,
-        &counters.bytes_down,
-    );
+    let down = pump(upstream_read, client_write, &ctx.faults, &counters.bytes_down);
     match tokio::try_join!(up, down) {
         Ok(((), ())) => Outcome::Done,
         Err(error) => Outcome::Failed(error),
@@ -598,11 +564,8 @@ async fn pump(
     counter: &AtomicU64,
 ) -> io::Result<()> {
     let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
-    tokio::try_join!(
-        read_side(from, tx, faults.clone()),
-        write_side(to, rx, faults.clone(), counter),
-    )
-    .map(|((), ())| ())
+    tokio::try_join!(read_side(from, tx, faults.clone()), write_side(to, rx, faults.clone(), counter),)
+        .map(|((), ())| ())
 }
 
 async fn read_side(
@@ -670,8 +633,7 @@ mod tests {
     use super::*;
     use std::net::{Ipv4Addr, SocketAddrV4};
 
-    const LOCALHOST_ANY_PORT: SocketAddr =
-        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+    const LOCALHOST_ANY_PORT: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
     /// Hang guard for operations that must complete; not a performance bound.
     const HANG_GUARD: Duration = Duration::from_secs(5);
     const REQUEST: &[u8] = b"GET /health HTTP/1.1\r\nHost: lab\r\n\r\n";
@@ -746,9 +708,7 @@ mod tests {
     }
 
     async fn start(upstream: SocketAddr) -> FaultProxy {
-        FaultProxy::start(LOCALHOST_ANY_PORT, upstream)
-            .await
-            .unwrap()
+        FaultProxy::start(LOCALHOST_ANY_PORT, upstream).await.unwrap()
     }
 
     /// Polls `check` until it holds or the hang guard expires.
@@ -786,10 +746,7 @@ mod tests {
     async fn passes_bytes_unchanged_both_ways() {
         let proxy = start(echo_server().await).await;
         let payload = pattern(1024 * 1024);
-        let back =
-            tokio::time::timeout(HANG_GUARD * 2, echo_through(proxy.addr(), payload.clone()))
-                .await
-                .unwrap();
+        let back = tokio::time::timeout(HANG_GUARD * 2, echo_through(proxy.addr(), payload.clone())).await.unwrap();
         assert_eq!(back.len(), payload.len());
         assert!(back == payload, "echoed bytes differ");
         let stats = proxy.stats();
@@ -806,28 +763,17 @@ mod tests {
         let mut existing = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_eq!(round_trip(&mut existing).await.unwrap(), RESPONSE);
 
-        proxy.set(Faults {
-            latency: Duration::from_millis(200),
-            ..Faults::default()
-        });
+        proxy.set(Faults { latency: Duration::from_millis(200), ..Faults::default() });
         // New connection: setup, request and response are each delayed.
         let started = Instant::now();
         let mut fresh = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_eq!(round_trip(&mut fresh).await.unwrap(), RESPONSE);
-        assert!(
-            started.elapsed() >= Duration::from_millis(200),
-            "{:?}",
-            started.elapsed()
-        );
+        assert!(started.elapsed() >= Duration::from_millis(200), "{:?}", started.elapsed());
 
         // Existing connection: the change applies to live traffic, both ways.
         let started = Instant::now();
         assert_eq!(round_trip(&mut existing).await.unwrap(), RESPONSE);
-        assert!(
-            started.elapsed() >= Duration::from_millis(400),
-            "{:?}",
-            started.elapsed()
-        );
+        assert!(started.elapsed() >= Duration::from_millis(400), "{:?}", started.elapsed());
         proxy.stop().await;
     }
 
@@ -845,14 +791,8 @@ mod tests {
             tokio::time::timeout(Duration::from_millis(500), read_response(&mut fresh)),
             tokio::time::timeout(Duration::from_millis(500), read_response(&mut existing)),
         );
-        assert!(
-            fresh_read.is_err(),
-            "new connection answered during blackhole"
-        );
-        assert!(
-            existing_read.is_err(),
-            "existing connection answered during blackhole"
-        );
+        assert!(fresh_read.is_err(), "new connection answered during blackhole");
+        assert!(existing_read.is_err(), "existing connection answered during blackhole");
         assert_eq!(proxy.stats().blackholed, 1);
 
         proxy.clear();
@@ -874,10 +814,7 @@ mod tests {
             probes.spawn(async move {
                 let mut stream = TcpStream::connect(addr).await.unwrap();
                 stream.write_all(REQUEST).await.unwrap();
-                matches!(
-                    tokio::time::timeout(wait, read_response(&mut stream)).await,
-                    Ok(Ok(_))
-                )
+                matches!(tokio::time::timeout(wait, read_response(&mut stream)).await, Ok(Ok(_)))
             });
         }
         let mut answered = 0;
@@ -890,32 +827,16 @@ mod tests {
     #[tokio::test]
     async fn drop_rate_blackholes_new_connections() {
         let proxy = start(http_server().await).await;
-        proxy.set(Faults {
-            drop_rate: 1.0,
-            ..Faults::default()
-        });
-        assert_eq!(
-            answered_of(proxy.addr(), 10, Duration::from_millis(500)).await,
-            0
-        );
+        proxy.set(Faults { drop_rate: 1.0, ..Faults::default() });
+        assert_eq!(answered_of(proxy.addr(), 10, Duration::from_millis(500)).await, 0);
         assert_eq!(proxy.stats().blackholed, 10);
 
-        proxy.set(Faults {
-            drop_rate: 0.3,
-            ..Faults::default()
-        });
+        proxy.set(Faults { drop_rate: 0.3, ..Faults::default() });
         let answered = answered_of(proxy.addr(), 200, Duration::from_secs(1)).await;
         assert!(eventually(|| proxy.stats().accepted == 210).await);
         let dropped = proxy.stats().blackholed - 10;
-        assert!(
-            (30..=90).contains(&dropped),
-            "{dropped} of 200 dropped at 0.3"
-        );
-        assert_eq!(
-            answered as u64 + dropped,
-            200,
-            "client view disagrees with stats"
-        );
+        assert!((30..=90).contains(&dropped), "{dropped} of 200 dropped at 0.3");
+        assert_eq!(answered as u64 + dropped, 200, "client view disagrees with stats");
         proxy.stop().await;
     }
 
@@ -927,40 +848,27 @@ mod tests {
 
         proxy.update(|f| f.reset = true);
         let mut buf = [0u8; 16];
-        let read = tokio::time::timeout(HANG_GUARD, existing.read(&mut buf))
-            .await
-            .expect("existing connection not reset");
+        let read =
+            tokio::time::timeout(HANG_GUARD, existing.read(&mut buf)).await.expect("existing connection not reset");
         let error = read.expect_err("expected an RST, got data or EOF");
         assert_eq!(error.kind(), io::ErrorKind::ConnectionReset);
 
         // A new connection completes the handshake, then dies.
         let mut fresh = TcpStream::connect(proxy.addr()).await.unwrap();
         let _ = fresh.write_all(REQUEST).await;
-        let read = tokio::time::timeout(HANG_GUARD, fresh.read(&mut buf))
-            .await
-            .expect("new connection not reset");
+        let read = tokio::time::timeout(HANG_GUARD, fresh.read(&mut buf)).await.expect("new connection not reset");
         assert!(matches!(read, Ok(0) | Err(_)), "got data: {read:?}");
-        assert!(
-            eventually(|| proxy.stats().reset == 2).await,
-            "{:?}",
-            proxy.stats()
-        );
+        assert!(eventually(|| proxy.stats().reset == 2).await, "{:?}", proxy.stats());
         proxy.stop().await;
     }
 
     #[tokio::test]
     async fn bandwidth_limit_throttles() {
         let proxy = start(echo_server().await).await;
-        proxy.set(Faults {
-            bandwidth_bytes_per_sec: Some(100 * 1024),
-            ..Faults::default()
-        });
+        proxy.set(Faults { bandwidth_bytes_per_sec: Some(100 * 1024), ..Faults::default() });
         let payload = pattern(200 * 1024);
         let started = Instant::now();
-        let back =
-            tokio::time::timeout(HANG_GUARD * 2, echo_through(proxy.addr(), payload.clone()))
-                .await
-                .unwrap();
+        let back = tokio::time::timeout(HANG_GUARD * 2, echo_through(proxy.addr(), payload.clone())).await.unwrap();
         let elapsed = started.elapsed();
         assert!(back == payload, "echoed bytes differ");
         assert!(elapsed >= Duration::from_millis(1500), "{elapsed:?}");
@@ -992,10 +900,7 @@ mod tests {
         let deadline = Instant::now() + HANG_GUARD;
         while !works && Instant::now() < deadline {
             if let Ok(mut stream) = TcpStream::connect(addr).await {
-                works = matches!(
-                    tokio::time::timeout(HANG_GUARD, round_trip(&mut stream)).await,
-                    Ok(Ok(_))
-                );
+                works = matches!(tokio::time::timeout(HANG_GUARD, round_trip(&mut stream)).await, Ok(Ok(_)));
             }
             if !works {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -1014,9 +919,7 @@ mod tests {
         let proxy = start(closed).await;
         let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
         let mut buf = [0u8; 16];
-        let read = tokio::time::timeout(HANG_GUARD, client.read(&mut buf))
-            .await
-            .unwrap();
+        let read = tokio::time::timeout(HANG_GUARD, client.read(&mut buf)).await.unwrap();
         assert!(matches!(read, Ok(0) | Err(_)), "got data: {read:?}");
         assert!(eventually(|| proxy.stats().upstream_failures == 1).await);
         proxy.stop().await;
@@ -1029,22 +932,15 @@ mod tests {
         let mut existing = TcpStream::connect(addr).await.unwrap();
         assert_eq!(round_trip(&mut existing).await.unwrap(), RESPONSE);
         let mut held = {
-            proxy.set(Faults {
-                blackhole: true,
-                ..Faults::default()
-            });
+            proxy.set(Faults { blackhole: true, ..Faults::default() });
             TcpStream::connect(addr).await.unwrap()
         };
         assert!(eventually(|| proxy.stats().active == 2).await);
 
-        tokio::time::timeout(HANG_GUARD, proxy.stop())
-            .await
-            .expect("stop() hung");
+        tokio::time::timeout(HANG_GUARD, proxy.stop()).await.expect("stop() hung");
         let mut buf = [0u8; 16];
         for stream in [&mut existing, &mut held] {
-            let read = tokio::time::timeout(HANG_GUARD, stream.read(&mut buf))
-                .await
-                .unwrap();
+            let read = tokio::time::timeout(HANG_GUARD, stream.read(&mut buf)).await.unwrap();
             assert!(matches!(read, Ok(0) | Err(_)), "got data: {read:?}");
         }
         let after = TcpStream::connect(addr).await;
@@ -1074,17 +970,11 @@ mod tests {
 
     #[test]
     fn delay_and_drop_helpers_stay_in_range() {
-        let faults = Faults {
-            latency: Duration::from_millis(10),
-            jitter: Duration::from_millis(5),
-            ..Faults::default()
-        };
+        let faults =
+            Faults { latency: Duration::from_millis(10), jitter: Duration::from_millis(5), ..Faults::default() };
         for _ in 0..1000 {
             let d = one_way_delay(&faults);
-            assert!(
-                d >= Duration::from_millis(10) && d <= Duration::from_millis(15),
-                "{d:?}"
-            );
+            assert!(d >= Duration::from_millis(10) && d <= Duration::from_millis(15), "{d:?}");
         }
         assert!(!roll_drop(0.0));
         assert!(!roll_drop(-1.0));

@@ -25,8 +25,7 @@ use anyhow::{Context, Result, bail};
 use sqlx::{Connection, PgConnection};
 
 use super::process::{
-    SpawnOpts, StopSignal, Supervised, free_port, is_root, make_dir_for, run_command, tail_file,
-    unique_temp_dir,
+    SpawnOpts, StopSignal, Supervised, free_port, is_root, make_dir_for, run_command, tail_file, unique_temp_dir,
 };
 
 /// How long to wait for a server to accept connections / start streaming.
@@ -48,10 +47,7 @@ pub fn pg_bin_dir() -> Result<PathBuf> {
         }
         bail!("PG_BIN={} does not contain initdb", dir.display());
     }
-    if let Ok(out) = std::process::Command::new("pg_config")
-        .arg("--bindir")
-        .output()
-    {
+    if let Ok(out) = std::process::Command::new("pg_config").arg("--bindir").output() {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         if out.status.success() && dir.join("initdb").is_file() {
             return Ok(dir);
@@ -60,12 +56,8 @@ pub fn pg_bin_dir() -> Result<PathBuf> {
     let mut best: Option<(Vec<u32>, PathBuf)> = None;
     if let Ok(entries) = fs::read_dir("/usr/lib/postgresql") {
         for entry in entries.flatten() {
-            let version: Option<Vec<u32>> = entry
-                .file_name()
-                .to_string_lossy()
-                .split('.')
-                .map(|p| p.parse().ok())
-                .collect();
+            let version: Option<Vec<u32>> =
+                entry.file_name().to_string_lossy().split('.').map(|p| p.parse().ok()).collect();
             let bin = entry.path().join("bin");
             let Some(version) = version else { continue };
             if bin.join("initdb").is_file() && best.as_ref().is_none_or(|(v, _)| version > *v) {
@@ -92,11 +84,7 @@ pub struct PgOptions {
 
 impl Default for PgOptions {
     fn default() -> Self {
-        PgOptions {
-            synchronous_commit: "on".to_string(),
-            synchronous_standby_names: None,
-            extra_conf: Vec::new(),
-        }
+        PgOptions { synchronous_commit: "on".to_string(), synchronous_standby_names: None, extra_conf: Vec::new() }
     }
 }
 
@@ -125,48 +113,20 @@ impl PgCluster {
         let data_dir = dir.join("data");
         make_dir_for(run_as(), &data_dir)?;
         set_mode(&data_dir, 0o700)?;
-        let args: Vec<String> = [
-            "-D",
-            &path_str(&data_dir)?,
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "--no-sync",
-            "-E",
-            "UTF8",
-            "--locale=C",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        run_command(
-            &format!("initdb for {name}"),
-            run_as(),
-            Some(&dir),
-            &bin.join("initdb"),
-            &args,
-        )
-        .await?;
+        let args: Vec<String> =
+            ["-D", &path_str(&data_dir)?, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        run_command(&format!("initdb for {name}"), run_as(), Some(&dir), &bin.join("initdb"), &args).await?;
         append(
             &data_dir.join("pg_hba.conf"),
             "\n# lab\nhost all all 127.0.0.0/8 trust\nhost all all ::1/128 trust\n\
              host replication all 127.0.0.0/8 trust\nhost replication all ::1/128 trust\n",
         )?;
-        append(
-            &data_dir.join("postgresql.conf"),
-            "\n# lab: per-node settings\ninclude = 'lab.conf'\n",
-        )?;
+        append(&data_dir.join("postgresql.conf"), "\n# lab: per-node settings\ninclude = 'lab.conf'\n")?;
         let port = free_port(ip);
-        let mut cluster = PgCluster {
-            name: name.to_string(),
-            ip,
-            port,
-            dir,
-            data_dir,
-            bin,
-            sup: None,
-        };
+        let mut cluster = PgCluster { name: name.to_string(), ip, port, dir, data_dir, bin, sup: None };
         cluster.write_lab_conf(opts)?;
         guard.disarm();
         cluster.spawn_and_wait().await?;
@@ -177,12 +137,7 @@ impl PgCluster {
     /// Creates a standby of `primary` with `pg_basebackup -R -X stream`
     /// (`application_name` = `name`), starts it on `ip` and waits until it is
     /// in recovery and the primary reports it as `streaming`.
-    pub async fn start_standby(
-        primary: &PgCluster,
-        name: &str,
-        ip: IpAddr,
-        opts: &PgOptions,
-    ) -> Result<PgCluster> {
+    pub async fn start_standby(primary: &PgCluster, name: &str, ip: IpAddr, opts: &PgOptions) -> Result<PgCluster> {
         let started = Instant::now();
         let bin = primary.bin.clone();
         let dir = unique_temp_dir(&format!("pg-{name}"))?;
@@ -190,25 +145,12 @@ impl PgCluster {
         let data_dir = dir.join("data");
         make_dir_for(run_as(), &data_dir)?;
         set_mode(&data_dir, 0o700)?;
-        let conninfo = format!(
-            "host={} port={} user=postgres application_name={name}",
-            primary.ip, primary.port
-        );
-        let args: Vec<String> = [
-            "-d",
-            &conninfo,
-            "-D",
-            &path_str(&data_dir)?,
-            "-R",
-            "-X",
-            "stream",
-            "-c",
-            "fast",
-            "--no-sync",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let conninfo = format!("host={} port={} user=postgres application_name={name}", primary.ip, primary.port);
+        let args: Vec<String> =
+            ["-d", &conninfo, "-D", &path_str(&data_dir)?, "-R", "-X", "stream", "-c", "fast", "--no-sync"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         run_command(
             &format!("pg_basebackup for standby {name}"),
             run_as(),
@@ -221,15 +163,7 @@ impl PgCluster {
         // copied too; the standby's own options must win for these.
         strip_auto_conf(&data_dir, &["synchronous_standby_names"])?;
         let port = free_port(ip);
-        let mut cluster = PgCluster {
-            name: name.to_string(),
-            ip,
-            port,
-            dir,
-            data_dir,
-            bin,
-            sup: None,
-        };
+        let mut cluster = PgCluster { name: name.to_string(), ip, port, dir, data_dir, bin, sup: None };
         cluster.write_lab_conf(opts)?;
         guard.disarm();
         cluster.spawn_and_wait().await?;
@@ -316,19 +250,13 @@ impl PgCluster {
 
     /// `CREATE DATABASE "name"`.
     pub async fn create_database(&self, name: &str) -> Result<()> {
-        self.execute(&format!("CREATE DATABASE {}", quote_ident(name)))
-            .await
-            .map(|_| ())
+        self.execute(&format!("CREATE DATABASE {}", quote_ident(name))).await.map(|_| ())
     }
 
     /// Sets `synchronous_standby_names` with `ALTER SYSTEM` and reloads.
     /// Use `""` to make replication asynchronous again.
     pub async fn set_synchronous_standby_names(&self, names: &str) -> Result<()> {
-        self.execute(&format!(
-            "ALTER SYSTEM SET synchronous_standby_names = {}",
-            quote_literal(names)
-        ))
-        .await?;
+        self.execute(&format!("ALTER SYSTEM SET synchronous_standby_names = {}", quote_literal(names))).await?;
         self.execute("SELECT pg_reload_conf()").await?;
         Ok(())
     }
@@ -347,9 +275,7 @@ impl PgCluster {
     /// running) and waits until it accepts queries.
     pub async fn restart(&mut self) -> Result<()> {
         if let Some(sup) = self.sup.take() {
-            sup.stop_keep_dir()
-                .await
-                .with_context(|| format!("stopping {} for restart", self.name))?;
+            sup.stop_keep_dir().await.with_context(|| format!("stopping {} for restart", self.name))?;
         }
         self.spawn_and_wait().await
     }
@@ -357,12 +283,8 @@ impl PgCluster {
     /// Fast shutdown; removes the directory.
     pub async fn stop(mut self) -> Result<()> {
         match self.sup.take() {
-            Some(sup) => sup
-                .stop()
-                .await
-                .with_context(|| format!("stopping postgres {}", self.name)),
-            None => fs::remove_dir_all(&self.dir)
-                .with_context(|| format!("removing {}", self.dir.display())),
+            Some(sup) => sup.stop().await.with_context(|| format!("stopping postgres {}", self.name)),
+            None => fs::remove_dir_all(&self.dir).with_context(|| format!("removing {}", self.dir.display())),
         }
     }
 
@@ -374,19 +296,13 @@ impl PgCluster {
             format!("listen_addresses = {}", quote_literal(&self.ip.to_string())),
             format!("port = {}", self.port),
             format!("unix_socket_directories = {}", quote_literal(&sock)),
-            format!(
-                "cluster_name = {}",
-                quote_literal(&format!("lab-{}-{}", self.name, self.port))
-            ),
+            format!("cluster_name = {}", quote_literal(&format!("lab-{}-{}", self.name, self.port))),
             "wal_level = replica".into(),
             "max_wal_senders = 10".into(),
             "max_replication_slots = 10".into(),
             "hot_standby = on".into(),
             "fsync = off".into(),
-            format!(
-                "synchronous_commit = {}",
-                quote_literal(&opts.synchronous_commit)
-            ),
+            format!("synchronous_commit = {}", quote_literal(&opts.synchronous_commit)),
             format!("synchronous_standby_names = {}", quote_literal(ssn)),
             "wal_keep_size = '128MB'".into(),
             "shared_buffers = '32MB'".into(),
@@ -439,10 +355,9 @@ impl PgCluster {
                         continue;
                     }
                     let log = tail_file(&self.log_file(), 20);
-                    return Err(e.context(format!(
-                        "postgres {} did not become ready; last log lines:\n{log}",
-                        self.name
-                    )));
+                    return Err(
+                        e.context(format!("postgres {} did not become ready; last log lines:\n{log}", self.name))
+                    );
                 }
             }
         }
@@ -452,10 +367,7 @@ impl PgCluster {
         loop {
             let attempt = async {
                 let mut conn = self.connect().await?;
-                sqlx::query("SELECT 1")
-                    .execute(&mut conn)
-                    .await
-                    .context("SELECT 1")?;
+                sqlx::query("SELECT 1").execute(&mut conn).await.context("SELECT 1")?;
                 conn.close().await.ok();
                 anyhow::Ok(())
             };
@@ -488,13 +400,12 @@ impl PgCluster {
                     bail!("{} is not in recovery", self.name);
                 }
                 let mut pconn = primary.connect().await?;
-                let state: Option<String> = sqlx::query_scalar(
-                    "SELECT state FROM pg_stat_replication WHERE application_name = $1",
-                )
-                .bind(&self.name)
-                .fetch_optional(&mut pconn)
-                .await
-                .context("reading pg_stat_replication")?;
+                let state: Option<String> =
+                    sqlx::query_scalar("SELECT state FROM pg_stat_replication WHERE application_name = $1")
+                        .bind(&self.name)
+                        .fetch_optional(&mut pconn)
+                        .await
+                        .context("reading pg_stat_replication")?;
                 pconn.close().await.ok();
                 match state.as_deref() {
                     Some("streaming") => Ok(()),
@@ -538,25 +449,19 @@ impl Drop for DirGuard {
 }
 
 fn path_str(p: &Path) -> Result<String> {
-    p.to_str()
-        .map(str::to_string)
-        .with_context(|| format!("path is not UTF-8: {}", p.display()))
+    p.to_str().map(str::to_string).with_context(|| format!("path is not UTF-8: {}", p.display()))
 }
 
 fn set_mode(p: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(p, fs::Permissions::from_mode(mode))
-        .with_context(|| format!("chmod {mode:o} {}", p.display()))
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).with_context(|| format!("chmod {mode:o} {}", p.display()))
 }
 
 fn append(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
-    let mut f = fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .with_context(|| format!("appending to {}", path.display()))
+    let mut f =
+        fs::OpenOptions::new().append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+    f.write_all(text.as_bytes()).with_context(|| format!("appending to {}", path.display()))
 }
 
 fn strip_auto_conf(data_dir: &Path, keys: &[&str]) -> Result<()> {

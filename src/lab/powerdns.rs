@@ -21,9 +21,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::process::{
-    SpawnOpts, StopSignal, Supervised, free_port, free_port_tcp_udp, tail_file, unique_temp_dir,
-};
+use super::process::{SpawnOpts, StopSignal, Supervised, free_port, free_port_tcp_udp, tail_file, unique_temp_dir};
 
 /// The server binary.
 pub const PDNS_SERVER: &str = "/usr/sbin/pdns_server";
@@ -83,8 +81,7 @@ impl PowerDns {
         let api_key = format!("{:032x}", rand::random::<u128>());
         let conf = render_config(ip, dns_port, api_port, &api_key, &db, &dir).await?;
         let conf_path = dir.join("pdns.conf");
-        std::fs::write(&conf_path, conf)
-            .with_context(|| format!("writing {}", conf_path.display()))?;
+        std::fs::write(&conf_path, conf).with_context(|| format!("writing {}", conf_path.display()))?;
 
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -105,15 +102,7 @@ impl PowerDns {
                 cwd: Some(dir.clone()),
             },
         )?;
-        let mut pdns = PowerDns {
-            ip,
-            dns_port,
-            api_port,
-            api_key,
-            dir,
-            http,
-            sup: Some(sup),
-        };
+        let mut pdns = PowerDns { ip, dns_port, api_port, api_key, dir, http, sup: Some(sup) };
         if let Err(e) = pdns.wait_ready().await {
             let log = tail_file(&log_file, 20);
             pdns.stop().await.ok();
@@ -160,13 +149,9 @@ impl PowerDns {
                 "records": [{"content": self.ip.to_string(), "disabled": false}],
             }],
         });
-        self.api(
-            reqwest::Method::POST,
-            "/servers/localhost/zones",
-            Some(&body),
-        )
-        .await
-        .with_context(|| format!("creating zone {zone}"))?;
+        self.api(reqwest::Method::POST, "/servers/localhost/zones", Some(&body))
+            .await
+            .with_context(|| format!("creating zone {zone}"))?;
         Ok(())
     }
 
@@ -193,10 +178,7 @@ impl PowerDns {
         ttl: u32,
         contents: &[String],
     ) -> Result<()> {
-        let records: Vec<Value> = contents
-            .iter()
-            .map(|c| json!({"content": c, "disabled": false}))
-            .collect();
+        let records: Vec<Value> = contents.iter().map(|c| json!({"content": c, "disabled": false})).collect();
         self.patch_rrsets(
             zone,
             json!([{
@@ -213,29 +195,15 @@ impl PowerDns {
     /// Calls the API at `path` (relative to [`PowerDns::api_url`]); returns
     /// the JSON body (`Null` when empty).  Non-2xx answers are errors that
     /// include the body.
-    pub async fn api(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Value> {
+    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value> {
         let url = format!("{}{path}", self.api_url());
-        let mut req = self
-            .http
-            .request(method.clone(), &url)
-            .header("X-API-Key", &self.api_key);
+        let mut req = self.http.request(method.clone(), &url).header("X-API-Key", &self.api_key);
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("{method} {url}"))?;
+        let resp = req.send().await.with_context(|| format!("{method} {url}"))?;
         let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .with_context(|| format!("reading answer of {method} {url}"))?;
+        let text = resp.text().await.with_context(|| format!("reading answer of {method} {url}"))?;
         if !status.is_success() {
             bail!("{method} {url}: {status}: {text}");
         }
@@ -256,10 +224,7 @@ impl PowerDns {
     async fn wait_ready(&mut self) -> Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            let err = match self
-                .api(reqwest::Method::GET, "/servers/localhost", None)
-                .await
-            {
+            let err = match self.api(reqwest::Method::GET, "/servers/localhost", None).await {
                 Ok(_) => return Ok(()),
                 Err(e) => e,
             };
@@ -275,11 +240,7 @@ impl PowerDns {
 }
 
 fn canonical(name: &str) -> String {
-    if name.ends_with('.') {
-        name.to_string()
-    } else {
-        format!("{name}.")
-    }
+    if name.ends_with('.') { name.to_string() } else { format!("{name}.") }
 }
 
 /// Creates the gsqlite3 database with the schema shipped by Debian.
@@ -300,9 +261,7 @@ async fn create_database(db: &Path) -> Result<()> {
         }
         out.stdout
     } else {
-        tokio::fs::read(schema_path)
-            .await
-            .with_context(|| format!("reading {}", schema_path.display()))?
+        tokio::fs::read(schema_path).await.with_context(|| format!("reading {}", schema_path.display()))?
     };
     let mut child = tokio::process::Command::new("sqlite3")
         .arg(db)
@@ -313,22 +272,11 @@ async fn create_database(db: &Path) -> Result<()> {
         .spawn()
         .context("running sqlite3 (install the sqlite3 package)")?;
     let mut stdin = child.stdin.take().context("sqlite3 stdin")?;
-    stdin
-        .write_all(&schema)
-        .await
-        .context("feeding the schema to sqlite3")?;
+    stdin.write_all(&schema).await.context("feeding the schema to sqlite3")?;
     drop(stdin);
-    let out = child
-        .wait_with_output()
-        .await
-        .context("waiting for sqlite3")?;
+    let out = child.wait_with_output().await.context("waiting for sqlite3")?;
     if !out.status.success() {
-        bail!(
-            "sqlite3 {} failed ({}): {}",
-            db.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("sqlite3 {} failed ({}): {}", db.display(), out.status, String::from_utf8_lossy(&out.stderr));
     }
     Ok(())
 }

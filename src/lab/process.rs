@@ -182,11 +182,10 @@ impl Supervised {
             Some(user) if is_root() => Some(user.clone()),
             _ => None,
         };
-        let ctl_dir = unique_temp_dir(&format!("ctl-{name}"))
-            .with_context(|| format!("creating control dir for {name}"))?;
+        let ctl_dir =
+            unique_temp_dir(&format!("ctl-{name}")).with_context(|| format!("creating control dir for {name}"))?;
         if let Some(user) = &run_as {
-            chown_to(user, &ctl_dir)
-                .with_context(|| format!("handing control dir of {name} to {user}"))?;
+            chown_to(user, &ctl_dir).with_context(|| format!("handing control dir of {name} to {user}"))?;
         }
         let pid_file = ctl_dir.join("pid");
 
@@ -201,10 +200,7 @@ impl Supervised {
         if let Some(user) = &run_as {
             cmd.args(["runuser", "-u", user, "--"]);
         }
-        cmd.args(["sh", "-c", EXEC_SCRIPT])
-            .arg(&pid_file)
-            .arg(program)
-            .args(args);
+        cmd.args(["sh", "-c", EXEC_SCRIPT]).arg(&pid_file).arg(program).args(args);
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
@@ -214,9 +210,7 @@ impl Supervised {
         let (out, err) = match &opts.log_file {
             Some(path) => {
                 let f = open_append(path).with_context(|| format!("log file of {name}"))?;
-                let f2 = f
-                    .try_clone()
-                    .with_context(|| format!("duplicating log file handle for {name}"))?;
+                let f2 = f.try_clone().with_context(|| format!("duplicating log file handle for {name}"))?;
                 (Stdio::from(f), Stdio::from(f2))
             }
             None => (Stdio::null(), Stdio::null()),
@@ -227,20 +221,12 @@ impl Supervised {
             Ok(child) => child,
             Err(e) => {
                 let _ = fs::remove_dir_all(&ctl_dir);
-                return Err(e).with_context(|| {
-                    format!("spawning wrapper for {name} ({})", program.display())
-                });
+                return Err(e).with_context(|| format!("spawning wrapper for {name} ({})", program.display()));
             }
         };
         let stdin = wrapper.stdin.take();
         tracing::debug!(name, program = %program.display(), wrapper_pid = wrapper.id(), "spawned supervised process");
-        Ok(Supervised {
-            name: name.to_string(),
-            wrapper: Some(wrapper),
-            stdin,
-            ctl_dir,
-            cleanup_dir: opts.cleanup_dir,
-        })
+        Ok(Supervised { name: name.to_string(), wrapper: Some(wrapper), stdin, ctl_dir, cleanup_dir: opts.cleanup_dir })
     }
 
     /// Name given at spawn time.
@@ -250,9 +236,7 @@ impl Supervised {
 
     /// Pid of the server itself (not the wrapper), once it has started.
     pub fn server_pid(&self) -> Option<u32> {
-        fs::read_to_string(self.ctl_dir.join("pid"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
+        fs::read_to_string(self.ctl_dir.join("pid")).ok().and_then(|s| s.trim().parse().ok())
     }
 
     /// Waits up to `timeout` for the server pid to be known.
@@ -290,11 +274,7 @@ impl Supervised {
             tracing::warn!(name = %self.name, "kill_now: server pid unknown");
             return;
         };
-        match std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .stderr(Stdio::null())
-            .status()
-        {
+        match std::process::Command::new("kill").args(["-9", &pid.to_string()]).stderr(Stdio::null()).status() {
             Ok(st) if st.success() => {}
             Ok(st) => tracing::warn!(name = %self.name, pid, %st, "kill -9 failed"),
             Err(e) => tracing::warn!(name = %self.name, pid, error = %e, "running kill failed"),
@@ -361,8 +341,7 @@ impl Supervised {
         if let (false, Some(dir)) = (keep_dir, &self.cleanup_dir) {
             remove_dir_if_exists(dir).with_context(|| format!("removing {}", dir.display()))?;
         }
-        remove_dir_if_exists(&self.ctl_dir)
-            .with_context(|| format!("removing {}", self.ctl_dir.display()))?;
+        remove_dir_if_exists(&self.ctl_dir).with_context(|| format!("removing {}", self.ctl_dir.display()))?;
         Ok(())
     }
 }
@@ -373,11 +352,9 @@ impl Drop for Supervised {
     fn drop(&mut self) {
         drop(self.stdin.take());
         if let Some(mut wrapper) = self.wrapper.take() {
-            let spawned = std::thread::Builder::new()
-                .name("lab-reaper".to_string())
-                .spawn(move || {
-                    let _ = wrapper.wait();
-                });
+            let spawned = std::thread::Builder::new().name("lab-reaper".to_string()).spawn(move || {
+                let _ = wrapper.wait();
+            });
             if let Err(e) = spawned {
                 tracing::debug!(name = %self.name, error = %e, "cannot spawn reaper thread");
             }
@@ -422,20 +399,15 @@ pub fn free_port_tcp_udp(ip: IpAddr) -> Result<u16> {
 fn free_port_inner(ip: IpAddr, udp_too: bool) -> Result<u16> {
     for _ in 0..200 {
         let port = {
-            let listener = TcpListener::bind(SocketAddr::new(ip, 0))
-                .with_context(|| format!("binding a TCP port on {ip}"))?;
-            let port = listener
-                .local_addr()
-                .context("reading bound TCP address")?
-                .port();
+            let listener =
+                TcpListener::bind(SocketAddr::new(ip, 0)).with_context(|| format!("binding a TCP port on {ip}"))?;
+            let port = listener.local_addr().context("reading bound TCP address")?.port();
             if udp_too && UdpSocket::bind(SocketAddr::new(ip, port)).is_err() {
                 continue;
             }
             port
         };
-        let mut seen = HANDED_OUT
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut seen = HANDED_OUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if seen.insert(port) {
             return Ok(port);
         }
@@ -447,9 +419,7 @@ fn free_port_inner(ip: IpAddr, udp_too: bool) -> Result<u16> {
 pub async fn wait_for_tcp(addr: SocketAddr, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        let attempt =
-            tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr))
-                .await;
+        let attempt = tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr)).await;
         let err = match attempt {
             Ok(Ok(_)) => return Ok(()),
             Ok(Err(e)) => e.to_string(),
@@ -480,12 +450,8 @@ pub fn user_ids(user: &str) -> Result<(u32, u32)> {
     for line in passwd.lines() {
         let fields: Vec<&str> = line.split(':').collect();
         if fields.len() >= 4 && fields[0] == user {
-            let uid = fields[2]
-                .parse()
-                .with_context(|| format!("parsing uid of {user} in /etc/passwd"))?;
-            let gid = fields[3]
-                .parse()
-                .with_context(|| format!("parsing gid of {user} in /etc/passwd"))?;
+            let uid = fields[2].parse().with_context(|| format!("parsing uid of {user} in /etc/passwd"))?;
+            let gid = fields[3].parse().with_context(|| format!("parsing gid of {user} in /etc/passwd"))?;
             return Ok((uid, gid));
         }
     }
@@ -494,8 +460,7 @@ pub fn user_ids(user: &str) -> Result<(u32, u32)> {
 
 fn chown_to(user: &str, path: &Path) -> Result<()> {
     let (uid, gid) = user_ids(user)?;
-    std::os::unix::fs::chown(path, Some(uid), Some(gid))
-        .with_context(|| format!("chown {} to {user}", path.display()))
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).with_context(|| format!("chown {} to {user}", path.display()))
 }
 
 /// Creates `path` (and parents) and, when `user` is given and we are root,
@@ -515,11 +480,8 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// removal (usually through [`SpawnOpts::cleanup_dir`]).
 pub fn unique_temp_dir(prefix: &str) -> Result<PathBuf> {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "lab-{prefix}-{}-{n}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("lab-{prefix}-{}-{n}-{:08x}", std::process::id(), rand::random::<u32>()));
     fs::create_dir(&dir).with_context(|| format!("creating temp dir {}", dir.display()))?;
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
         .with_context(|| format!("chmod 0755 {}", dir.display()))?;
@@ -559,10 +521,7 @@ pub async fn run_command(
     if let Some(cwd) = cwd {
         cmd.current_dir(cwd);
     }
-    let out = cmd
-        .output()
-        .await
-        .with_context(|| format!("{what}: running {}", program.display()))?;
+    let out = cmd.output().await.with_context(|| format!("{what}: running {}", program.display()))?;
     if !out.status.success() {
         bail!(
             "{what}: {} {:?} failed ({}): {}{}",

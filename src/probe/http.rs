@@ -18,7 +18,13 @@ pub struct HttpProbe {
 
 impl HttpProbe {
     /// A probe of `url`.
-    pub fn new(client: reqwest::Client, url: String, expect_status: u16, body_contains: Option<String>, timeout: Duration) -> Self {
+    pub fn new(
+        client: reqwest::Client,
+        url: String,
+        expect_status: u16,
+        body_contains: Option<String>,
+        timeout: Duration,
+    ) -> Self {
         Self { client, url, expect_status, body_contains, timeout }
     }
 }

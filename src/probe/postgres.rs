@@ -44,9 +44,9 @@ impl Probe for PostgresProbe {
         match row {
             Err(e) => ProbeResult::failed(format!("query failed: {}", describe(&e))),
             Ok((_, in_recovery)) => match self.expect_recovery {
-                Some(expect) if expect != in_recovery => ProbeResult::failed(format!(
-                    "pg_is_in_recovery() = {in_recovery}, expected {expect}"
-                )),
+                Some(expect) if expect != in_recovery => {
+                    ProbeResult::failed(format!("pg_is_in_recovery() = {in_recovery}, expected {expect}"))
+                }
                 _ => ProbeResult::ok(Some(format!("in_recovery={in_recovery}"))),
             },
         }

@@ -27,7 +27,13 @@ pub struct Runner {
 
 impl Runner {
     /// A runner for `check` that sends observations on `tx`.
-    pub fn new(check: CheckConfig, probe: Arc<dyn Probe>, vantage: Vantage, tx: mpsc::Sender<Observation>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        check: CheckConfig,
+        probe: Arc<dyn Probe>,
+        vantage: Vantage,
+        tx: mpsc::Sender<Observation>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self { check, probe, vantage, tx, metrics }
     }
 
@@ -70,7 +76,11 @@ impl Runner {
         let result = tokio::time::timeout(self.check.timeout, self.probe.probe()).await;
         let latency = started.elapsed();
         let (outcome, error, detail) = match result {
-            Err(_) => (Outcome::Failed, Some(format!("timed out after {}", humantime::format_duration(self.check.timeout))), None),
+            Err(_) => (
+                Outcome::Failed,
+                Some(format!("timed out after {}", humantime::format_duration(self.check.timeout))),
+                None,
+            ),
             Ok(r) if !r.ok => (Outcome::Failed, r.error, r.detail),
             Ok(r) => match self.check.degraded_latency {
                 Some(limit) if latency > limit => (

@@ -234,16 +234,20 @@ impl Store {
             }
             Write::Maintenance { region, drain } => {
                 match drain {
-                    Some((since, reason)) => sqlx::query(
-                        "INSERT INTO maintenance (region, since, reason) VALUES ($1,$2,$3)
+                    Some((since, reason)) => {
+                        sqlx::query(
+                            "INSERT INTO maintenance (region, since, reason) VALUES ($1,$2,$3)
                          ON CONFLICT (region) DO UPDATE SET since = EXCLUDED.since, reason = EXCLUDED.reason",
-                    )
-                    .bind(region)
-                    .bind(since)
-                    .bind(reason)
-                    .execute(&mut *tx)
-                    .await,
-                    None => sqlx::query("DELETE FROM maintenance WHERE region = $1").bind(region).execute(&mut *tx).await,
+                        )
+                        .bind(region)
+                        .bind(since)
+                        .bind(reason)
+                        .execute(&mut *tx)
+                        .await
+                    }
+                    None => {
+                        sqlx::query("DELETE FROM maintenance WHERE region = $1").bind(region).execute(&mut *tx).await
+                    }
                 }
                 .map_err(q("recording maintenance"))?;
             }

@@ -70,7 +70,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { base: Duration::from_millis(200), max: Duration::from_secs(10), attempt_timeout: Duration::from_secs(10) }
+        Self {
+            base: Duration::from_millis(200),
+            max: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -106,7 +110,15 @@ impl Applier {
             let Some(plan) = self.plans.borrow_and_update().clone() else { continue };
             let jobs = self.providers.iter().map(|p| {
                 let rx = self.plans.clone();
-                apply_one(p.clone(), plan.clone(), rx, self.reports.clone(), self.metrics.clone(), self.retry, cancel.clone())
+                apply_one(
+                    p.clone(),
+                    plan.clone(),
+                    rx,
+                    self.reports.clone(),
+                    self.metrics.clone(),
+                    self.retry,
+                    cancel.clone(),
+                )
             });
             futures::future::join_all(jobs).await;
         }

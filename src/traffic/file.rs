@@ -66,7 +66,11 @@ impl TrafficProvider for FileProvider {
     async fn apply(&self, plan: &TrafficPlan) -> Result<(), ProviderError> {
         if let Some(live) = self.read().await? {
             if live.epoch > plan.epoch {
-                return Err(ProviderError::StaleEpoch { provider: self.name.clone(), plan: plan.epoch, live: live.epoch });
+                return Err(ProviderError::StaleEpoch {
+                    provider: self.name.clone(),
+                    plan: plan.epoch,
+                    live: live.epoch,
+                });
             }
             if live.plan_id == plan.id {
                 return Ok(()); // already applied
@@ -80,7 +84,8 @@ impl TrafficProvider for FileProvider {
             reason: plan.reason.clone(),
             written_at: Utc::now(),
         };
-        let body = serde_json::to_vec_pretty(&doc).map_err(|e| ProviderError::Malformed { provider: self.name.clone(), detail: e.to_string() })?;
+        let body = serde_json::to_vec_pretty(&doc)
+            .map_err(|e| ProviderError::Malformed { provider: self.name.clone(), detail: e.to_string() })?;
         let tmp = self.path.with_extension(format!("tmp-{}", std::process::id()));
         let path = self.path.clone();
         let name = self.name.clone();

@@ -142,8 +142,12 @@ pub fn build(config: &Config) -> anyhow::Result<Vec<Arc<dyn TrafficProvider>>> {
     let mut out: Vec<Arc<dyn TrafficProvider>> = Vec::new();
     for p in &config.providers {
         match p {
-            ProviderConfig::File { name, path } => out.push(Arc::new(file::FileProvider::new(name.clone(), path.clone()))),
-            ProviderConfig::PowerDns(c) => out.push(Arc::new(powerdns::PowerDnsProvider::new(c.clone(), addresses(config))?)),
+            ProviderConfig::File { name, path } => {
+                out.push(Arc::new(file::FileProvider::new(name.clone(), path.clone())))
+            }
+            ProviderConfig::PowerDns(c) => {
+                out.push(Arc::new(powerdns::PowerDnsProvider::new(c.clone(), addresses(config))?))
+            }
         }
     }
     Ok(out)

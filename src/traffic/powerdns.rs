@@ -117,7 +117,11 @@ impl TrafficProvider for PowerDnsProvider {
         let live = self.read_back().await?;
         if let Some(epoch) = live.epoch {
             if epoch > plan.epoch {
-                return Err(ProviderError::StaleEpoch { provider: self.cfg.name.clone(), plan: plan.epoch, live: epoch });
+                return Err(ProviderError::StaleEpoch {
+                    provider: self.cfg.name.clone(),
+                    plan: plan.epoch,
+                    live: epoch,
+                });
             }
         }
         if live.weights == nonzero(&plan.weights) && live.epoch == Some(plan.epoch) {
@@ -171,7 +175,10 @@ impl TrafficProvider for PowerDnsProvider {
             let detail = resp.text().await.unwrap_or_default().chars().take(300).collect();
             return Err(ProviderError::Rejected { provider: self.cfg.name.clone(), status, detail });
         }
-        let zone: Value = resp.json().await.map_err(|e| ProviderError::Malformed { provider: self.cfg.name.clone(), detail: e.to_string() })?;
+        let zone: Value = resp
+            .json()
+            .await
+            .map_err(|e| ProviderError::Malformed { provider: self.cfg.name.clone(), detail: e.to_string() })?;
         let rrsets = zone.get("rrsets").and_then(Value::as_array).cloned().unwrap_or_default();
         let Some(rrset) = rrsets.iter().find(|r| {
             r.get("name").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(&self.cfg.record))
@@ -198,7 +205,9 @@ impl TrafficProvider for PowerDnsProvider {
             .into_iter()
             .flatten()
             .filter_map(|c| c.get("content").and_then(Value::as_str))
-            .find_map(|c| c.split_whitespace().find_map(|kv| kv.strip_prefix("epoch=")).and_then(|e| e.parse::<i64>().ok()))
+            .find_map(|c| {
+                c.split_whitespace().find_map(|kv| kv.strip_prefix("epoch=")).and_then(|e| e.parse::<i64>().ok())
+            })
             .map(Epoch);
         Ok(LiveState { weights: nonzero(&weights), epoch })
     }
@@ -234,7 +243,11 @@ mod tests {
     #[test]
     fn lua_content_leaves_out_zero_weights_and_round_trips() {
         let p = provider();
-        let w = Weights::from_pairs([(RegionName::new("primary"), 80), (RegionName::new("standby"), 20), (RegionName::new("dr"), 0)]);
+        let w = Weights::from_pairs([
+            (RegionName::new("primary"), 80),
+            (RegionName::new("standby"), 20),
+            (RegionName::new("dr"), 0),
+        ]);
         let c = p.lua_contents(&w);
         assert_eq!(c, vec!["A \"pickwrandom({{80, '192.0.2.1'}, {20, '192.0.2.2'}})\"".to_string()]);
         assert_eq!(nonzero(&p.parse_contents(&c).unwrap()), nonzero(&w));

@@ -1,0 +1,17 @@
+# Convenience targets; each calls a script that installs what it needs.
+.PHONY: lab test ci check-config fmt
+
+lab:            ## the local three-region lab with the dashboard
+	scripts/lab.sh
+
+test:           ## every test (installs PostgreSQL, PowerDNS … when missing)
+	scripts/test.sh
+
+ci:             ## what CI runs
+	bash .ci/run
+
+check-config:   ## validate the example configuration
+	FO_PDNS_API_KEY=example cargo run -q -- check-config regions.toml
+
+fmt:
+	cargo fmt

@@ -1,0 +1,281 @@
+//! Shared harness: one PostgreSQL store cluster and one PowerDNS server per test
+//! binary (started on first use, stopped when the binary exits), a database and
+//! a DNS zone per test, and `spawn_app` to run a whole orchestrator in-process
+//! against per-test region apps.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use failover_orchestrator::app::{App, AppOptions};
+use failover_orchestrator::config::Config;
+use failover_orchestrator::lab::app_stub::AppStub;
+use failover_orchestrator::lab::postgres::{PgCluster, PgOptions};
+use failover_orchestrator::lab::powerdns::PowerDns;
+use failover_orchestrator::lab::topology::{ConfigParams, PowerDnsSpec, RegionSpec};
+use failover_orchestrator::plan::Weights;
+use failover_orchestrator::region::RegionName;
+use failover_orchestrator::status::Status;
+use failover_orchestrator::store::Store;
+use tokio::sync::{OnceCell, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+static STORE: OnceCell<PgCluster> = OnceCell::const_new();
+static PDNS: OnceCell<PowerDns> = OnceCell::const_new();
+static NEXT: AtomicU32 = AtomicU32::new(1);
+
+/// Environment variable name the generated configs read the PowerDNS key from.
+pub const PDNS_KEY_ENV: &str = "FO_TEST_PDNS_KEY";
+
+/// Logs to the test output when `TEST_LOG=1`.
+pub fn init_tracing() {
+    if std::env::var("TEST_LOG").is_ok_and(|v| v == "1") {
+        let _ = tracing_subscriber::fmt().with_env_filter("info,sqlx=warn").with_test_writer().try_init();
+    }
+}
+
+/// The shared store cluster.
+pub async fn store_cluster() -> &'static PgCluster {
+    STORE
+        .get_or_init(|| async {
+            PgCluster::start_primary("it-store", IpAddr::V4(Ipv4Addr::LOCALHOST), &PgOptions::default())
+                .await
+                .expect("start the test store cluster (is PostgreSQL installed? run scripts/install-deps.sh)")
+        })
+        .await
+}
+
+/// The shared PowerDNS server.
+pub async fn pdns() -> &'static PowerDns {
+    PDNS.get_or_init(|| async {
+        PowerDns::start(IpAddr::V4(Ipv4Addr::LOCALHOST))
+            .await
+            .expect("start PowerDNS (is pdns-server installed? run scripts/install-deps.sh)")
+    })
+    .await
+}
+
+/// A unique small number per call in this process.
+pub fn unique() -> u32 {
+    NEXT.fetch_add(1, Ordering::SeqCst) + std::process::id() % 1000 * 1000
+}
+
+/// A fresh database on the shared store cluster; returns its DSN.
+pub async fn fresh_database() -> String {
+    let pg = store_cluster().await;
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    pg.create_database(&name).await.expect("create test database");
+    pg.dsn_db(&name)
+}
+
+/// What a test varies.
+#[derive(Clone)]
+pub struct Spec {
+    pub interval: Duration,
+    pub fast_interval: Duration,
+    pub timeout: Duration,
+    pub degraded_latency: Duration,
+    pub fall: u32,
+    pub rise: u32,
+    pub dwell: Duration,
+    pub failback: &'static str,
+    pub failback_hold: Duration,
+    pub failback_step: u32,
+    pub powerdns: bool,
+    /// Store DSN to use instead of a fresh database on the shared cluster.
+    pub store_dsn: Option<String>,
+    /// Region databases (primary, standby, dr): adds a middleware check per region.
+    pub region_dsns: Option<[String; 3]>,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_millis(500),
+            fast_interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(450),
+            degraded_latency: Duration::from_millis(150),
+            fall: 3,
+            rise: 2,
+            dwell: Duration::from_secs(1),
+            failback: "auto",
+            failback_hold: Duration::from_secs(1),
+            failback_step: 40,
+            powerdns: true,
+            store_dsn: None,
+            region_dsns: None,
+        }
+    }
+}
+
+/// A running orchestrator with its region apps.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub status: watch::Receiver<Arc<Status>>,
+    pub cancel: CancellationToken,
+    pub task: JoinHandle<anyhow::Result<()>>,
+    pub store: Store,
+    pub apps: Vec<AppStub>,
+    /// DNS answer per region, in order primary, standby, dr.
+    pub addresses: Vec<IpAddr>,
+    pub record: String,
+    pub http: reqwest::Client,
+    pub config: Config,
+    pub plan_file: std::path::PathBuf,
+}
+
+/// Region names of the test topology.
+pub const REGIONS: [&str; 3] = ["primary", "standby", "dr"];
+
+/// Starts an orchestrator over three fresh region apps.
+pub async fn spawn_app(spec: Spec) -> TestApp {
+    init_tracing();
+    let n = unique();
+    let mut apps = Vec::new();
+    let mut regions = Vec::new();
+    let mut addresses = Vec::new();
+    for (i, name) in REGIONS.iter().enumerate() {
+        let app = AppStub::start(name, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        // DNS answers only need to be distinct; nothing listens there.
+        let address = IpAddr::V4(Ipv4Addr::new(127, 1 + (n / 250 % 200) as u8, (n % 250) as u8, 11 + i as u8));
+        regions.push(RegionSpec {
+            name: name.to_string(),
+            role: name.to_string(),
+            weight: [80, 20, 0][i],
+            address,
+            app_url: app.health_url(),
+            tcp_target: app.addr().to_string(),
+            pg_dsn: spec.region_dsns.as_ref().map(|d| d[i].clone()),
+            pg_expect_recovery: spec.region_dsns.as_ref().map(|_| i != 0),
+        });
+        addresses.push(address);
+        apps.push(app);
+    }
+    let store_dsn = match &spec.store_dsn {
+        Some(d) => d.clone(),
+        None => fresh_database().await,
+    };
+    let mut params = ConfigParams::new(store_dsn, "127.0.0.1:0".parse().unwrap(), regions);
+    params.interval = spec.interval;
+    params.fast_interval = spec.fast_interval;
+    params.timeout = spec.timeout;
+    params.degraded_latency = spec.degraded_latency;
+    params.fall = spec.fall;
+    params.rise = spec.rise;
+    params.dwell = spec.dwell;
+    params.failback = spec.failback.into();
+    params.failback_hold = spec.failback_hold;
+    params.failback_step = spec.failback_step;
+    let zone = format!("t{n}.test.");
+    let record = format!("app.{zone}");
+    let mut key = String::new();
+    if spec.powerdns {
+        let pdns = pdns().await;
+        pdns.create_zone(&zone).await.unwrap();
+        key = pdns.api_key().to_string();
+        params.powerdns = Some(PowerDnsSpec {
+            api_url: pdns.api_url().trim_end_matches("/api/v1").to_string(),
+            api_key_env: PDNS_KEY_ENV.into(),
+            zone: zone.clone(),
+            record: record.clone(),
+            dns_addr: pdns.dns_addr(),
+        });
+    }
+    let plan_file = std::env::temp_dir().join(format!("fo-test-plan-{}-{n}.json", std::process::id()));
+    params.file = Some(plan_file.clone());
+    let text = params.to_toml();
+    let config =
+        Config::parse(&text, "test", &|k| (k == PDNS_KEY_ENV).then(|| key.clone())).expect("valid test config");
+    let app = App::build(config.clone(), AppOptions::default()).await.expect("build app");
+    let addr = app.addr();
+    let status = app.status();
+    let store = app.store();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(app.run(cancel.clone()));
+    TestApp {
+        addr,
+        status,
+        cancel,
+        task,
+        store,
+        apps,
+        addresses,
+        record,
+        http: reqwest::Client::new(),
+        config,
+        plan_file,
+    }
+}
+
+impl TestApp {
+    /// Waits until `pred` holds on the status, or panics with the last status after `timeout`.
+    pub async fn wait_for(&mut self, what: &str, timeout: Duration, pred: impl Fn(&Status) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if pred(&self.status.borrow()) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let st = self.status.borrow().clone();
+                panic!(
+                    "timed out after {timeout:?} waiting for: {what}\nweights: {:?}\nreasons: {:?}\nregions: {:?}",
+                    st.regions.iter().map(|r| (r.name.to_string(), r.health, r.weight)).collect::<Vec<_>>(),
+                    st.acting.reasons,
+                    st.regions
+                        .iter()
+                        .flat_map(|r| r.checks.iter().map(|c| (c.name.clone(), c.health, c.last_error.clone())))
+                        .collect::<Vec<_>>()
+                );
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), self.status.changed()).await;
+        }
+    }
+
+    /// Waits until the current plan has these weights and every provider verified it.
+    pub async fn wait_for_verified(&mut self, want: &Weights, timeout: Duration) {
+        let want = want.clone();
+        self.wait_for(&format!("verified plan {want}"), timeout, move |s| {
+            s.plan.as_ref().is_some_and(|p| p.plan.weights == want && p.verified_at.is_some())
+        })
+        .await;
+    }
+
+    /// Current planned weights.
+    pub fn weights(&self) -> Weights {
+        self.status.borrow().plan.as_ref().map(|p| p.plan.weights.clone()).unwrap_or_default()
+    }
+
+    /// GET a path of the API as JSON, with its status code.
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self.http.get(format!("http://{}{path}", self.addr)).send().await.unwrap();
+        let code = r.status().as_u16();
+        let body = r.json().await.unwrap_or(serde_json::Value::Null);
+        (code, body)
+    }
+
+    /// Asks PowerDNS `n` times and returns the answers.
+    pub async fn dig_many(&self, n: usize) -> Vec<IpAddr> {
+        let dns = pdns().await.dns_addr();
+        let mut out = Vec::new();
+        for _ in 0..n {
+            if let Some(a) = failover_orchestrator::lab::cli::dig(dns, &self.record).await.unwrap() {
+                out.push(a);
+            }
+        }
+        out
+    }
+
+    /// Stops the orchestrator and waits for it.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(20), self.task).await.expect("shutdown within 20 s").unwrap().unwrap();
+        let _ = std::fs::remove_file(&self.plan_file);
+    }
+}
+
+/// Weights in order primary, standby, dr.
+pub fn w(p: u32, s: u32, d: u32) -> Weights {
+    Weights::from_pairs([(RegionName::new("primary"), p), (RegionName::new("standby"), s), (RegionName::new("dr"), d)])
+}

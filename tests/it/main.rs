@@ -1,0 +1,16 @@
+//! The integration test binary: one binary, one module per area, sharing the harness in `common`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api;
+mod cli;
+mod common;
+mod failover;
+mod lab_cli;
+mod lab_postgres;
+mod lab_powerdns;
+mod lab_process;
+mod powerdns_provider;
+mod replication;
+mod shutdown;
+mod store;
