@@ -280,15 +280,9 @@ impl Engine {
                 message: format!("the orchestrator's store is unreachable; {} write(s) buffered in memory", st.pending),
                 since: now,
             });
-        } else if let Some(a) = self.alarms.remove(&key) {
-            self.store.send(Write::Alarm(AlarmRecord {
-                id: a.id,
-                raised_at: a.since,
-                kind: "store_unreachable".into(),
-                region: None,
-                message: a.message,
-            }));
-            self.store.send(Write::AlarmCleared { id: a.id, at: now });
+        } else {
+            // Raised while the store was down: written (raised and cleared) now.
+            self.clear_alarm(&key, now);
         }
         if let Some(p) = &mut self.plan {
             if !p.recorded && st.reachable && st.pending == 0 {
@@ -408,12 +402,21 @@ impl Engine {
                     "provider {} failed to apply plan {}: {error} (attempt {})",
                     rep.provider, rep.plan_id, rep.attempts
                 );
-                let entry = self.alarms.entry(key).or_insert_with(|| ActiveAlarm {
-                    id: Uuid::new_v4(),
-                    message: msg.clone(),
-                    since: rep.at,
-                });
-                entry.message = msg;
+                match self.alarms.get_mut(&key) {
+                    Some(a) => a.message = msg,
+                    None => {
+                        warn!(provider = %rep.provider, message = %msg, "alarm raised");
+                        let id = Uuid::new_v4();
+                        self.store.send(Write::Alarm(AlarmRecord {
+                            id,
+                            raised_at: rep.at,
+                            kind: key.0.clone(),
+                            region: None,
+                            message: msg.clone(),
+                        }));
+                        self.alarms.insert(key, ActiveAlarm { id, message: msg, since: rep.at });
+                    }
+                }
             }
             ApplyResult::Verified if all_verified => self.clear_alarm(&key, rep.at),
             _ => {}

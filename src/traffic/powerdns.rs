@@ -60,6 +60,18 @@ impl PowerDnsProvider {
         ProviderError::Unreachable { provider: self.cfg.name.clone(), detail }
     }
 
+    /// Sends an authenticated API request; a non-2xx answer is a [`ProviderError::Rejected`].
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+        let resp =
+            req.header("X-API-Key", self.cfg.api_key.expose_secret()).send().await.map_err(|e| self.unreachable(&e))?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16().to_string();
+            let detail = resp.text().await.unwrap_or_default().chars().take(300).collect();
+            return Err(ProviderError::Rejected { provider: self.cfg.name.clone(), status, detail });
+        }
+        Ok(resp)
+    }
+
     /// The LUA record contents for `weights`: one per address family present.
     pub fn lua_contents(&self, weights: &Weights) -> Vec<String> {
         let mut v4 = Vec::new();
@@ -146,35 +158,12 @@ impl TrafficProvider for PowerDnsProvider {
                 "comments": [{ "content": format!("epoch={} plan={}", plan.epoch, plan.id), "account": ACCOUNT }],
             }]
         });
-        let resp = self
-            .http
-            .patch(self.zone_url())
-            .header("X-API-Key", self.cfg.api_key.expose_secret())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(&e))?;
-        if !resp.status().is_success() {
-            let status = resp.status().as_u16().to_string();
-            let detail = resp.text().await.unwrap_or_default().chars().take(300).collect();
-            return Err(ProviderError::Rejected { provider: self.cfg.name.clone(), status, detail });
-        }
+        self.send(self.http.patch(self.zone_url()).json(&body)).await?;
         Ok(())
     }
 
     async fn read_back(&self) -> Result<LiveState, ProviderError> {
-        let resp = self
-            .http
-            .get(self.zone_url())
-            .header("X-API-Key", self.cfg.api_key.expose_secret())
-            .send()
-            .await
-            .map_err(|e| self.unreachable(&e))?;
-        if !resp.status().is_success() {
-            let status = resp.status().as_u16().to_string();
-            let detail = resp.text().await.unwrap_or_default().chars().take(300).collect();
-            return Err(ProviderError::Rejected { provider: self.cfg.name.clone(), status, detail });
-        }
+        let resp = self.send(self.http.get(self.zone_url())).await?;
         let zone: Value = resp
             .json()
             .await
