@@ -184,6 +184,8 @@ impl App {
         drop(obs_tx);
 
         // Engine ↔ applier.
+        // Lag samplers arrive with the replication issue; the channel is wired now.
+        let (_lag_tx, lag_rx) = mpsc::channel(256);
         let (plans_tx, plans_rx) = watch::channel(None);
         let (reports_tx, reports_rx) = mpsc::channel(1024);
         let applier = Applier::new(self.providers.clone(), plans_rx, reports_tx, self.metrics.clone(), self.retry);
@@ -198,6 +200,7 @@ impl App {
                 observations: obs_rx,
                 reports: reports_rx,
                 commands: self.commands_rx,
+                lag: lag_rx,
                 plans: plans_tx,
                 status: self.status_tx,
             },

@@ -33,6 +33,7 @@ use crate::metrics::Metrics;
 use crate::observation::{Observation, Outcome};
 use crate::plan::{PlanId, PlanKind, TrafficPlan, Weights};
 use crate::region::{CheckId, Layer, RegionName};
+use crate::replication::LagSample;
 use crate::status::{Acting, AlarmStatus, CheckStatus, LayerStatus, PlanStatus, RegionStatus, Status};
 use crate::store::records::{AlarmRecord, AuditRecord, TransitionRecord, Write};
 use crate::store::writer::StoreHandle;
@@ -126,6 +127,8 @@ pub struct EngineChannels {
     pub reports: mpsc::Receiver<ApplyReport>,
     /// Operator commands.
     pub commands: mpsc::Receiver<Command>,
+    /// Replication lag samples of the standby regions.
+    pub lag: mpsc::Receiver<LagSample>,
     /// Where new plans go (the applier watches it).
     pub plans: watch::Sender<Option<TrafficPlan>>,
     /// Where status snapshots go.
@@ -142,6 +145,8 @@ pub struct Engine {
     decision: Option<(DateTime<Utc>, Decision)>,
     plan: Option<CurrentPlan>,
     maintenance: BTreeMap<RegionName, String>,
+    /// Latest lag sample per standby region.
+    lag: BTreeMap<RegionName, LagSample>,
     alarms: BTreeMap<(String, Option<RegionName>), ActiveAlarm>,
     store: StoreHandle,
     ch: EngineChannels,
@@ -229,6 +234,7 @@ impl Engine {
             decision: None,
             plan: None,
             maintenance,
+            lag: BTreeMap::new(),
             alarms: BTreeMap::new(),
             store,
             ch,
@@ -252,6 +258,7 @@ impl Engine {
                 Some(obs) = self.ch.observations.recv() => self.on_observation(obs),
                 Some(rep) = self.ch.reports.recv() => self.on_report(rep),
                 Some(cmd) = self.ch.commands.recv() => self.on_command(cmd, Utc::now()).await,
+                Some(sample) = self.ch.lag.recv() => self.on_lag(sample),
                 Ok(()) = store_status.changed() => { self.on_store_status(); }
                 _ = tick.tick() => { self.dirty = true; }
             }
@@ -268,6 +275,15 @@ impl Engine {
         }
         self.publish(Utc::now(), true);
         info!("engine stopped");
+    }
+
+    /// Records the latest lag of a standby; the next decision uses it.
+    pub(crate) fn on_lag(&mut self, sample: LagSample) {
+        if self.lag.get(&sample.region).is_none_or(|old| old.reading() != sample.reading() || old.state != sample.state)
+        {
+            self.dirty = true;
+        }
+        self.lag.insert(sample.region.clone(), sample);
     }
 
     fn on_store_status(&mut self) {
@@ -503,7 +519,7 @@ impl Engine {
                     since: rt.and_then(|x| x.since),
                     down_votes: usize::from(health == Health::Down),
                     vantages: 1,
-                    lag: None,
+                    lag: self.lag.get(&r.name).map(LagSample::reading),
                     maintenance: self.maintenance.contains_key(&r.name),
                     notes,
                 }
@@ -716,6 +732,7 @@ impl Engine {
                     maintenance: self.maintenance.get(&r.name).cloned(),
                     layers,
                     checks,
+                    lag: self.lag.get(&r.name).cloned(),
                 }
             })
             .collect();

@@ -32,6 +32,7 @@ pub mod plan;
 pub mod policy;
 pub mod probe;
 pub mod region;
+pub mod replication;
 pub mod serde_util;
 pub mod shutdown;
 pub mod status;

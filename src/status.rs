@@ -11,6 +11,7 @@ use crate::health::Health;
 use crate::observation::Outcome;
 use crate::plan::TrafficPlan;
 use crate::region::{Layer, RegionName, Role};
+use crate::replication::LagSample;
 use crate::store::writer::StoreStatus;
 use crate::traffic::applier::ApplyReport;
 
@@ -71,6 +72,8 @@ pub struct RegionStatus {
     pub layers: Vec<LayerStatus>,
     /// Every check.
     pub checks: Vec<CheckStatus>,
+    /// Latest replication lag (standby regions with a database).
+    pub lag: Option<LagSample>,
 }
 
 /// One layer of a region.
