@@ -25,19 +25,20 @@ use crate::config::Config;
 use crate::coord::{self, Leadership};
 use crate::engine::{Command, Engine, EngineChannels, Resume};
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::probe::{self, runner::Runner};
 use crate::region::RegionName;
 use crate::status::Status;
 use crate::store::Store;
 use crate::store::writer::{self, StoreHandle, StoreWriter};
-use crate::traffic::applier::{Applier, RetryPolicy};
-use crate::traffic::{self, TrafficProvider};
+use crate::traffic;
+use crate::traffic::applier::{Applier, ProviderSlot, RetryPolicy};
 
 /// Knobs that are not configuration: mostly for tests and the lab.
 #[derive(Clone, Default)]
 pub struct AppOptions {
     /// Providers to use instead of building them from the configuration.
-    pub providers: Option<Vec<Arc<dyn TrafficProvider>>>,
+    pub providers: Option<Vec<ProviderSlot>>,
     /// Retry timing of the applier.
     pub retry: Option<RetryPolicy>,
     /// How long to keep trying the store at start-up (default 30 s).
@@ -51,7 +52,7 @@ pub struct App {
     store: Store,
     leadership: Leadership,
     resume: Resume,
-    providers: Vec<Arc<dyn TrafficProvider>>,
+    providers: Vec<ProviderSlot>,
     metrics: Arc<Metrics>,
     retry: RetryPolicy,
     status_tx: watch::Sender<Arc<Status>>,
@@ -95,7 +96,7 @@ impl App {
         let resume = Resume { plan: last.map(|p| p.plan), maintenance };
         let providers = match opts.providers {
             Some(p) => p,
-            None => traffic::build(&config).context("building traffic providers")?,
+            None => traffic::build(&config).await.context("building traffic providers")?,
         };
         let listener = TcpListener::bind(config.orchestrator.listen)
             .await
@@ -192,6 +193,17 @@ impl App {
         let token = work.child_token();
         spawn("applier".into(), Box::pin(async move { applier.run(token).await }));
 
+        // Notifications: a bounded queue from the engine; the notifier never blocks it.
+        let notify_tx = if self.config.notifications.is_empty() {
+            None
+        } else {
+            let (tx, rx) = mpsc::channel(256);
+            let notifier = Notifier::new(self.config.notifications.clone(), rx, self.metrics.clone())
+                .context("building the notifier")?;
+            let token = work.child_token();
+            spawn("notifier".into(), Box::pin(async move { notifier.run(token).await }));
+            Some(tx)
+        };
         let engine = Engine::new(
             self.config.clone(),
             self.leadership,
@@ -203,6 +215,7 @@ impl App {
                 lag: lag_rx,
                 plans: plans_tx,
                 status: self.status_tx,
+                notify: notify_tx,
             },
             self.metrics.clone(),
             self.resume,
@@ -292,6 +305,7 @@ fn empty_status(config: &Config, leadership: Leadership) -> Status {
         acting: crate::status::Acting { active: false, reasons: vec!["starting".into()], decided_at: None },
         alarms: Vec::new(),
         store: Default::default(),
+        drift: Vec::new(),
         failed_over: false,
     }
 }

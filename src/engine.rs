@@ -37,6 +37,8 @@ use crate::replication::LagSample;
 use crate::status::{Acting, AlarmStatus, CheckStatus, LayerStatus, PlanStatus, RegionStatus, Status};
 use crate::store::records::{AlarmRecord, AuditRecord, TransitionRecord, Write};
 use crate::store::writer::StoreHandle;
+use crate::notify::{NotifyEvent, NotifyKind};
+use crate::status::ProviderDrift;
 use crate::traffic::applier::{ApplyReport, ApplyResult};
 
 /// Latencies kept per check for charts.
@@ -133,6 +135,8 @@ pub struct EngineChannels {
     pub plans: watch::Sender<Option<TrafficPlan>>,
     /// Where status snapshots go.
     pub status: watch::Sender<Arc<Status>>,
+    /// Where notifications go (health transitions, plans, alarms); `None` when none are configured.
+    pub notify: Option<mpsc::Sender<NotifyEvent>>,
 }
 
 /// The engine actor.
@@ -148,6 +152,8 @@ pub struct Engine {
     /// Latest lag sample per standby region.
     lag: BTreeMap<RegionName, LagSample>,
     alarms: BTreeMap<(String, Option<RegionName>), ActiveAlarm>,
+    /// Providers whose live state differs from the plan, by name.
+    drift: BTreeMap<String, ProviderDrift>,
     store: StoreHandle,
     ch: EngineChannels,
     metrics: Arc<Metrics>,
@@ -236,6 +242,7 @@ impl Engine {
             maintenance,
             lag: BTreeMap::new(),
             alarms: BTreeMap::new(),
+            drift: BTreeMap::new(),
             store,
             ch,
             metrics,
@@ -358,9 +365,11 @@ impl Engine {
                 to: h.to_string(),
                 detail,
             }));
+            let text = format!("region {region}: {} → {h}", rt.health);
             rt.health = h;
             rt.since = Some(at);
             self.metrics.set_region_health(region, h);
+            self.notify(NotifyKind::Health, format!("health:{region}"), text, at, json!({ "region": region, "health": h }));
         }
     }
 
@@ -390,6 +399,24 @@ impl Engine {
             });
             return;
         }
+        if let ApplyResult::Drift { expected, live, action } = &rep.result {
+            // Drift is about the live state, not the plan's outcome: alarm, status and metric only.
+            self.drift.insert(
+                rep.provider.clone(),
+                ProviderDrift {
+                    provider: rep.provider.clone(),
+                    expected: expected.clone(),
+                    live: live.clone(),
+                    action: *action,
+                    since: rep.at,
+                },
+            );
+            self.sync_drift_alarm(rep.at);
+            cur_providers_insert(&mut self.plan, rep);
+            self.dirty = true;
+            return;
+        }
+        let Some(cur) = &mut self.plan else { return };
         cur.providers.insert(rep.provider.clone(), rep.clone());
         let all_verified = self
             .config
@@ -405,44 +432,117 @@ impl Engine {
             }
             info!(plan = %cur.plan.id, kind = cur.plan.kind.as_str(), weights = %cur.plan.weights, "plan verified on every provider");
         }
+        let verified_at = cur.verified_at;
         self.store.send(Write::PlanOutcome {
             plan_id: rep.plan_id,
             provider: rep.provider.clone(),
             report: serde_json::to_value(&rep).unwrap_or_default(),
-            verified_at: cur.verified_at,
+            verified_at,
         });
         let key = ("provider_failing".to_string(), None);
-        match &rep.result {
-            ApplyResult::Failed { error, .. } => {
-                let msg = format!(
-                    "provider {} failed to apply plan {}: {error} (attempt {})",
-                    rep.provider, rep.plan_id, rep.attempts
-                );
-                match self.alarms.get_mut(&key) {
-                    Some(a) => a.message = msg,
-                    None => {
-                        warn!(provider = %rep.provider, message = %msg, "alarm raised");
-                        let id = Uuid::new_v4();
-                        self.store.send(Write::Alarm(AlarmRecord {
-                            id,
-                            raised_at: rep.at,
-                            kind: key.0.clone(),
-                            region: None,
-                            message: msg.clone(),
-                        }));
-                        self.alarms.insert(key, ActiveAlarm { id, message: msg, since: rep.at });
-                    }
-                }
+        let failure = match &rep.result {
+            ApplyResult::Failed { error, .. } => Some(format!(
+                "provider {} failed to apply plan {}: {error} (attempt {})",
+                rep.provider, rep.plan_id, rep.attempts
+            )),
+            ApplyResult::CircuitOpen { retry_in } => Some(format!(
+                "provider {}: circuit breaker open after repeated failures; not called for {}",
+                rep.provider,
+                humantime::format_duration(Duration::from_secs(retry_in.as_secs()))
+            )),
+            _ => None,
+        };
+        if let Some(msg) = failure {
+            self.raise_alarm(key, msg, rep.at);
+        } else if rep.result == ApplyResult::Verified {
+            if self.drift.remove(&rep.provider).is_some() {
+                self.sync_drift_alarm(rep.at);
             }
-            ApplyResult::Verified if all_verified => self.clear_alarm(&key, rep.at),
-            _ => {}
+            if all_verified {
+                self.clear_alarm(&key, rep.at);
+            }
+        }
+        if let Some(p) = &rep.propagation {
+            let key = ("propagation_slow".to_string(), None);
+            if p.converged {
+                self.clear_alarm(&key, rep.at);
+            } else {
+                let late: Vec<String> =
+                    p.servers.iter().filter(|s| !s.converged).map(|s| s.server.to_string()).collect();
+                let msg = format!(
+                    "provider {}: {} did not serve plan {} within {}",
+                    rep.provider,
+                    late.join(", "),
+                    rep.plan_id,
+                    humantime::format_duration(p.elapsed)
+                );
+                self.raise_alarm(key, msg, rep.at);
+            }
         }
         self.dirty = true;
+    }
+
+    /// Raises (or updates the message of) an alarm; records and notifies when new.
+    fn raise_alarm(&mut self, key: (String, Option<RegionName>), msg: String, at: DateTime<Utc>) {
+        match self.alarms.get_mut(&key) {
+            Some(a) => a.message = msg,
+            None => {
+                warn!(kind = %key.0, message = %msg, "alarm raised");
+                let id = Uuid::new_v4();
+                self.store.send(Write::Alarm(AlarmRecord {
+                    id,
+                    raised_at: at,
+                    kind: key.0.clone(),
+                    region: key.1.as_ref().map(|r| r.to_string()),
+                    message: msg.clone(),
+                }));
+                self.notify(
+                    NotifyKind::Alarm,
+                    format!("alarm:{}:{}", key.0, key.1.as_ref().map(|r| r.as_str()).unwrap_or("-")),
+                    format!("alarm {}: {msg}", key.0),
+                    at,
+                    json!({ "kind": key.0, "region": key.1, "message": msg }),
+                );
+                self.alarms.insert(key, ActiveAlarm { id, message: msg, since: at });
+            }
+        }
+    }
+
+    /// The `provider_drift` alarm follows the drift map; the metric is set by the applier.
+    fn sync_drift_alarm(&mut self, at: DateTime<Utc>) {
+        let key = ("provider_drift".to_string(), None);
+        if self.drift.is_empty() {
+            self.clear_alarm(&key, at);
+            return;
+        }
+        let msg = self
+            .drift
+            .values()
+            .map(|d| format!("{}: serves {} instead of {} ({})", d.provider, d.live, d.expected, d.action.as_str()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        self.raise_alarm(key, format!("weights changed outside the orchestrator: {msg}"), at);
+    }
+
+    /// Hands an event to the notifier without waiting; drops it (logged) when the queue is full.
+    fn notify(&self, event: NotifyKind, key: String, text: String, at: DateTime<Utc>, details: serde_json::Value) {
+        if let Some(tx) = &self.ch.notify {
+            if tx.try_send(NotifyEvent { event, key, text, at, details }).is_err() {
+                warn!("notification queue full; event dropped");
+            }
+        }
     }
 
     fn clear_alarm(&mut self, key: &(String, Option<RegionName>), at: DateTime<Utc>) {
         if let Some(a) = self.alarms.remove(key) {
             info!(kind = %key.0, "alarm cleared");
+            self.notify(
+                NotifyKind::AlarmCleared,
+                format!("alarm-cleared:{}:{}", key.0, key.1.as_ref().map(|r| r.as_str()).unwrap_or("-")),
+                format!("alarm {} cleared: {}", key.0, a.message),
+                at,
+                json!({ "kind": key.0, "region": key.1 }),
+            );
             self.store.send(Write::Alarm(AlarmRecord {
                 id: a.id,
                 raised_at: a.since,
@@ -614,6 +714,13 @@ impl Engine {
             warn!(plan = %plan.id, "plan not yet recorded (store slow or down); applying anyway, record is buffered");
         }
         self.plan = Some(CurrentPlan { plan: plan.clone(), recorded, providers: BTreeMap::new(), verified_at: None });
+        self.notify(
+            NotifyKind::Plan,
+            format!("plan:{}", plan.weights),
+            format!("new {} plan: {} ({})", plan.kind.as_str(), plan.weights, plan.reason),
+            plan.decided_at,
+            json!({ "plan_id": plan.id, "epoch": plan.epoch, "weights": plan.weights, "reason": plan.reason }),
+        );
         if self.ch.plans.send(Some(plan)).is_err() {
             error!("applier is gone; plan not applied");
         }
@@ -639,28 +746,17 @@ impl Engine {
         let stale: Vec<_> = self
             .alarms
             .keys()
-            .filter(|k| !matches!(k.0.as_str(), "provider_failing" | "store_unreachable") && !wanted.contains_key(*k))
+            .filter(|k| {
+                !matches!(k.0.as_str(), "provider_failing" | "store_unreachable" | "provider_drift" | "propagation_slow")
+                    && !wanted.contains_key(*k)
+            })
             .cloned()
             .collect();
         for k in stale {
             self.clear_alarm(&k, now);
         }
         for (k, msg) in wanted {
-            match self.alarms.get_mut(&k) {
-                Some(a) => a.message = msg,
-                None => {
-                    warn!(kind = %k.0, region = ?k.1.as_ref().map(|r| r.as_str()), message = %msg, "alarm raised");
-                    let id = Uuid::new_v4();
-                    self.store.send(Write::Alarm(AlarmRecord {
-                        id,
-                        raised_at: now,
-                        kind: k.0.clone(),
-                        region: k.1.as_ref().map(|r| r.to_string()),
-                        message: msg.clone(),
-                    }));
-                    self.alarms.insert(k, ActiveAlarm { id, message: msg, since: now });
-                }
-            }
+            self.raise_alarm(k, msg, now);
         }
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for k in self.alarms.keys() {
@@ -675,6 +771,8 @@ impl Engine {
             "quorum_not_reached",
             "provider_failing",
             "store_unreachable",
+            "provider_drift",
+            "propagation_slow",
         ] {
             self.metrics.set_alarms(kind, counts.get(kind).copied().unwrap_or(0));
         }
@@ -768,7 +866,15 @@ impl Engine {
                 })
                 .collect(),
             store: self.store.status(),
+            drift: self.drift.values().cloned().collect(),
             failed_over,
         }
+    }
+}
+
+/// Shows a drift report as the provider's latest report on the current plan.
+fn cur_providers_insert(plan: &mut Option<CurrentPlan>, rep: ApplyReport) {
+    if let Some(cur) = plan {
+        cur.providers.insert(rep.provider.clone(), rep);
     }
 }

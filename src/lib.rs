@@ -10,7 +10,10 @@
 //!   weights wanted, with every reason and alarm.
 //! - [`engine`] is the actor shell around the two pure modules: it owns the live state, records
 //!   every transition and plan in the [`store`], and hands plans to the applier.
-//! - [`traffic`] holds the `TrafficProvider` trait and one file per provider (file, PowerDNS).
+//! - [`traffic`] holds the `TrafficProvider` trait and one file per provider (file, PowerDNS,
+//!   HAProxy, RFC 2136, Route 53, webhook), the applier with its per-provider circuit breaker,
+//!   drift detection and DNS propagation check.
+//! - [`notify`] POSTs health transitions, plans, drills and alarms to webhooks, deduplicated.
 //! - [`store`] is the only place with SQL: migrations, buffered writes that survive a store outage.
 //! - [`api`] serves REST, Server-Sent Events, Prometheus metrics and the dashboard.
 //! - [`app`] wires it all: the only place that spawns tasks; [`shutdown`] turns signals into
@@ -27,6 +30,7 @@ pub mod engine;
 pub mod health;
 pub mod lab;
 pub mod metrics;
+pub mod notify;
 pub mod observation;
 pub mod plan;
 pub mod policy;

@@ -16,6 +16,7 @@ use prometheus_client::registry::Registry;
 use crate::health::Health;
 use crate::observation::Outcome;
 use crate::region::{CheckId, Layer, RegionName};
+use crate::traffic::breaker::BreakerPhase;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CheckLabels {
@@ -46,6 +47,12 @@ struct ProviderLabels {
     provider: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotifyLabels {
+    target: String,
+    outcome: String,
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
@@ -60,6 +67,9 @@ pub struct Metrics {
     region_weight: Family<RegionLabels, Gauge>,
     plans_applied: Family<KindLabels, Counter>,
     provider_errors: Family<ProviderLabels, Counter>,
+    provider_drift: Family<ProviderLabels, Gauge>,
+    provider_breaker: Family<ProviderLabels, Gauge>,
+    notifications: Family<NotifyLabels, Counter>,
     alarms: Family<KindLabels, Gauge>,
     store_pending: Gauge,
     leader: Gauge,
@@ -111,6 +121,24 @@ impl Metrics {
         registry.register("plans_applied", "Plans applied and verified, by kind", plans_applied.clone());
         let provider_errors = Family::<ProviderLabels, Counter>::default();
         registry.register("provider_errors", "Failed provider calls (apply or read-back)", provider_errors.clone());
+        let provider_drift = Family::<ProviderLabels, Gauge>::default();
+        registry.register(
+            "provider_drift",
+            "1 while a provider's live weights differ from the plan (drift check)",
+            provider_drift.clone(),
+        );
+        let provider_breaker = Family::<ProviderLabels, Gauge>::default();
+        registry.register(
+            "provider_breaker",
+            "Provider circuit breaker: 0 closed, 1 half-open, 2 open",
+            provider_breaker.clone(),
+        );
+        let notifications = Family::<NotifyLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notifications by target and outcome (sent, suppressed, failed)",
+            notifications.clone(),
+        );
         let alarms = Family::<KindLabels, Gauge>::default();
         registry.register("alarms", "Active alarms by kind", alarms.clone());
         let store_pending = Gauge::default();
@@ -130,6 +158,9 @@ impl Metrics {
             region_weight,
             plans_applied,
             provider_errors,
+            provider_drift,
+            provider_breaker,
+            notifications,
             alarms,
             store_pending,
             leader,
@@ -172,6 +203,28 @@ impl Metrics {
     /// Counts a provider error.
     pub fn provider_error(&self, provider: &str) {
         self.provider_errors.get_or_create(&ProviderLabels { provider: provider.to_string() }).inc();
+    }
+
+    /// Sets whether a provider has drifted from the plan.
+    pub fn set_drift(&self, provider: &str, drifted: bool) {
+        self.provider_drift.get_or_create(&ProviderLabels { provider: provider.to_string() }).set(i64::from(drifted));
+    }
+
+    /// Sets a provider's circuit breaker phase.
+    pub fn set_breaker(&self, provider: &str, phase: BreakerPhase) {
+        let v = match phase {
+            BreakerPhase::Closed => 0,
+            BreakerPhase::HalfOpen => 1,
+            BreakerPhase::Open => 2,
+        };
+        self.provider_breaker.get_or_create(&ProviderLabels { provider: provider.to_string() }).set(v);
+    }
+
+    /// Counts a notification outcome (`sent`, `suppressed`, `failed`).
+    pub fn notification(&self, target: &str, outcome: &str) {
+        self.notifications
+            .get_or_create(&NotifyLabels { target: target.to_string(), outcome: outcome.to_string() })
+            .inc();
     }
 
     /// Sets the number of active alarms of a kind.

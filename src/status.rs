@@ -34,6 +34,8 @@ pub struct Status {
     pub alarms: Vec<AlarmStatus>,
     /// The store writer.
     pub store: StoreStatus,
+    /// Providers whose live weights differ from the plan (drift detection).
+    pub drift: Vec<ProviderDrift>,
     /// Whether the system is failed over (any region below its normal weight).
     pub failed_over: bool,
 }
@@ -142,6 +144,21 @@ pub struct AlarmStatus {
     pub region: Option<RegionName>,
     /// Message.
     pub message: String,
+    /// Since when.
+    pub since: DateTime<Utc>,
+}
+
+/// A provider whose live state differs from the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderDrift {
+    /// Provider name.
+    pub provider: String,
+    /// What the plan says, as the provider can express it.
+    pub expected: crate::plan::Weights,
+    /// What it serves.
+    pub live: crate::plan::Weights,
+    /// Reconcile or report.
+    pub action: crate::config::OnDrift,
     /// Since when.
     pub since: DateTime<Utc>,
 }

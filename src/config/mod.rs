@@ -7,6 +7,7 @@
 //! [`SecretString`] and never printed; environment variables override them.
 
 mod error;
+mod providers;
 pub mod raw;
 
 use std::collections::HashSet;
@@ -18,6 +19,10 @@ use secrecy::{ExposeSecret, SecretString};
 
 use error::Problems;
 pub use error::{ConfigError, Problem};
+pub use providers::{
+    AwsKeys, HaproxyAdmin, HaproxyConfig, NotificationConfig, OnDrift, ProviderGuard, Rfc2136Config, Route53Config,
+    Route53Target, TsigAlgorithm, WebhookConfig,
+};
 use raw::{RawCheck, RawConfig, RawProvider, RawRegion};
 
 use crate::policy::{Budget, Failback, LagLimit, Policy, RegionPolicy};
@@ -37,6 +42,10 @@ pub struct Config {
     pub regions: Vec<RegionConfig>,
     /// Where plans are applied.
     pub providers: Vec<ProviderConfig>,
+    /// Breaker, drift and propagation settings per provider name.
+    pub guards: std::collections::BTreeMap<String, ProviderGuard>,
+    /// Webhooks told about events.
+    pub notifications: Vec<NotificationConfig>,
     /// Housekeeping schedule.
     pub schedule: ScheduleConfig,
 }
@@ -165,6 +174,14 @@ pub enum ProviderConfig {
     },
     /// PowerDNS Authoritative HTTP API.
     PowerDns(PowerDnsConfig),
+    /// HAProxy runtime API.
+    Haproxy(HaproxyConfig),
+    /// RFC 2136 dynamic DNS updates with TSIG.
+    Rfc2136(Rfc2136Config),
+    /// AWS Route 53 weighted records.
+    Route53(Route53Config),
+    /// Signed JSON POST.
+    Webhook(WebhookConfig),
 }
 
 impl ProviderConfig {
@@ -173,6 +190,35 @@ impl ProviderConfig {
         match self {
             ProviderConfig::File { name, .. } => name,
             ProviderConfig::PowerDns(p) => &p.name,
+            ProviderConfig::Haproxy(p) => &p.name,
+            ProviderConfig::Rfc2136(p) => &p.name,
+            ProviderConfig::Route53(p) => &p.name,
+            ProviderConfig::Webhook(p) => &p.name,
+        }
+    }
+
+    /// A one-line, secret-free description for `check-config`.
+    pub fn describe(&self) -> String {
+        match self {
+            ProviderConfig::File { name, path } => format!("{name} (file {})", path.display()),
+            ProviderConfig::PowerDns(d) => format!("{} (powerdns {} {})", d.name, d.api_url, d.record),
+            ProviderConfig::Haproxy(h) => {
+                let admin = match &h.admin {
+                    HaproxyAdmin::Tcp(a) => a.to_string(),
+                    HaproxyAdmin::Unix(p) => p.display().to_string(),
+                };
+                format!("{} (haproxy {admin} backend {})", h.name, h.backend)
+            }
+            ProviderConfig::Rfc2136(d) => format!("{} (rfc2136 {} {} key {})", d.name, d.server, d.record, d.tsig_key_name),
+            ProviderConfig::Route53(r) => format!(
+                "{} (route53 zone {} {} region {}{})",
+                r.name,
+                r.hosted_zone_id,
+                r.record,
+                r.region,
+                r.endpoint_url.as_ref().map(|u| format!(" endpoint {u}")).unwrap_or_default()
+            ),
+            ProviderConfig::Webhook(w) => format!("{} (webhook {})", w.name, w.url),
         }
     }
 }
@@ -240,7 +286,8 @@ impl Config {
         let names: Vec<RegionName> = regions.iter().map(|r| r.name.clone()).collect();
         let orchestrator = validate_orchestrator(&raw.orchestrator, &names, env, &mut p);
         let policy = validate_policy(&raw.policy, &regions, &mut p);
-        let providers = validate_providers(&raw.providers, &regions, env, &mut p);
+        let (providers, guards) = validate_providers(&raw.providers, &regions, env, &mut p);
+        let notifications = providers::validate_notifications(&raw.notifications, env, &mut p);
         let schedule = ScheduleConfig {
             housekeeping: raw.schedule.housekeeping.clone().unwrap_or_else(|| "0 */5 * * * *".to_string()),
             retention: raw.schedule.retention.unwrap_or(Duration::from_secs(7 * 24 * 3600)),
@@ -256,7 +303,9 @@ impl Config {
             return Err(ConfigError::Invalid(p.0));
         }
         match (orchestrator, policy) {
-            (Some(orchestrator), Some(policy)) => Ok(Config { orchestrator, policy, regions, providers, schedule }),
+            (Some(orchestrator), Some(policy)) => {
+                Ok(Config { orchestrator, policy, regions, providers, guards, notifications, schedule })
+            }
             // Both are None only when a problem was pushed, which returned above.
             _ => Err(ConfigError::Invalid(vec![Problem {
                 key: "orchestrator".into(),
@@ -333,10 +382,7 @@ impl Config {
             &self
                 .providers
                 .iter()
-                .map(|p| match p {
-                    ProviderConfig::File { name, path } => format!("{name} (file {})", path.display()),
-                    ProviderConfig::PowerDns(d) => format!("{} (powerdns {} {})", d.name, d.api_url, d.record),
-                })
+                .map(ProviderConfig::describe)
                 .collect::<Vec<_>>()
                 .join(", "),
         );
@@ -916,7 +962,7 @@ fn default_order(regions: &[RegionConfig]) -> Vec<RegionName> {
     v.into_iter().map(|r| r.name.clone()).collect()
 }
 
-fn secret_from(
+pub(crate) fn secret_from(
     key: &str,
     env_name: Option<&String>,
     file: Option<&String>,
@@ -966,8 +1012,9 @@ fn validate_providers(
     regions: &[RegionConfig],
     env: &dyn Fn(&str) -> Option<String>,
     p: &mut Problems,
-) -> Vec<ProviderConfig> {
+) -> (Vec<ProviderConfig>, std::collections::BTreeMap<String, ProviderGuard>) {
     let mut out = Vec::new();
+    let mut guards = std::collections::BTreeMap::new();
     if raw.is_empty() {
         p.push(
             "providers",
@@ -978,6 +1025,7 @@ fn validate_providers(
     let mut names = HashSet::new();
     for (i, prov) in raw.iter().enumerate() {
         let key = format!("providers[{i}]");
+        let guard = providers::validate_guard(&key, guard_fields(prov), p);
         let cfg = match prov {
             RawProvider::File(f) => match &f.path {
                 Some(path) if !path.is_empty() => Some(ProviderConfig::File {
@@ -1070,8 +1118,17 @@ fn validate_providers(
                     _ => None,
                 }
             }
+            RawProvider::Haproxy(h) => providers::validate_haproxy(&key, h, regions, p).map(ProviderConfig::Haproxy),
+            RawProvider::Rfc2136(d) => {
+                providers::validate_rfc2136(&key, d, regions, env, p).map(ProviderConfig::Rfc2136)
+            }
+            RawProvider::Route53(r) => {
+                providers::validate_route53(&key, r, regions, env, p).map(ProviderConfig::Route53)
+            }
+            RawProvider::Webhook(w) => providers::validate_webhook(&key, w, env, p).map(ProviderConfig::Webhook),
         };
         if let Some(cfg) = cfg {
+            guards.insert(cfg.name().to_string(), guard);
             if !names.insert(cfg.name().to_string()) {
                 p.push(
                     format!("{key}.name"),
@@ -1082,10 +1139,34 @@ fn validate_providers(
             out.push(cfg);
         }
     }
-    out
+    (out, guards)
 }
 
-fn fqdn(key: &str, field: &str, v: Option<&String>, p: &mut Problems) -> Option<String> {
+/// The breaker / drift / propagation fields of any provider table.
+fn guard_fields(prov: &RawProvider) -> providers::GuardFields<'_> {
+    macro_rules! common {
+        ($r:expr, $resolvers:expr, $prop:expr) => {
+            providers::GuardFields {
+                on_drift: $r.on_drift.as_ref(),
+                drift_interval: $r.drift_interval,
+                breaker_failures: $r.breaker_failures,
+                breaker_cool_down: $r.breaker_cool_down,
+                resolvers: $resolvers,
+                propagation_timeout: $prop,
+            }
+        };
+    }
+    match prov {
+        RawProvider::File(r) => common!(r, &[], None),
+        RawProvider::Powerdns(r) => common!(r, &r.resolvers, r.propagation_timeout),
+        RawProvider::Haproxy(r) => common!(r, &[], None),
+        RawProvider::Rfc2136(r) => common!(r, &r.resolvers, r.propagation_timeout),
+        RawProvider::Route53(r) => common!(r, &[], None),
+        RawProvider::Webhook(r) => common!(r, &[], None),
+    }
+}
+
+pub(crate) fn fqdn(key: &str, field: &str, v: Option<&String>, p: &mut Problems) -> Option<String> {
     match v {
         Some(z) if z.ends_with('.') && z.len() > 1 => Some(z.to_ascii_lowercase()),
         Some(z) => {

@@ -26,6 +26,9 @@ pub struct RawConfig {
     /// Scheduled drills and housekeeping.
     #[serde(default)]
     pub schedule: RawSchedule,
+    /// Webhooks told about health transitions, plans, drills and alarms.
+    #[serde(default)]
+    pub notifications: Vec<RawNotification>,
 }
 
 /// `[orchestrator]`
@@ -164,18 +167,169 @@ pub enum RawProvider {
     File(RawFileProvider),
     /// PowerDNS Authoritative through its HTTP API.
     Powerdns(RawPowerDnsProvider),
+    /// HAProxy server weights through the runtime API.
+    Haproxy(RawHaproxyProvider),
+    /// A DNS server (BIND 9 …) through RFC 2136 dynamic updates signed with TSIG.
+    Rfc2136(RawRfc2136Provider),
+    /// AWS Route 53 weighted records.
+    Route53(RawRoute53Provider),
+    /// POSTs the plan as signed JSON to a URL.
+    Webhook(RawWebhookProvider),
 }
 
-/// `type = "file"`
+/// Settings every provider accepts: circuit breaker and drift detection.
+/// (Repeated in each provider table: serde cannot flatten with `deny_unknown_fields`.)
+macro_rules! guard_fields {
+    ($(#[$m:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        $(#[$m])*
+        pub struct $name {
+            $($body)*
+            /// `"reconcile"` (re-apply the plan) or `"report"` (alarm only) when drift is found.
+            pub on_drift: Option<String>,
+            /// How often the live state is read back and compared with the plan (unset: never).
+            #[serde(default, with = "humantime_serde::option")]
+            pub drift_interval: Option<Duration>,
+            /// Consecutive failures that open the provider's circuit breaker (default 5).
+            pub breaker_failures: Option<i64>,
+            /// How long the breaker stays open before one probe call (default 30s).
+            #[serde(default, with = "humantime_serde::option")]
+            pub breaker_cool_down: Option<Duration>,
+        }
+    };
+}
+
+guard_fields! {
+    /// `type = "haproxy"`
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawHaproxyProvider {
+        /// Provider name (default `haproxy`).
+        pub name: Option<String>,
+        /// Runtime API over TCP: `stats socket ipv4@127.0.0.1:9999 level admin` → `"127.0.0.1:9999"`.
+        pub admin_addr: Option<String>,
+        /// Runtime API over a unix socket, e.g. `/run/haproxy/admin.sock` (instead of `admin_addr`).
+        pub admin_socket: Option<String>,
+        /// The backend whose servers are the regions.
+        pub backend: Option<String>,
+        /// Timeout of one runtime API command.
+        #[serde(default, with = "humantime_serde::option")]
+        pub timeout: Option<Duration>,
+    }
+}
+
+guard_fields! {
+    /// `type = "rfc2136"`
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawRfc2136Provider {
+        /// Provider name (default `rfc2136`).
+        pub name: Option<String>,
+        /// The primary server taking updates, `ip:port`.
+        pub server: Option<String>,
+        /// The zone, with trailing dot.
+        pub zone: Option<String>,
+        /// The name whose A/AAAA set is replaced, with trailing dot.
+        pub record: Option<String>,
+        /// TTL of the records (default 5).
+        pub ttl: Option<i64>,
+        /// TSIG key name as the server knows it.
+        pub tsig_key_name: Option<String>,
+        /// TSIG algorithm: `hmac-sha256` (default), `hmac-sha384`, `hmac-sha512`.
+        pub tsig_algorithm: Option<String>,
+        /// Environment variable holding the base64 TSIG secret.
+        pub tsig_secret_env: Option<String>,
+        /// File holding the base64 TSIG secret.
+        pub tsig_secret_file: Option<String>,
+        /// Timeout of one DNS exchange.
+        #[serde(default, with = "humantime_serde::option")]
+        pub timeout: Option<Duration>,
+        /// Other authoritative servers (`ip:port`) that must serve the new answer.
+        #[serde(default)]
+        pub secondaries: Vec<String>,
+        /// Resolvers (`ip:port`) that must serve the new answer.
+        #[serde(default)]
+        pub resolvers: Vec<String>,
+        /// Bound on the propagation check before an alarm (default 30s).
+        #[serde(default, with = "humantime_serde::option")]
+        pub propagation_timeout: Option<Duration>,
+    }
+}
+
+guard_fields! {
+    /// `type = "route53"`
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawRoute53Provider {
+        /// Provider name (default `route53`).
+        pub name: Option<String>,
+        /// The hosted zone id, e.g. `Z0123456789ABC`.
+        pub hosted_zone_id: Option<String>,
+        /// The weighted name, with trailing dot.
+        pub record: Option<String>,
+        /// TTL of the records (default 5).
+        pub ttl: Option<i64>,
+        /// AWS region (default: `AWS_REGION`, then `AWS_DEFAULT_REGION`).
+        pub region: Option<String>,
+        /// Endpoint override, e.g. an emulator at `http://127.0.0.1:5000`.
+        pub endpoint_url: Option<String>,
+        /// Timeout of one API call.
+        #[serde(default, with = "humantime_serde::option")]
+        pub timeout: Option<Duration>,
+    }
+}
+
+guard_fields! {
+    /// `type = "webhook"`
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawWebhookProvider {
+        /// Provider name (default `webhook`).
+        pub name: Option<String>,
+        /// Where the plan is POSTed.
+        pub url: Option<String>,
+        /// Environment variable holding the HMAC secret.
+        pub secret_env: Option<String>,
+        /// File holding the HMAC secret.
+        pub secret_file: Option<String>,
+        /// Timeout of one POST.
+        #[serde(default, with = "humantime_serde::option")]
+        pub timeout: Option<Duration>,
+    }
+}
+
+/// `[[notifications]]`: a webhook told about events (Slack-compatible `text` field).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawFileProvider {
-    /// Provider name (default `file`).
+pub struct RawNotification {
+    /// Name, for logs (default `notify-<index>`).
     pub name: Option<String>,
-    /// Path of the JSON file; written atomically.
-    pub path: Option<String>,
+    /// Where events are POSTed.
+    pub url: Option<String>,
+    /// Environment variable holding the HMAC secret (optional: unsigned when unset).
+    pub secret_env: Option<String>,
+    /// File holding the HMAC secret.
+    pub secret_file: Option<String>,
+    /// Same event key within this window is suppressed and counted (default 5m).
+    #[serde(default, with = "humantime_serde::option")]
+    pub dedup_window: Option<Duration>,
+    /// Timeout of one POST.
+    #[serde(default, with = "humantime_serde::option")]
+    pub timeout: Option<Duration>,
 }
 
+guard_fields! {
+    /// `type = "file"`
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawFileProvider {
+        /// Provider name (default `file`).
+        pub name: Option<String>,
+        /// Path of the JSON file; written atomically.
+        pub path: Option<String>,
+    }
+}
+
+guard_fields! {
 /// `type = "powerdns"`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -201,6 +355,13 @@ pub struct RawPowerDnsProvider {
     pub timeout: Option<Duration>,
     /// Address and port of the DNS listener to verify answers on, e.g. `127.0.0.1:5353`.
     pub dns_addr: Option<String>,
+    /// Resolvers (`ip:port`) that must serve the new answer.
+    #[serde(default)]
+    pub resolvers: Vec<String>,
+    /// Bound on the propagation check before an alarm (default 30s).
+    #[serde(default, with = "humantime_serde::option")]
+    pub propagation_timeout: Option<Duration>,
+}
 }
 
 /// `[schedule]`

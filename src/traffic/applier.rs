@@ -1,10 +1,15 @@
-//! The applier: drives every provider toward the latest plan.
+//! The applier: drives every provider toward the latest plan and watches for drift.
 //!
-//! It watches the engine's desired plan. For each provider, concurrently, it
-//! applies the plan, reads it back and compares; on failure it reports, waits
-//! (exponential backoff, full jitter) and tries again, until it succeeds, the
-//! error is not retryable (stale epoch), or a newer plan supersedes this one.
-//! One slow or dead provider never blocks the others. Every attempt's outcome
+//! One worker per provider runs concurrently (joined, not spawned: one slow or
+//! dead provider never blocks the others). A worker applies each new plan,
+//! reads it back and compares; on failure it reports, waits (exponential
+//! backoff, full jitter) and tries again until it succeeds, the error is not
+//! retryable (stale epoch), or a newer plan supersedes this one. Each worker
+//! owns a [`CircuitBreaker`]: while it is open the provider is not called and
+//! the report says so. After a verified apply, DNS providers are checked for
+//! propagation. Between plans, the worker reads the provider back every
+//! `drift_interval` and reports drift (someone changed the weights outside the
+//! orchestrator), reconciling it when `on_drift = "reconcile"`. Every outcome
 //! goes back to the engine as an [`ApplyReport`].
 
 use std::sync::Arc;
@@ -13,20 +18,23 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 
+use super::breaker::{BreakerPhase, CircuitBreaker, Permit};
+use super::propagation::{self, PropagationReport};
 use super::retry::Backoff;
-use super::{ProviderError, TrafficProvider, nonzero};
+use super::{ProviderError, TrafficProvider};
+use crate::config::{OnDrift, ProviderGuard};
 use crate::metrics::Metrics;
-use crate::plan::{PlanId, TrafficPlan};
+use crate::plan::{PlanId, TrafficPlan, Weights};
 
-/// How one apply attempt (or the whole apply) ended.
+/// How one apply attempt (or the whole apply) ended, or what a drift check found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ApplyResult {
-    /// Applied and verified by read-back.
+    /// Applied and verified by read-back (also: a drift check found it in sync again).
     Verified,
     /// Failed; `will_retry` says whether another attempt follows.
     Failed {
@@ -34,6 +42,21 @@ pub enum ApplyResult {
         error: String,
         /// Whether the applier tries again.
         will_retry: bool,
+    },
+    /// The provider's circuit breaker is open: it was not called.
+    CircuitOpen {
+        /// Time until the half-open probe.
+        #[serde(with = "crate::serde_util::duration")]
+        retry_in: Duration,
+    },
+    /// A drift check found live weights that differ from the plan.
+    Drift {
+        /// What the plan says, as the provider can express it.
+        expected: Weights,
+        /// What the provider serves.
+        live: Weights,
+        /// What the applier does about it.
+        action: OnDrift,
     },
     /// A newer plan replaced this one before it was applied.
     Superseded,
@@ -55,6 +78,11 @@ pub struct ApplyReport {
     pub elapsed: Duration,
     /// When.
     pub at: DateTime<Utc>,
+    /// The provider's circuit breaker after this outcome.
+    pub breaker: BreakerPhase,
+    /// DNS providers: how long until every server served the new answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<PropagationReport>,
 }
 
 /// Timing of retries.
@@ -78,9 +106,25 @@ impl Default for RetryPolicy {
     }
 }
 
+/// A provider with the settings the applier uses for it.
+#[derive(Clone)]
+pub struct ProviderSlot {
+    /// The provider.
+    pub provider: Arc<dyn TrafficProvider>,
+    /// Breaker, drift and propagation settings.
+    pub guard: ProviderGuard,
+}
+
+impl ProviderSlot {
+    /// A slot with default settings (no drift checks, default breaker).
+    pub fn new(provider: Arc<dyn TrafficProvider>) -> Self {
+        Self { provider, guard: ProviderGuard::default() }
+    }
+}
+
 /// Applies the latest plan to every provider.
 pub struct Applier {
-    providers: Vec<Arc<dyn TrafficProvider>>,
+    slots: Vec<ProviderSlot>,
     plans: watch::Receiver<Option<TrafficPlan>>,
     reports: mpsc::Sender<ApplyReport>,
     metrics: Arc<Metrics>,
@@ -88,127 +132,266 @@ pub struct Applier {
 }
 
 impl Applier {
-    /// An applier for `providers`, fed by `plans`, reporting on `reports`.
+    /// An applier for `slots`, fed by `plans`, reporting on `reports`.
     pub fn new(
-        providers: Vec<Arc<dyn TrafficProvider>>,
+        slots: Vec<ProviderSlot>,
         plans: watch::Receiver<Option<TrafficPlan>>,
         reports: mpsc::Sender<ApplyReport>,
         metrics: Arc<Metrics>,
         retry: RetryPolicy,
     ) -> Self {
-        Self { providers, plans, reports, metrics, retry }
+        Self { slots, plans, reports, metrics, retry }
     }
 
-    /// Applies plans until cancelled. An apply in flight when cancelled is abandoned
-    /// after its current attempt (the engine records the last report it got).
-    pub async fn run(mut self, cancel: CancellationToken) {
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                changed = self.plans.changed() => if changed.is_err() { return },
+    /// Applies plans and checks drift until cancelled. An apply in flight when
+    /// cancelled is abandoned after its current attempt (the engine records the
+    /// last report it got).
+    pub async fn run(self, cancel: CancellationToken) {
+        let workers = self.slots.into_iter().map(|slot| {
+            Worker {
+                breaker: CircuitBreaker::new(slot.guard.breaker),
+                slot,
+                plans: self.plans.clone(),
+                reports: self.reports.clone(),
+                metrics: self.metrics.clone(),
+                retry: self.retry,
+                drifted: None,
+                read_failed: false,
             }
-            let Some(plan) = self.plans.borrow_and_update().clone() else { continue };
-            let jobs = self.providers.iter().map(|p| {
-                let rx = self.plans.clone();
-                apply_one(
-                    p.clone(),
-                    plan.clone(),
-                    rx,
-                    self.reports.clone(),
-                    self.metrics.clone(),
-                    self.retry,
-                    cancel.clone(),
-                )
-            });
-            futures::future::join_all(jobs).await;
-        }
+            .run(cancel.clone())
+        });
+        futures::future::join_all(workers).await;
     }
 }
 
-#[instrument(skip_all, fields(provider = provider.name(), plan = %plan.id))]
-async fn apply_one(
-    provider: Arc<dyn TrafficProvider>,
-    plan: TrafficPlan,
-    mut newer: watch::Receiver<Option<TrafficPlan>>,
+/// How an apply loop ended.
+enum Ended {
+    Verified,
+    GaveUp,
+    Superseded,
+    Cancelled,
+}
+
+struct Worker {
+    slot: ProviderSlot,
+    breaker: CircuitBreaker,
+    plans: watch::Receiver<Option<TrafficPlan>>,
     reports: mpsc::Sender<ApplyReport>,
     metrics: Arc<Metrics>,
     retry: RetryPolicy,
-    cancel: CancellationToken,
-) {
-    let started = Instant::now();
-    let mut backoff = Backoff::new(retry.base, retry.max);
-    loop {
-        let attempt = tokio::time::timeout(retry.attempt_timeout, attempt(provider.as_ref(), &plan)).await;
-        let result = match attempt {
-            Ok(r) => r,
-            Err(_) => Err(ProviderError::Unreachable {
-                provider: provider.name().to_string(),
-                detail: format!("attempt timed out after {}", humantime::format_duration(retry.attempt_timeout)),
-            }),
-        };
-        let _ = backoff.next_wait(); // count the attempt
-        let attempts = backoff.attempts();
-        match result {
-            Ok(()) => {
-                info!(attempts, elapsed_ms = started.elapsed().as_millis() as u64, weights = %plan.weights, "plan applied and verified");
-                let _ = reports
-                    .send(ApplyReport {
-                        plan_id: plan.id,
-                        provider: provider.name().to_string(),
-                        result: ApplyResult::Verified,
-                        attempts,
-                        elapsed: started.elapsed(),
-                        at: Utc::now(),
-                    })
-                    .await;
-                return;
-            }
-            Err(e) => {
-                metrics.provider_error(provider.name());
-                let will_retry = e.is_retryable();
-                warn!(error = %e, attempts, will_retry, "provider apply failed");
-                let _ = reports
-                    .send(ApplyReport {
-                        plan_id: plan.id,
-                        provider: provider.name().to_string(),
-                        result: ApplyResult::Failed { error: e.to_string(), will_retry },
-                        attempts,
-                        elapsed: started.elapsed(),
-                        at: Utc::now(),
-                    })
-                    .await;
-                if !will_retry {
-                    return;
+    /// The live weights last reported as drift, while drifted.
+    drifted: Option<Weights>,
+    /// Whether the last drift check could not read the provider.
+    read_failed: bool,
+}
+
+impl Worker {
+    fn name(&self) -> &str {
+        self.slot.provider.name()
+    }
+
+    async fn run(mut self, cancel: CancellationToken) {
+        let drift_every = self.slot.guard.drift_interval;
+        let mut drift_tick = tokio::time::interval(drift_every.unwrap_or(Duration::from_secs(3600)));
+        drift_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        drift_tick.reset();
+        // Plans sent before this worker started are applied too.
+        self.plans.mark_changed();
+        let mut current: Option<TrafficPlan> = None;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                changed = self.plans.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    current = self.plans.borrow_and_update().clone();
+                    if let Some(plan) = &current {
+                        self.apply(plan, &cancel).await;
+                        drift_tick.reset();
+                    }
+                }
+                _ = drift_tick.tick(), if drift_every.is_some() && current.is_some() => {
+                    if let Some(plan) = current.clone() {
+                        self.check_drift(&plan, &cancel).await;
+                    }
                 }
             }
         }
-        // `next_wait` above advanced the counter; the wait uses the current ceiling.
-        let wait = backoff.ceiling().mul_f64(rand::random::<f64>());
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = newer.changed() => {
-                let _ = reports.send(ApplyReport {
-                    plan_id: plan.id,
-                    provider: provider.name().to_string(),
-                    result: ApplyResult::Superseded,
-                    attempts,
-                    elapsed: started.elapsed(),
-                    at: Utc::now(),
-                }).await;
-                return;
+    }
+
+    async fn report(&self, plan: &TrafficPlan, result: ApplyResult, attempts: u32, started: Instant) {
+        self.report_with(plan, result, attempts, started, None).await;
+    }
+
+    async fn report_with(
+        &self,
+        plan: &TrafficPlan,
+        result: ApplyResult,
+        attempts: u32,
+        started: Instant,
+        propagation: Option<PropagationReport>,
+    ) {
+        self.metrics.set_breaker(self.name(), self.breaker.phase());
+        let _ = self
+            .reports
+            .send(ApplyReport {
+                plan_id: plan.id,
+                provider: self.name().to_string(),
+                result,
+                attempts,
+                elapsed: started.elapsed(),
+                at: Utc::now(),
+                breaker: self.breaker.phase(),
+                propagation,
+            })
+            .await;
+    }
+
+    /// Applies `plan` until verified, refused, superseded or cancelled.
+    #[instrument(skip_all, fields(provider = self.name(), plan = %plan.id))]
+    async fn apply(&mut self, plan: &TrafficPlan, cancel: &CancellationToken) -> Ended {
+        let started = Instant::now();
+        let mut newer = self.plans.clone();
+        let mut backoff = Backoff::new(self.retry.base, self.retry.max);
+        loop {
+            let wait = match self.breaker.allow(Instant::now()) {
+                Permit::Refused { retry_at } => {
+                    let retry_in = retry_at.saturating_duration_since(Instant::now());
+                    warn!(retry_in_ms = retry_in.as_millis() as u64, "circuit open: provider not called");
+                    self.report(plan, ApplyResult::CircuitOpen { retry_in }, backoff.attempts(), started).await;
+                    retry_in
+                }
+                Permit::Call => {
+                    let result = self.attempt(plan).await;
+                    let _ = backoff.next_wait(); // count the attempt
+                    let attempts = backoff.attempts();
+                    match result {
+                        Ok(()) => {
+                            self.breaker.on_success();
+                            self.drifted = None;
+                            self.metrics.set_drift(self.name(), false);
+                            info!(attempts, elapsed_ms = started.elapsed().as_millis() as u64, weights = %plan.weights, "plan applied and verified");
+                            self.report(plan, ApplyResult::Verified, attempts, started).await;
+                            self.check_propagation(plan, attempts, started).await;
+                            return Ended::Verified;
+                        }
+                        Err(e) => {
+                            self.metrics.provider_error(self.name());
+                            let will_retry = e.is_retryable();
+                            if will_retry {
+                                self.breaker.on_failure(Instant::now());
+                            }
+                            warn!(error = %e, attempts, will_retry, breaker = ?self.breaker.phase(), "provider apply failed");
+                            let result = ApplyResult::Failed { error: e.to_string(), will_retry };
+                            self.report(plan, result, attempts, started).await;
+                            if !will_retry {
+                                return Ended::GaveUp;
+                            }
+                            // `next_wait` above advanced the counter; the wait uses the current ceiling.
+                            backoff.ceiling().mul_f64(rand::random::<f64>())
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return Ended::Cancelled,
+                _ = newer.changed() => {
+                    self.report(plan, ApplyResult::Superseded, backoff.attempts(), started).await;
+                    return Ended::Superseded;
+                }
+                _ = tokio::time::sleep(wait) => {}
             }
-            _ = tokio::time::sleep(wait) => {}
         }
     }
-}
 
-/// Applies once and verifies by read-back.
-async fn attempt(provider: &dyn TrafficProvider, plan: &TrafficPlan) -> Result<(), ProviderError> {
-    provider.apply(plan).await?;
-    let live = provider.read_back().await?;
-    let expected = nonzero(&plan.weights);
-    if live.weights != expected {
-        return Err(ProviderError::Verify { provider: provider.name().to_string(), expected, got: live.weights });
+    /// Applies once and verifies by read-back, under the attempt timeout.
+    async fn attempt(&self, plan: &TrafficPlan) -> Result<(), ProviderError> {
+        let provider = self.slot.provider.as_ref();
+        let work = async {
+            provider.apply(plan).await?;
+            let live = provider.read_back().await?;
+            let expected = provider.expressible(&plan.weights);
+            if live.weights != expected {
+                return Err(ProviderError::Verify { provider: provider.name().to_string(), expected, got: live.weights });
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(self.retry.attempt_timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(ProviderError::Unreachable {
+                provider: provider.name().to_string(),
+                detail: format!("attempt timed out after {}", humantime::format_duration(self.retry.attempt_timeout)),
+            }),
+        }
     }
-    Ok(())
+
+    /// For DNS providers: waits until every server serves the plan (bounded) and reports how long it took.
+    async fn check_propagation(&self, plan: &TrafficPlan, attempts: u32, started: Instant) {
+        let Some(target) = self.slot.provider.propagation_target(plan) else { return };
+        let guard = &self.slot.guard;
+        let report = propagation::check(&target, &guard.resolvers, guard.propagation_timeout).await;
+        if report.converged {
+            info!(elapsed_ms = report.elapsed.as_millis() as u64, servers = report.servers.len(), "plan propagated");
+        } else {
+            let late: Vec<String> = report.servers.iter().filter(|s| !s.converged).map(|s| s.server.to_string()).collect();
+            warn!(?late, bound = ?guard.propagation_timeout, "plan not propagated within the bound");
+        }
+        self.report_with(plan, ApplyResult::Verified, attempts, started, Some(report)).await;
+    }
+
+    /// Reads the provider back and compares with the plan; reports drift and
+    /// reconciles it when configured to.
+    #[instrument(skip_all, fields(provider = self.name(), plan = %plan.id))]
+    async fn check_drift(&mut self, plan: &TrafficPlan, cancel: &CancellationToken) {
+        let started = Instant::now();
+        if let Permit::Refused { .. } = self.breaker.allow(Instant::now()) {
+            return; // the open breaker is already reported by the apply loop
+        }
+        let provider = self.slot.provider.clone();
+        let read = tokio::time::timeout(self.retry.attempt_timeout, provider.read_back()).await;
+        let live = match read {
+            Ok(Ok(live)) => {
+                self.breaker.on_success();
+                live
+            }
+            Ok(Err(e)) => {
+                self.read_failed(plan, e.to_string(), started).await;
+                return;
+            }
+            Err(_) => {
+                self.read_failed(plan, "read-back timed out".into(), started).await;
+                return;
+            }
+        };
+        let expected = provider.expressible(&plan.weights);
+        if live.weights == expected {
+            if self.drifted.take().is_some() || std::mem::take(&mut self.read_failed) {
+                info!("provider back in sync with the plan");
+                self.metrics.set_drift(self.name(), false);
+                self.report(plan, ApplyResult::Verified, 0, started).await;
+            }
+            return;
+        }
+        // A newer epoch on the provider means another leader wrote it: never overwrite that.
+        let newer_epoch = live.epoch.is_some_and(|e| e > plan.epoch);
+        let action = if newer_epoch { OnDrift::Report } else { self.slot.guard.on_drift };
+        if self.drifted.as_ref() != Some(&live.weights) {
+            warn!(expected = %expected, live = %live.weights, ?action, "provider drift: live weights differ from the plan");
+            self.metrics.set_drift(self.name(), true);
+            self.report(plan, ApplyResult::Drift { expected, live: live.weights.clone(), action }, 0, started).await;
+            self.drifted = Some(live.weights);
+        }
+        if action == OnDrift::Reconcile {
+            self.apply(plan, cancel).await;
+        }
+    }
+
+    async fn read_failed(&mut self, plan: &TrafficPlan, error: String, started: Instant) {
+        self.metrics.provider_error(self.name());
+        self.breaker.on_failure(Instant::now());
+        warn!(%error, "drift check could not read the provider");
+        self.read_failed = true;
+        self.report(plan, ApplyResult::Failed { error, will_retry: true }, 0, started).await;
+    }
 }

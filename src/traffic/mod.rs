@@ -8,9 +8,15 @@
 //! last applied (fencing).
 
 pub mod applier;
+pub mod breaker;
 pub mod file;
+pub mod haproxy;
 pub mod powerdns;
+pub mod propagation;
 pub mod retry;
+pub mod rfc2136;
+pub mod route53;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -121,6 +127,20 @@ pub trait TrafficProvider: Send + Sync {
     /// # Errors
     /// [`ProviderError`] when the provider cannot be read or understood.
     async fn read_back(&self) -> Result<LiveState, ProviderError>;
+
+    /// The weights as this provider can express them, to compare with [`Self::read_back`].
+    ///
+    /// The default drops regions at zero. DNS without weights (RFC 2136)
+    /// overrides it: every region with a weight is served, equally.
+    fn expressible(&self, weights: &Weights) -> Weights {
+        nonzero(weights)
+    }
+
+    /// For DNS providers: what the authoritative servers must answer once
+    /// `plan` has propagated. `None` (the default) skips the propagation check.
+    fn propagation_target(&self, _plan: &TrafficPlan) -> Option<propagation::Target> {
+        None
+    }
 }
 
 /// Weights as a provider can express them: drops regions at zero so that
@@ -134,21 +154,23 @@ pub fn addresses(config: &Config) -> BTreeMap<RegionName, IpAddr> {
     config.regions.iter().filter_map(|r| r.address.map(|a| (r.name.clone(), a))).collect()
 }
 
-/// Builds every configured provider.
+/// Builds every configured provider, each with its breaker / drift settings.
 ///
 /// # Errors
-/// When a provider's HTTP client cannot be built.
-pub fn build(config: &Config) -> anyhow::Result<Vec<Arc<dyn TrafficProvider>>> {
-    let mut out: Vec<Arc<dyn TrafficProvider>> = Vec::new();
+/// When a provider's client cannot be built.
+pub async fn build(config: &Config) -> anyhow::Result<Vec<applier::ProviderSlot>> {
+    let mut out = Vec::new();
     for p in &config.providers {
-        match p {
-            ProviderConfig::File { name, path } => {
-                out.push(Arc::new(file::FileProvider::new(name.clone(), path.clone())))
-            }
-            ProviderConfig::PowerDns(c) => {
-                out.push(Arc::new(powerdns::PowerDnsProvider::new(c.clone(), addresses(config))?))
-            }
-        }
+        let provider: Arc<dyn TrafficProvider> = match p {
+            ProviderConfig::File { name, path } => Arc::new(file::FileProvider::new(name.clone(), path.clone())),
+            ProviderConfig::PowerDns(c) => Arc::new(powerdns::PowerDnsProvider::new(c.clone(), addresses(config))?),
+            ProviderConfig::Haproxy(c) => Arc::new(haproxy::HaproxyProvider::new(c.clone())),
+            ProviderConfig::Rfc2136(c) => Arc::new(rfc2136::Rfc2136Provider::new(c.clone(), addresses(config))?),
+            ProviderConfig::Route53(c) => Arc::new(route53::Route53Provider::new(c.clone(), addresses(config)).await),
+            ProviderConfig::Webhook(c) => Arc::new(webhook::WebhookProvider::new(c.clone())?),
+        };
+        let guard = config.guards.get(p.name()).cloned().unwrap_or_default();
+        out.push(applier::ProviderSlot { provider, guard });
     }
     Ok(out)
 }
