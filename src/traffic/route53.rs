@@ -51,12 +51,17 @@ impl std::fmt::Debug for Route53Provider {
     }
 }
 
+/// The SDK's HTTP client on rustls with ring (no aws-lc build, no OpenSSL).
+pub fn http_client() -> aws_sdk_route53::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https()
+}
+
 impl Route53Provider {
     /// A provider for `cfg`, publishing each region's address.
     pub async fn new(cfg: Route53Config, addresses: BTreeMap<RegionName, IpAddr>) -> Self {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
-            .build_https();
+        let http = http_client();
         let region = Region::new(cfg.region.clone());
         let credentials = match &cfg.credentials {
             Some(k) => SharedCredentialsProvider::new(Credentials::new(

@@ -88,6 +88,8 @@ pub struct Spec {
     pub store_dsn: Option<String>,
     /// Region databases (primary, standby, dr): adds a middleware check per region.
     pub region_dsns: Option<[String; 3]>,
+    /// TOML appended to the generated configuration (extra `[[providers]]`, `[[notifications]]`).
+    pub extra_toml: String,
 }
 
 impl Default for Spec {
@@ -106,6 +108,7 @@ impl Default for Spec {
             powerdns: true,
             store_dsn: None,
             region_dsns: None,
+            extra_toml: String::new(),
         }
     }
 }
@@ -185,7 +188,7 @@ pub async fn spawn_app(spec: Spec) -> TestApp {
     }
     let plan_file = std::env::temp_dir().join(format!("fo-test-plan-{}-{n}.json", std::process::id()));
     params.file = Some(plan_file.clone());
-    let text = params.to_toml();
+    let text = format!("{}\n{}", params.to_toml(), spec.extra_toml);
     let config =
         Config::parse(&text, "test", &|k| (k == PDNS_KEY_ENV).then(|| key.clone())).expect("valid test config");
     let app = App::build(config.clone(), AppOptions::default()).await.expect("build app");
@@ -278,4 +281,24 @@ impl TestApp {
 /// Weights in order primary, standby, dr.
 pub fn w(p: u32, s: u32, d: u32) -> Weights {
     Weights::from_pairs([(RegionName::new("primary"), p), (RegionName::new("standby"), s), (RegionName::new("dr"), d)])
+}
+
+/// A plan with these weights at `epoch`, for provider tests.
+pub fn plan(epoch: i64, weights: Weights) -> failover_orchestrator::plan::TrafficPlan {
+    use failover_orchestrator::plan::{Epoch, PlanId, PlanKind, TrafficPlan};
+    TrafficPlan {
+        id: PlanId::new(),
+        epoch: Epoch(epoch),
+        weights,
+        kind: PlanKind::Manual,
+        reason: "test".into(),
+        reasons: vec![],
+        inputs: serde_json::Value::Null,
+        decided_at: chrono::Utc::now(),
+    }
+}
+
+/// Region name → address for provider tests (127.0.10.1, .2, .3).
+pub fn test_addresses() -> std::collections::BTreeMap<RegionName, IpAddr> {
+    REGIONS.iter().enumerate().map(|(i, r)| (RegionName::new(*r), IpAddr::V4(Ipv4Addr::new(127, 0, 10, 1 + i as u8)))).collect()
 }

@@ -5,25 +5,12 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use failover_orchestrator::config::PowerDnsConfig;
-use failover_orchestrator::plan::{Epoch, PlanId, PlanKind, TrafficPlan};
+use failover_orchestrator::plan::Epoch;
 use failover_orchestrator::region::RegionName;
 use failover_orchestrator::traffic::powerdns::PowerDnsProvider;
 use failover_orchestrator::traffic::{ProviderError, TrafficProvider, nonzero};
 
-use crate::common::{pdns, unique, w};
-
-fn plan(epoch: i64, weights: failover_orchestrator::plan::Weights) -> TrafficPlan {
-    TrafficPlan {
-        id: PlanId::new(),
-        epoch: Epoch(epoch),
-        weights,
-        kind: PlanKind::Manual,
-        reason: "test".into(),
-        reasons: vec![],
-        inputs: serde_json::Value::Null,
-        decided_at: chrono::Utc::now(),
-    }
-}
+use crate::common::{pdns, plan, unique, w};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applies_reads_back_is_idempotent_and_refuses_stale_epochs() {
