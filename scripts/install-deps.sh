@@ -7,6 +7,11 @@
 #   sqlite3               CLI used to create the PowerDNS database
 #   bind9-dnsutils        dig, used by the DNS tests
 #   procps                kill/pgrep, used by the process supervisor and tests
+#   haproxy               HAProxy, for the haproxy provider's tests and bench
+#   bind9, bind9-utils    BIND 9 named (RFC 2136 provider tests), tsig-keygen
+#   python3-venv          only when `python3 -m venv` does not work already
+# and moto[server] (the AWS API emulator the Route 53 provider is tested
+# against) from PyPI into a virtualenv at target/moto-venv, not globally.
 # Extra package names given as arguments are installed too (when missing).
 #
 # Quiet when everything is present; prints what it installs.  Runs
@@ -63,16 +68,30 @@ command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
 if ! command -v pgrep >/dev/null 2>&1 || ! { [ -x /usr/bin/kill ] || [ -x /bin/kill ]; }; then
     missing+=(procps)
 fi
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+[ -x /usr/sbin/named ] || missing+=(bind9)
+command -v tsig-keygen >/dev/null 2>&1 || missing+=(bind9-utils)
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    missing+=(python3-venv)
+fi
 for extra in "$@"; do
     have_pkg "$extra" || missing+=("$extra")
 done
 
-if [ "${#missing[@]}" -eq 0 ]; then
-    exit 0
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}"
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+    echo "install-deps: done"
 fi
 
-echo "install-deps: installing ${missing[*]}"
-"${SUDO[@]}" apt-get update -qq
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
-echo "install-deps: done"
+# moto (AWS API emulator) for the Route 53 provider tests, in a venv under target/.
+venv="$(cd "$(dirname "$0")/.." && pwd)/target/moto-venv"
+if [ ! -x "$venv/bin/moto_server" ]; then
+    echo "install-deps: installing moto[server] into $venv"
+    mkdir -p "$(dirname "$venv")"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q 'moto[server]'
+    echo "install-deps: moto installed"
+fi

@@ -164,3 +164,110 @@ fn redact_dsn_handles_both_forms() {
     assert_eq!(redact_dsn("postgres://u@h/db"), "postgres://u@h/db");
     assert_eq!(redact_dsn("host=h password=x user=u"), "host=h password=*** user=u");
 }
+
+const PROVIDERS: &str = r#"
+[[providers]]
+type = "haproxy"
+admin_addr = "127.0.0.1:9999"
+backend = "app"
+on_drift = "report"
+drift_interval = "30s"
+
+[[providers]]
+type = "rfc2136"
+server = "127.0.0.1:53"
+zone = "example.test."
+record = "app.example.test."
+tsig_key_name = "fo-key"
+tsig_secret_env = "FO_TSIG"
+resolvers = ["127.0.0.1:5300"]
+
+[[providers]]
+type = "route53"
+hosted_zone_id = "Z0123456789ABC"
+record = "app.example.test."
+endpoint_url = "http://127.0.0.1:5000"
+
+[[providers]]
+type = "webhook"
+url = "https://hooks.example.test/failover"
+secret_env = "FO_HOOK"
+breaker_failures = 3
+breaker_cool_down = "10s"
+
+[[notifications]]
+url = "https://hooks.example.test/notify"
+dedup_window = "2m"
+"#;
+
+fn provider_env(k: &str) -> Option<String> {
+    match k {
+        "FO_TSIG" => Some("c2VjcmV0LXRzaWcta2V5LTEyMzQ=".into()),
+        "FO_HOOK" => Some("hook-secret-zyx".into()),
+        "AWS_REGION" => Some("eu-west-1".into()),
+        "AWS_ACCESS_KEY_ID" => Some("AKIDEXAMPLE".into()),
+        "AWS_SECRET_ACCESS_KEY" => Some("aws-secret-qwe".into()),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_provider_type_validates_with_guard_settings() {
+    let text = format!("{GOOD}\n{PROVIDERS}");
+    let c = Config::parse(&text, "t", &provider_env).expect("valid");
+    let names: Vec<&str> = c.providers.iter().map(ProviderConfig::name).collect();
+    assert!(names.ends_with(&["haproxy", "rfc2136", "route53", "webhook"]), "{names:?}");
+    assert_eq!(c.guards["haproxy"].on_drift, OnDrift::Report);
+    assert_eq!(c.guards["haproxy"].drift_interval, Some(Duration::from_secs(30)));
+    assert_eq!(c.guards["webhook"].breaker.threshold, 3);
+    assert_eq!(c.guards["rfc2136"].resolvers, vec!["127.0.0.1:5300".parse::<SocketAddr>().unwrap()]);
+    let ProviderConfig::Route53(r) = &c.providers[c.providers.len() - 2] else { panic!("route53") };
+    assert_eq!(r.region, "eu-west-1");
+    assert!(r.credentials.is_some());
+    assert_eq!(r.targets[&RegionName::new("primary")].set_identifier, "primary");
+    assert_eq!(c.notifications[0].dedup_window, Duration::from_secs(120));
+    // Secrets appear neither in the summary nor in Debug output.
+    let shown = format!("{}{:?}", c.summary(), c);
+    for secret in ["c2VjcmV0LXRzaWcta2V5LTEyMzQ=", "hook-secret-zyx", "aws-secret-qwe", "AKIDEXAMPLE"] {
+        assert!(!shown.contains(secret), "{secret} leaked");
+    }
+}
+
+#[test]
+fn provider_problems_name_key_what_and_fix_without_secrets() {
+    let text = format!("{GOOD}\n{PROVIDERS}")
+        .replace("admin_addr = \"127.0.0.1:9999\"", "admin_addr = \"localhost\"")
+        .replace("on_drift = \"report\"", "on_drift = \"ignore\"")
+        .replace("tsig_secret_env = \"FO_TSIG\"", "tsig_secret_env = \"FO_TSIG_BAD\"")
+        .replace("url = \"https://hooks.example.test/failover\"", "url = \"ftp://x\"")
+        .replace("breaker_failures = 3", "breaker_failures = 0");
+    let env = |k: &str| if k == "FO_TSIG_BAD" { Some("not base64 %%% s3cr3t".to_string()) } else { provider_env(k) };
+    let p = match Config::parse(&text, "t", &env) {
+        Err(ConfigError::Invalid(p)) => p,
+        other => panic!("expected problems, got {other:?}"),
+    };
+    let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+    for k in [
+        "providers[1].admin_addr",
+        "providers[1].on_drift",
+        "providers[2].tsig_secret_env",
+        "providers[4].url",
+        "providers[4].breaker_failures",
+    ] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+    assert!(p.iter().all(|p| !p.fix.is_empty()));
+    let all = p.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    assert!(!all.contains("s3cr3t"), "{all}");
+}
+
+#[test]
+fn route53_needs_a_region() {
+    let text = format!("{GOOD}\n{PROVIDERS}");
+    let env = |k: &str| if k == "AWS_REGION" { None } else { provider_env(k) };
+    let p = match Config::parse(&text, "t", &env) {
+        Err(ConfigError::Invalid(p)) => p,
+        other => panic!("expected problems, got {other:?}"),
+    };
+    assert!(p.iter().any(|p| p.key == "providers[3].region" && p.fix.contains("AWS_REGION")), "{p:?}");
+}
