@@ -27,6 +27,7 @@ use crate::engine::{Command, Engine, EngineChannels, Resume};
 use crate::metrics::Metrics;
 use crate::probe::{self, runner::Runner};
 use crate::region::RegionName;
+use crate::replication::sampler::LagSampler;
 use crate::status::Status;
 use crate::store::Store;
 use crate::store::writer::{self, StoreHandle, StoreWriter};
@@ -184,8 +185,15 @@ impl App {
         drop(obs_tx);
 
         // Engine ↔ applier.
-        // Lag samplers arrive with the replication issue; the channel is wired now.
-        let (_lag_tx, lag_rx) = mpsc::channel(256);
+        // Replication lag of every standby (when at least two regions have a database).
+        let (lag_tx, lag_rx) = mpsc::channel(256);
+        match LagSampler::new(&self.config, lag_tx, Some(store_handle.clone())) {
+            Some(sampler) => {
+                let token = work.child_token();
+                spawn("lag-sampler".into(), Box::pin(async move { sampler.run(token).await }));
+            }
+            None => info!("fewer than two regions have a database: replication lag not collected"),
+        }
         let (plans_tx, plans_rx) = watch::channel(None);
         let (reports_tx, reports_rx) = mpsc::channel(1024);
         let applier = Applier::new(self.providers.clone(), plans_rx, reports_tx, self.metrics.clone(), self.retry);
@@ -237,12 +245,17 @@ impl App {
         let mut scheduler = JobScheduler::new().await.context("creating the scheduler")?;
         let store = self.store.clone();
         let retention = self.config.schedule.retention;
+        let raw_retention = self.config.replication.raw_retention;
         let job = Job::new_async(self.config.schedule.housekeeping.as_str(), move |_id, _sched| {
             let store = store.clone();
             Box::pin(async move {
                 match store.housekeeping(retention).await {
                     Ok(n) => info!(deleted = n, "housekeeping done"),
                     Err(e) => warn!(error = %e, "housekeeping failed"),
+                }
+                match store.roll_up_lag(raw_retention).await {
+                    Ok(n) => info!(rolled_up = n, "lag samples rolled up into minutes"),
+                    Err(e) => warn!(error = %e, "lag roll-up failed"),
                 }
             })
         })

@@ -364,6 +364,21 @@ impl Engine {
         }
     }
 
+    /// Region health, made at least degraded when its lag is over the `degrade_lag` threshold.
+    fn health_with_lag(&self, region: &RegionName) -> (Health, Option<String>) {
+        let base = self.regions.get(region).map(|x| x.health).unwrap_or(Health::Unknown);
+        let limit = self.config.region(region).and_then(|r| r.postgres.as_ref()).map(|pg| pg.degrade_lag);
+        match (limit, self.lag.get(region)) {
+            (Some(limit), Some(sample)) if limit.is_set() && base == Health::Up => {
+                match limit.admits(Some(&sample.reading())) {
+                    Ok(()) => (base, None),
+                    Err(why) => (Health::Degraded, Some(format!("{region} degraded by replication lag: {why}"))),
+                }
+            }
+            _ => (base, None),
+        }
+    }
+
     fn layers_of(&self, region: &RegionName) -> Vec<(Layer, Option<Health>)> {
         Layer::ALL
             .iter()
@@ -498,8 +513,8 @@ impl Engine {
             .iter()
             .map(|r| {
                 let rt = self.regions.get(&r.name);
-                let health = rt.map(|x| x.health).unwrap_or(Health::Unknown);
-                let mut notes = Vec::new();
+                let (health, lag_note) = self.health_with_lag(&r.name);
+                let mut notes: Vec<String> = lag_note.into_iter().collect();
                 for (id, c) in self.checks.iter().filter(|(id, _)| id.region == r.name) {
                     if c.state.fail_streak > 0 && c.state.health != Health::Down {
                         notes.push(format!(
@@ -724,7 +739,7 @@ impl Engine {
                 RegionStatus {
                     name: r.name.clone(),
                     role: r.role,
-                    health: rt.map(|x| x.health).unwrap_or(Health::Unknown),
+                    health: self.health_with_lag(&r.name).0,
                     since: rt.and_then(|x| x.since),
                     normal_weight: r.weight,
                     weight: weights.get(&r.name),

@@ -122,6 +122,7 @@ impl Lab {
                 tcp_target: app.addr().to_string(),
                 pg_dsn: Some(pg.dsn()),
                 pg_expect_recovery: Some(i != 0),
+                pg_extra: Vec::new(),
             });
             regions.push(LabRegion { name: names[i].into(), ip: ips[i], app, pg: Some(pg) });
         }

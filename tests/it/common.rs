@@ -88,6 +88,8 @@ pub struct Spec {
     pub store_dsn: Option<String>,
     /// Region databases (primary, standby, dr): adds a middleware check per region.
     pub region_dsns: Option<[String; 3]>,
+    /// Extra `[regions.postgres]` lines per region (primary, standby, dr).
+    pub pg_extra: [Vec<String>; 3],
 }
 
 impl Default for Spec {
@@ -106,6 +108,7 @@ impl Default for Spec {
             powerdns: true,
             store_dsn: None,
             region_dsns: None,
+            pg_extra: Default::default(),
         }
     }
 }
@@ -149,6 +152,7 @@ pub async fn spawn_app(spec: Spec) -> TestApp {
             tcp_target: app.addr().to_string(),
             pg_dsn: spec.region_dsns.as_ref().map(|d| d[i].clone()),
             pg_expect_recovery: spec.region_dsns.as_ref().map(|_| i != 0),
+            pg_extra: spec.pg_extra[i].clone(),
         });
         addresses.push(address);
         apps.push(app);

@@ -10,6 +10,7 @@ mod lab_cli;
 mod lab_postgres;
 mod lab_powerdns;
 mod lab_process;
+mod lag;
 mod powerdns_provider;
 mod replication;
 mod shutdown;
