@@ -93,7 +93,8 @@ impl App {
             .into_iter()
             .map(|(r, why)| (RegionName::new(r), why))
             .collect();
-        let resume = Resume { plan: last.map(|p| p.plan), maintenance };
+        let writer = store.last_promoted().await.context("reading the last promotion")?.map(RegionName::new);
+        let resume = Resume { plan: last.map(|p| p.plan), maintenance, writer };
         let providers = match opts.providers {
             Some(p) => p,
             None => traffic::build(&config).context("building traffic providers")?,
@@ -187,8 +188,16 @@ impl App {
         // Engine ↔ applier.
         // Replication lag of every standby (when at least two regions have a database).
         let (lag_tx, lag_rx) = mpsc::channel(256);
+        let (steps_tx, steps_rx) = mpsc::channel(64);
+        let mut replication = None;
         match LagSampler::new(&self.config, lag_tx, Some(store_handle.clone())) {
             Some(sampler) => {
+                let (cmd_tx, cmd_rx) = mpsc::channel(4);
+                replication = Some(cmd_tx);
+                let mut sampler = sampler.with_promotion(cmd_rx, steps_tx);
+                if let Some(w) = &self.resume.writer {
+                    sampler.set_primary(w.clone());
+                }
                 let token = work.child_token();
                 spawn("lag-sampler".into(), Box::pin(async move { sampler.run(token).await }));
             }
@@ -209,6 +218,8 @@ impl App {
                 reports: reports_rx,
                 commands: self.commands_rx,
                 lag: lag_rx,
+                replication,
+                promotion_steps: steps_rx,
                 plans: plans_tx,
                 status: self.status_tx,
             },
@@ -306,5 +317,12 @@ fn empty_status(config: &Config, leadership: Leadership) -> Status {
         alarms: Vec::new(),
         store: Default::default(),
         failed_over: false,
+        writer: config
+            .regions
+            .iter()
+            .find(|r| r.role == crate::region::Role::Primary)
+            .map(|r| r.name.clone())
+            .unwrap_or_else(|| RegionName::new("primary")),
+        promotion: Vec::new(),
     }
 }

@@ -24,6 +24,7 @@ use tracing::{debug, info, instrument, warn};
 
 use super::LagSample;
 use super::lag::{PrimaryView, ReplicaRow, StandbyView, Views, parse_lsn, reconcile};
+use super::promotion::{PromotionStep, ReplicationCommand};
 use crate::config::{Config, ReplicationConfig};
 use crate::probe::postgres::describe;
 use crate::region::{RegionName, Role};
@@ -35,6 +36,8 @@ struct Member {
     application_name: String,
     pool: PgPool,
     catching_up_bytes: Option<u64>,
+    dsn: secrecy::SecretString,
+    max_lag: crate::policy::LagLimit,
 }
 
 /// Samples the lag of every standby region.
@@ -47,6 +50,8 @@ pub struct LagSampler {
     writer_id: String,
     tx: mpsc::Sender<LagSample>,
     store: Option<StoreHandle>,
+    commands: Option<mpsc::Receiver<ReplicationCommand>>,
+    steps: Option<mpsc::Sender<PromotionStep>>,
     /// Queries run since start (for the cost benchmark).
     pub queries: u64,
 }
@@ -74,6 +79,8 @@ impl LagSampler {
                 application_name: pg.application_name.clone(),
                 pool,
                 catching_up_bytes: pg.degrade_lag.bytes,
+                dsn: pg.dsn.clone(),
+                max_lag: pg.max_lag,
             });
         }
         let primary = config.regions.iter().find(|r| r.role == Role::Primary)?.name.clone();
@@ -89,8 +96,21 @@ impl LagSampler {
             writer_id: config.orchestrator.vantage.to_string(),
             tx,
             store,
+            commands: None,
+            steps: None,
             queries: 0,
         })
+    }
+
+    /// Accepts promotion commands and reports their steps.
+    pub fn with_promotion(
+        mut self,
+        commands: mpsc::Receiver<ReplicationCommand>,
+        steps: mpsc::Sender<PromotionStep>,
+    ) -> Self {
+        self.commands = Some(commands);
+        self.steps = Some(steps);
+        self
     }
 
     /// Which region is the writer now.
@@ -110,10 +130,15 @@ impl LagSampler {
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut tick = tokio::time::interval(self.cfg.interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut commands = self.commands.take();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tick.tick() => {}
+                Some(cmd) = async { match commands.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
+                    self.on_command(cmd).await;
+                    continue;
+                }
             }
             let samples = tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -171,6 +196,144 @@ impl LagSampler {
             }
         }
         out
+    }
+
+    async fn on_command(&mut self, cmd: ReplicationCommand) {
+        match cmd {
+            ReplicationCommand::Promote { target, old_primary, reply } => {
+                let steps = self.promote(&target, &old_primary).await;
+                if let Some(tx) = &self.steps {
+                    for s in &steps {
+                        let _ = tx.send(s.clone()).await;
+                    }
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(steps);
+                }
+            }
+        }
+    }
+
+    /// Gate, fence, promote, re-point, track: see [`super::promotion`].
+    #[instrument(skip_all, fields(target = %target, old_primary = %old_primary))]
+    pub async fn promote(&mut self, target: &RegionName, old_primary: &RegionName) -> Vec<PromotionStep> {
+        let mut steps = Vec::new();
+        let Some(t) = self.members.iter().find(|m| &m.name == target) else {
+            steps.push(PromotionStep::new("gate", target, false, "region has no database"));
+            return steps;
+        };
+        let (t_pool, t_limit, t_dsn) = (t.pool.clone(), t.max_lag, t.dsn.clone());
+        // 1. The RPO gate, now.
+        let samples = self.tick(Utc::now()).await;
+        let sample = samples.iter().find(|s| &s.region == target);
+        match t_limit.admits(sample.map(|s| s.reading()).as_ref()) {
+            Ok(()) => steps.push(PromotionStep::new(
+                "gate",
+                target,
+                true,
+                format!(
+                    "lag within limit: {:?} bytes, {:?} s",
+                    sample.and_then(|s| s.bytes),
+                    sample.and_then(|s| s.seconds)
+                ),
+            )),
+            Err(why) => {
+                warn!(%why, "promotion refused by the RPO gate");
+                steps.push(PromotionStep::new("gate", target, false, format!("refused: {why}")));
+                return steps;
+            }
+        }
+        // 2. Fence the old primary if it still answers.
+        if let Some(old) = self.members.iter().find(|m| &m.name == old_primary) {
+            let pool = old.pool.clone();
+            let fence = async {
+                sqlx::query("ALTER SYSTEM SET default_transaction_read_only = on").execute(&pool).await?;
+                sqlx::query("SELECT pg_reload_conf()").execute(&pool).await?;
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                      WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+                        AND application_name NOT LIKE 'failover-orchestrator%'",
+                )
+                .execute(&pool)
+                .await?;
+                Ok::<_, sqlx::Error>(())
+            };
+            match tokio::time::timeout(self.cfg.timeout * 4, fence).await {
+                Ok(Ok(())) => steps.push(PromotionStep::new(
+                    "fence",
+                    old_primary,
+                    true,
+                    "default_transaction_read_only = on; client sessions terminated",
+                )),
+                Ok(Err(e)) => steps.push(PromotionStep::new(
+                    "fence",
+                    old_primary,
+                    false,
+                    format!("unreachable or refused ({}); it must not take writes", describe(&e)),
+                )),
+                Err(_) => {
+                    steps.push(PromotionStep::new("fence", old_primary, false, "timed out; it must not take writes"))
+                }
+            }
+        }
+        // 3. Promote.
+        let promote =
+            sqlx::query_scalar::<_, bool>("SELECT pg_promote(wait => true, wait_seconds => 30)").fetch_one(&t_pool);
+        match tokio::time::timeout(Duration::from_secs(35), promote).await {
+            Ok(Ok(true)) => steps.push(PromotionStep::new("promote", target, true, "pg_promote: promoted")),
+            Ok(Ok(false)) => {
+                steps.push(PromotionStep::new(
+                    "promote",
+                    target,
+                    false,
+                    "pg_promote returned false (not promoted within 30 s)",
+                ));
+                return steps;
+            }
+            Ok(Err(e)) => {
+                steps.push(PromotionStep::new(
+                    "promote",
+                    target,
+                    false,
+                    format!("pg_promote failed: {}", describe(&e)),
+                ));
+                return steps;
+            }
+            Err(_) => {
+                steps.push(PromotionStep::new("promote", target, false, "pg_promote timed out"));
+                return steps;
+            }
+        }
+        // 4. Re-point the other standbys.
+        let others: Vec<(RegionName, PgPool, String)> = self
+            .members
+            .iter()
+            .filter(|m| &m.name != target && &m.name != old_primary)
+            .map(|m| (m.name.clone(), m.pool.clone(), m.application_name.clone()))
+            .collect();
+        for (name, pool, app) in others {
+            let Some(conninfo) = super::promotion::primary_conninfo(&t_dsn, &app) else {
+                steps.push(PromotionStep::new("repoint", &name, false, "the new primary's DSN does not parse"));
+                continue;
+            };
+            let work = async {
+                sqlx::query(&format!("ALTER SYSTEM SET primary_conninfo = '{}'", conninfo.replace('\'', "''")))
+                    .execute(&pool)
+                    .await?;
+                sqlx::query("SELECT pg_reload_conf()").execute(&pool).await?;
+                Ok::<_, sqlx::Error>(())
+            };
+            match tokio::time::timeout(self.cfg.timeout * 4, work).await {
+                Ok(Ok(())) => steps.push(PromotionStep::new("repoint", &name, true, format!("now follows {target}"))),
+                Ok(Err(e)) => steps.push(PromotionStep::new("repoint", &name, false, describe(&e))),
+                Err(_) => steps.push(PromotionStep::new("repoint", &name, false, "timed out")),
+            }
+        }
+        // 5. Track lag against the new primary.
+        self.set_primary(target.clone());
+        steps.push(PromotionStep::new("track", target, true, "lag now measured against the new primary"));
+        info!(steps = steps.len(), "promotion finished");
+        steps
     }
 
     async fn read_primary(&mut self, pool: &PgPool) -> Option<PrimaryView> {

@@ -343,6 +343,19 @@ impl Store {
             .collect())
     }
 
+    /// The region last promoted to writer (from the audit log), to resume after a restart.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn last_promoted(&self) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT target FROM audit_log WHERE action = 'promotion.promote' AND outcome = 'ok' ORDER BY at DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q("reading the last promotion"))
+    }
+
     /// Regions in maintenance, to restore after a restart.
     ///
     /// # Errors
