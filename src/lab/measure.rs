@@ -110,21 +110,6 @@ pub async fn wait_for(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn summary_uses_nearest_rank() {
-        let t: Vec<Duration> = (1..=20).map(|i| Duration::from_millis(i * 10)).collect();
-        let s = Summary::of(&t);
-        assert_eq!(s.p50_ms, 100.0);
-        assert_eq!(s.p95_ms, 190.0);
-        assert_eq!(s.min_ms, 10.0);
-        assert_eq!(s.max_ms, 200.0);
-    }
-}
-
 /// Starts a whole lab (databases, apps, PowerDNS, orchestrator at `interval` / `fall`),
 /// measures `runs` detection-to-flip times, and tears everything down.
 ///
@@ -145,4 +130,19 @@ pub async fn lab_flips(interval: Duration, fall: u32, runs: usize) -> anyhow::Re
         lab.into_inner().stop().await;
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_uses_nearest_rank() {
+        let t: Vec<Duration> = (1..=20).map(|i| Duration::from_millis(i * 10)).collect();
+        let s = Summary::of(&t);
+        assert_eq!(s.p50_ms, 100.0);
+        assert_eq!(s.p95_ms, 190.0);
+        assert_eq!(s.min_ms, 10.0);
+        assert_eq!(s.max_ms, 200.0);
+    }
 }
