@@ -28,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::probe::{self, runner::Runner};
 use crate::region::RegionName;
+use crate::replication::sampler::LagSampler;
 use crate::status::Status;
 use crate::store::Store;
 use crate::store::writer::{self, StoreHandle, StoreWriter};
@@ -93,7 +94,8 @@ impl App {
             .into_iter()
             .map(|(r, why)| (RegionName::new(r), why))
             .collect();
-        let resume = Resume { plan: last.map(|p| p.plan), maintenance };
+        let writer = store.last_promoted().await.context("reading the last promotion")?.map(RegionName::new);
+        let resume = Resume { plan: last.map(|p| p.plan), maintenance, writer };
         let providers = match opts.providers {
             Some(p) => p,
             None => traffic::build(&config).await.context("building traffic providers")?,
@@ -185,8 +187,23 @@ impl App {
         drop(obs_tx);
 
         // Engine ↔ applier.
-        // Lag samplers arrive with the replication issue; the channel is wired now.
-        let (_lag_tx, lag_rx) = mpsc::channel(256);
+        // Replication lag of every standby (when at least two regions have a database).
+        let (lag_tx, lag_rx) = mpsc::channel(256);
+        let (steps_tx, steps_rx) = mpsc::channel(64);
+        let mut replication = None;
+        match LagSampler::new(&self.config, lag_tx, Some(store_handle.clone())) {
+            Some(sampler) => {
+                let (cmd_tx, cmd_rx) = mpsc::channel(4);
+                replication = Some(cmd_tx);
+                let mut sampler = sampler.with_promotion(cmd_rx, steps_tx);
+                if let Some(w) = &self.resume.writer {
+                    sampler.set_primary(w.clone());
+                }
+                let token = work.child_token();
+                spawn("lag-sampler".into(), Box::pin(async move { sampler.run(token).await }));
+            }
+            None => info!("fewer than two regions have a database: replication lag not collected"),
+        }
         let (plans_tx, plans_rx) = watch::channel(None);
         let (reports_tx, reports_rx) = mpsc::channel(1024);
         let applier = Applier::new(self.providers.clone(), plans_rx, reports_tx, self.metrics.clone(), self.retry);
@@ -213,6 +230,8 @@ impl App {
                 reports: reports_rx,
                 commands: self.commands_rx,
                 lag: lag_rx,
+                replication,
+                promotion_steps: steps_rx,
                 plans: plans_tx,
                 status: self.status_tx,
                 notify: notify_tx,
@@ -250,12 +269,17 @@ impl App {
         let mut scheduler = JobScheduler::new().await.context("creating the scheduler")?;
         let store = self.store.clone();
         let retention = self.config.schedule.retention;
+        let raw_retention = self.config.replication.raw_retention;
         let job = Job::new_async(self.config.schedule.housekeeping.as_str(), move |_id, _sched| {
             let store = store.clone();
             Box::pin(async move {
                 match store.housekeeping(retention).await {
                     Ok(n) => info!(deleted = n, "housekeeping done"),
                     Err(e) => warn!(error = %e, "housekeeping failed"),
+                }
+                match store.roll_up_lag(raw_retention).await {
+                    Ok(n) => info!(rolled_up = n, "lag samples rolled up into minutes"),
+                    Err(e) => warn!(error = %e, "lag roll-up failed"),
                 }
             })
         })
@@ -307,5 +331,12 @@ fn empty_status(config: &Config, leadership: Leadership) -> Status {
         store: Default::default(),
         drift: Vec::new(),
         failed_over: false,
+        writer: config
+            .regions
+            .iter()
+            .find(|r| r.role == crate::region::Role::Primary)
+            .map(|r| r.name.clone())
+            .unwrap_or_else(|| RegionName::new("primary")),
+        promotion: Vec::new(),
     }
 }

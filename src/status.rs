@@ -12,6 +12,7 @@ use crate::observation::Outcome;
 use crate::plan::TrafficPlan;
 use crate::region::{Layer, RegionName, Role};
 use crate::replication::LagSample;
+use crate::replication::promotion::PromotionStep;
 use crate::store::writer::StoreStatus;
 use crate::traffic::applier::ApplyReport;
 
@@ -38,6 +39,10 @@ pub struct Status {
     pub drift: Vec<ProviderDrift>,
     /// Whether the system is failed over (any region below its normal weight).
     pub failed_over: bool,
+    /// The region whose database takes writes.
+    pub writer: RegionName,
+    /// Steps of the last promotion.
+    pub promotion: Vec<PromotionStep>,
 }
 
 /// Why the orchestrator does what it does right now.

@@ -10,7 +10,6 @@
 //! `--measure-flips N` breaks the primary N times and prints the
 //! detection-to-flip time (break → PowerDNS no longer answering the primary).
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -122,6 +121,7 @@ impl Lab {
                 tcp_target: app.addr().to_string(),
                 pg_dsn: Some(pg.dsn()),
                 pg_expect_recovery: Some(i != 0),
+                pg_extra: Vec::new(),
             });
             regions.push(LabRegion { name: names[i].into(), ip: ips[i], app, pg: Some(pg) });
         }
@@ -189,7 +189,8 @@ pub async fn dig(dns: SocketAddr, name: &str) -> anyhow::Result<Option<IpAddr>> 
     Ok(String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.trim().parse().ok()))
 }
 
-type Shared = Arc<Mutex<Lab>>;
+/// The lab, shared with the control endpoint.
+pub type Shared = Arc<Mutex<Lab>>;
 
 /// Runs the lab until Ctrl-C (or until the measurement is done).
 ///
@@ -244,7 +245,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
     info!("lab ready");
 
     if let Some(n) = args.measure_flips {
-        let result = measure_flips(&shared, &mut status, dns, n).await;
+        let result = super::measure::flips(&shared, &mut status, dns, n).await.map(|times| report_flips(&times));
         cancel.cancel();
         let _ = app_task.await;
         let _ = ctl.await;
@@ -360,76 +361,18 @@ async fn control_pg(
     }
 }
 
-/// Breaks the primary `n` times; prints each detection-to-flip time and the median.
 #[allow(clippy::print_stdout)]
-async fn measure_flips(
-    lab: &Shared,
-    status: &mut tokio::sync::watch::Receiver<Arc<crate::status::Status>>,
-    dns: SocketAddr,
-    n: usize,
-) -> anyhow::Result<()> {
-    let primary_ip = lab.lock().await.regions[0].ip;
-    let mut times = Vec::new();
-    for i in 0..n {
-        wait_for(status, Duration::from_secs(120), |s| {
-            s.regions.iter().all(|r| r.weight == r.normal_weight)
-                && s.plan.as_ref().is_some_and(|p| p.verified_at.is_some())
-        })
-        .await
-        .context("waiting for the normal split")?;
-        tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 500)).await;
-        let t0 = Instant::now();
-        lab.lock().await.regions[0].app.break_health();
-        // Flipped when 8 answers in a row avoid the primary (at 80 % weight, a false
-        // positive needs 0.2^8 ≈ 3e-6 luck); the time is that of the first of them.
-        let mut streak_start = None;
-        let mut streak = 0;
-        let flipped = loop {
-            let at = t0.elapsed();
-            let ans = dig(dns, RECORD).await?;
-            if ans.is_some() && ans != Some(primary_ip) {
-                streak_start.get_or_insert(at);
-                streak += 1;
-                if streak >= 8 {
-                    break streak_start.unwrap_or(at);
-                }
-            } else {
-                streak = 0;
-                streak_start = None;
-            }
-            if t0.elapsed() > Duration::from_secs(60) {
-                bail!("no flip within 60 s");
-            }
-        };
-        println!("flip {}: {:.0} ms", i + 1, flipped.as_secs_f64() * 1000.0);
-        times.push(flipped);
-        lab.lock().await.regions[0].app.restore().await?;
+fn report_flips(times: &[Duration]) {
+    for (i, t) in times.iter().enumerate() {
+        println!("flip {}: {:.0} ms", i + 1, t.as_secs_f64() * 1000.0);
     }
-    times.sort();
-    let median = times[times.len() / 2];
-    let by: BTreeMap<&str, String> =
-        [("runs", n.to_string()), ("median_ms", format!("{:.0}", median.as_secs_f64() * 1000.0))].into_iter().collect();
+    let s = super::measure::Summary::of(times);
     println!(
-        "detection-to-flip: {by:?} (min {:.0} ms, max {:.0} ms)",
-        times[0].as_secs_f64() * 1000.0,
-        times[times.len() - 1].as_secs_f64() * 1000.0
+        "detection-to-flip over {} runs: median {:.0} ms, p95 {:.0} ms, min {:.0} ms, max {:.0} ms",
+        times.len(),
+        s.p50_ms,
+        s.p95_ms,
+        s.min_ms,
+        s.max_ms
     );
-    Ok(())
-}
-
-async fn wait_for(
-    status: &mut tokio::sync::watch::Receiver<Arc<crate::status::Status>>,
-    timeout: Duration,
-    pred: impl Fn(&crate::status::Status) -> bool,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if pred(&status.borrow()) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("condition not reached within {}", humantime::format_duration(timeout));
-        }
-        let _ = tokio::time::timeout(Duration::from_millis(200), status.changed()).await;
-    }
 }

@@ -11,6 +11,7 @@ pub mod bind;
 pub mod cli;
 pub mod faultproxy;
 pub mod haproxy;
+pub mod measure;
 pub mod moto;
 pub mod postgres;
 pub mod powerdns;

@@ -28,6 +28,8 @@ pub struct RegionSpec {
     pub pg_dsn: Option<String>,
     /// Expected `pg_is_in_recovery()` of that database.
     pub pg_expect_recovery: Option<bool>,
+    /// Extra lines for the region's `[regions.postgres]` table (e.g. `max_lag = "2s"`).
+    pub pg_extra: Vec<String>,
 }
 
 /// The PowerDNS provider section.
@@ -80,6 +82,8 @@ pub struct ConfigParams {
     pub powerdns: Option<PowerDnsSpec>,
     /// File provider path, if any.
     pub file: Option<PathBuf>,
+    /// Lag collection interval.
+    pub replication_interval: Duration,
 }
 
 fn d(x: Duration) -> String {
@@ -106,6 +110,7 @@ impl ConfigParams {
             failback_step: 20,
             powerdns: None,
             file: None,
+            replication_interval: Duration::from_millis(500),
         }
     }
 
@@ -136,6 +141,12 @@ impl ConfigParams {
             );
             if let Some(dsn) = &r.pg_dsn {
                 let _ = writeln!(s, "[regions.postgres]\ndsn = \"{dsn}\"");
+                if !r.pg_extra.iter().any(|l| l.starts_with("application_name")) {
+                    let _ = writeln!(s, "application_name = \"{}\"", r.name);
+                }
+                for line in &r.pg_extra {
+                    let _ = writeln!(s, "{line}");
+                }
             }
             let common = format!(
                 "interval = \"{}\"\nfast_interval = \"{}\"\ntimeout = \"{}\"\nfall = {}\nrise = {}",

@@ -99,6 +99,8 @@ pub enum Write {
     },
     /// An operator action.
     Audit(AuditRecord),
+    /// A batch of lag samples (one per standby per collection).
+    LagSamples(Vec<crate::replication::LagSample>),
     /// A region drained (Some) or undrained (None).
     Maintenance {
         /// The region.
@@ -119,6 +121,7 @@ impl Write {
             Write::AlarmCleared { .. } => "alarm_cleared",
             Write::Audit(_) => "audit",
             Write::Maintenance { .. } => "maintenance",
+            Write::LagSamples(_) => "lag_samples",
         }
     }
 }

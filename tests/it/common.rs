@@ -90,6 +90,8 @@ pub struct Spec {
     pub region_dsns: Option<[String; 3]>,
     /// TOML appended to the generated configuration (extra `[[providers]]`, `[[notifications]]`).
     pub extra_toml: String,
+    /// Extra `[regions.postgres]` lines per region (primary, standby, dr).
+    pub pg_extra: [Vec<String>; 3],
 }
 
 impl Default for Spec {
@@ -109,6 +111,7 @@ impl Default for Spec {
             store_dsn: None,
             region_dsns: None,
             extra_toml: String::new(),
+            pg_extra: Default::default(),
         }
     }
 }
@@ -152,6 +155,7 @@ pub async fn spawn_app(spec: Spec) -> TestApp {
             tcp_target: app.addr().to_string(),
             pg_dsn: spec.region_dsns.as_ref().map(|d| d[i].clone()),
             pg_expect_recovery: spec.region_dsns.as_ref().map(|_| i != 0),
+            pg_extra: spec.pg_extra[i].clone(),
         });
         addresses.push(address);
         apps.push(app);

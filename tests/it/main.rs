@@ -11,6 +11,7 @@ mod lab_cli;
 mod lab_postgres;
 mod lab_powerdns;
 mod lab_process;
+mod lag;
 mod powerdns_provider;
 mod replication;
 mod rfc2136_provider;
