@@ -30,16 +30,16 @@ use crate::coord::Leadership;
 use crate::decide::{self, Decision, Inputs, Memory, RegionInput};
 use crate::health::{self, CheckState, Health, Thresholds};
 use crate::metrics::Metrics;
+use crate::notify::{NotifyEvent, NotifyKind};
 use crate::observation::{Observation, Outcome};
 use crate::plan::{PlanId, PlanKind, TrafficPlan, Weights};
 use crate::region::{CheckId, Layer, RegionName};
 use crate::replication::LagSample;
 use crate::replication::promotion::{PromotionStep, ReplicationCommand};
+use crate::status::ProviderDrift;
 use crate::status::{Acting, AlarmStatus, CheckStatus, LayerStatus, PlanStatus, RegionStatus, Status};
 use crate::store::records::{AlarmRecord, AuditRecord, TransitionRecord, Write};
 use crate::store::writer::StoreHandle;
-use crate::notify::{NotifyEvent, NotifyKind};
-use crate::status::ProviderDrift;
 use crate::traffic::applier::{ApplyReport, ApplyResult};
 
 /// Latencies kept per check for charts.
@@ -393,7 +393,13 @@ impl Engine {
             rt.health = h;
             rt.since = Some(at);
             self.metrics.set_region_health(region, h);
-            self.notify(NotifyKind::Health, format!("health:{region}"), text, at, json!({ "region": region, "health": h }));
+            self.notify(
+                NotifyKind::Health,
+                format!("health:{region}"),
+                text,
+                at,
+                json!({ "region": region, "health": h }),
+            );
         }
     }
 
@@ -874,8 +880,7 @@ impl Engine {
                         | "promotion_failed"
                         | "provider_drift"
                         | "propagation_slow"
-                )
-                    && !wanted.contains_key(*k)
+                ) && !wanted.contains_key(*k)
             })
             .cloned()
             .collect();

@@ -43,7 +43,11 @@ fn plan(w: Weights) -> TrafficPlan {
 }
 
 fn addresses() -> BTreeMap<RegionName, IpAddr> {
-    REGIONS.iter().enumerate().map(|(i, r)| (RegionName::new(*r), IpAddr::V4(Ipv4Addr::new(127, 0, 10, 1 + i as u8)))).collect()
+    REGIONS
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (RegionName::new(*r), IpAddr::V4(Ipv4Addr::new(127, 0, 10, 1 + i as u8))))
+        .collect()
 }
 
 /// Applies alternating plans `runs` times; returns (median, p90) of apply + verified read-back.

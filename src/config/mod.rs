@@ -232,7 +232,9 @@ impl ProviderConfig {
                 };
                 format!("{} (haproxy {admin} backend {})", h.name, h.backend)
             }
-            ProviderConfig::Rfc2136(d) => format!("{} (rfc2136 {} {} key {})", d.name, d.server, d.record, d.tsig_key_name),
+            ProviderConfig::Rfc2136(d) => {
+                format!("{} (rfc2136 {} {} key {})", d.name, d.server, d.record, d.tsig_key_name)
+            }
             ProviderConfig::Route53(r) => format!(
                 "{} (route53 zone {} {} region {}{})",
                 r.name,
@@ -434,14 +436,7 @@ impl Config {
             pol.quorum,
         ));
         s.push_str("providers: ");
-        s.push_str(
-            &self
-                .providers
-                .iter()
-                .map(ProviderConfig::describe)
-                .collect::<Vec<_>>()
-                .join(", "),
-        );
+        s.push_str(&self.providers.iter().map(ProviderConfig::describe).collect::<Vec<_>>().join(", "));
         s.push('\n');
         s
     }

@@ -214,7 +214,11 @@ pub(super) fn validate_guard(key: &str, g: GuardFields<'_>, p: &mut Problems) ->
         None | Some("reconcile") => OnDrift::Reconcile,
         Some("report") => OnDrift::Report,
         Some(o) => {
-            p.push(format!("{key}.on_drift"), format!("`{o}` is not a drift action"), "use \"reconcile\" or \"report\"");
+            p.push(
+                format!("{key}.on_drift"),
+                format!("`{o}` is not a drift action"),
+                "use \"reconcile\" or \"report\"",
+            );
             OnDrift::Reconcile
         }
     };
@@ -332,10 +336,16 @@ pub(super) fn validate_haproxy(
             );
             None
         }
-        (Some(a), None) => socket_addr(&format!("{key}.admin_addr"), Some(a), "127.0.0.1:9999", p).map(HaproxyAdmin::Tcp),
+        (Some(a), None) => {
+            socket_addr(&format!("{key}.admin_addr"), Some(a), "127.0.0.1:9999", p).map(HaproxyAdmin::Tcp)
+        }
         (None, Some(s)) if s.starts_with('/') => Some(HaproxyAdmin::Unix(PathBuf::from(s))),
         (None, Some(s)) => {
-            p.push(format!("{key}.admin_socket"), format!("`{s}` is not an absolute path"), "write e.g. \"/run/haproxy/admin.sock\"");
+            p.push(
+                format!("{key}.admin_socket"),
+                format!("`{s}` is not an absolute path"),
+                "write e.g. \"/run/haproxy/admin.sock\"",
+            );
             None
         }
         (None, None) => {
@@ -350,7 +360,11 @@ pub(super) fn validate_haproxy(
     let backend = match &h.backend {
         Some(b) if !b.is_empty() && !b.contains(char::is_whitespace) => Some(b.clone()),
         Some(b) => {
-            p.push(format!("{key}.backend"), format!("`{b}` is not a backend name"), "use the name after `backend` in haproxy.cfg");
+            p.push(
+                format!("{key}.backend"),
+                format!("`{b}` is not a backend name"),
+                "use the name after `backend` in haproxy.cfg",
+            );
             None
         }
         None => {
@@ -374,7 +388,13 @@ pub(super) fn validate_haproxy(
         };
         servers.insert(r.name.clone(), server);
     }
-    Some(HaproxyConfig { name, admin: admin?, backend: backend?, servers, timeout: h.timeout.unwrap_or(Duration::from_secs(2)) })
+    Some(HaproxyConfig {
+        name,
+        admin: admin?,
+        backend: backend?,
+        servers,
+        timeout: h.timeout.unwrap_or(Duration::from_secs(2)),
+    })
 }
 
 pub(super) fn validate_rfc2136(
@@ -390,7 +410,11 @@ pub(super) fn validate_rfc2136(
     let record = fqdn(key, "record", d.record.as_ref(), p);
     if let (Some(z), Some(r)) = (&zone, &record) {
         if !(r == z || r.ends_with(&format!(".{z}"))) {
-            p.push(format!("{key}.record"), format!("`{r}` is not inside zone `{z}`"), "use a name that ends with the zone");
+            p.push(
+                format!("{key}.record"),
+                format!("`{r}` is not inside zone `{z}`"),
+                "use a name that ends with the zone",
+            );
         }
     }
     let ttl = ttl(key, d.ttl, p);
@@ -414,7 +438,8 @@ pub(super) fn validate_rfc2136(
             None
         }
     };
-    let secret = secret_from(&format!("{key}.tsig_secret"), d.tsig_secret_env.as_ref(), d.tsig_secret_file.as_ref(), env, p);
+    let secret =
+        secret_from(&format!("{key}.tsig_secret"), d.tsig_secret_env.as_ref(), d.tsig_secret_file.as_ref(), env, p);
     let secret = secret.and_then(|s| {
         use secrecy::ExposeSecret;
         if crate::traffic::rfc2136::decode_base64(s.expose_secret()).is_some() {
@@ -464,7 +489,11 @@ pub(super) fn validate_route53(
             Some(z.trim_start_matches("/hostedzone/").to_string())
         }
         Some(z) => {
-            p.push(format!("{key}.hosted_zone_id"), format!("`{z}` is not a hosted zone id"), "copy the id from the Route 53 console, e.g. \"Z0123456789ABC\"");
+            p.push(
+                format!("{key}.hosted_zone_id"),
+                format!("`{z}` is not a hosted zone id"),
+                "copy the id from the Route 53 console, e.g. \"Z0123456789ABC\"",
+            );
             None
         }
         None => {
@@ -476,7 +505,11 @@ pub(super) fn validate_route53(
     let ttl = ttl(key, d.ttl, p);
     let region = d.region.clone().or_else(|| env("AWS_REGION")).or_else(|| env("AWS_DEFAULT_REGION"));
     if region.is_none() {
-        p.push(format!("{key}.region"), "missing, and AWS_REGION is not set", "add region = \"us-east-1\" or export AWS_REGION");
+        p.push(
+            format!("{key}.region"),
+            "missing, and AWS_REGION is not set",
+            "add region = \"us-east-1\" or export AWS_REGION",
+        );
     }
     let endpoint_url = match &d.endpoint_url {
         None => None,
@@ -490,7 +523,7 @@ pub(super) fn validate_route53(
         }),
         (Some(_), None) | (None, Some(_)) => {
             p.push(
-                format!("{key}"),
+                key.to_string(),
                 "only one of AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY is set",
                 "export both, or neither to use the SDK's default credential chain",
             );
@@ -505,7 +538,8 @@ pub(super) fn validate_route53(
             None => Route53Target { set_identifier: r.name.to_string(), health_check_id: None },
             Some(toml::Value::String(s)) => Route53Target { set_identifier: s.clone(), health_check_id: None },
             Some(toml::Value::Table(t)) => {
-                let set_identifier = t.get("set_identifier").and_then(|v| v.as_str()).unwrap_or(r.name.as_str()).to_string();
+                let set_identifier =
+                    t.get("set_identifier").and_then(|v| v.as_str()).unwrap_or(r.name.as_str()).to_string();
                 let health_check_id = t.get("health_check_id").and_then(|v| v.as_str()).map(str::to_string);
                 for k in t.keys().filter(|k| !matches!(k.as_str(), "set_identifier" | "health_check_id")) {
                     p.push(format!("{rk}.{k}"), "unknown key", "use set_identifier and health_check_id only");
@@ -513,7 +547,11 @@ pub(super) fn validate_route53(
                 Route53Target { set_identifier, health_check_id }
             }
             Some(other) => {
-                p.push(rk, format!("`{other}` is not a string or table"), "write targets.route53 = { set_identifier = \"…\", health_check_id = \"…\" }");
+                p.push(
+                    rk,
+                    format!("`{other}` is not a string or table"),
+                    "write targets.route53 = { set_identifier = \"…\", health_check_id = \"…\" }",
+                );
                 continue;
             }
         };

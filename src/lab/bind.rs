@@ -85,7 +85,12 @@ impl Bind {
         // TCP is up once the zone is loaded; confirm it answers for the zone.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let soa = crate::traffic::propagation::query_addresses(self.addr, &format!("ns1.{}", self.zone), Duration::from_millis(500)).await;
+            let soa = crate::traffic::propagation::query_addresses(
+                self.addr,
+                &format!("ns1.{}", self.zone),
+                Duration::from_millis(500),
+            )
+            .await;
             if soa.is_ok_and(|a| !a.is_empty()) {
                 return Ok(());
             }

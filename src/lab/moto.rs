@@ -35,7 +35,10 @@ impl Moto {
     pub async fn start(ip: IpAddr) -> Result<Moto> {
         let bin = moto_server_path();
         if !bin.is_file() {
-            bail!("{} not found: run scripts/install-deps.sh (installs moto[server] into target/moto-venv)", bin.display());
+            bail!(
+                "{} not found: run scripts/install-deps.sh (installs moto[server] into target/moto-venv)",
+                bin.display()
+            );
         }
         let dir = unique_temp_dir("moto")?;
         let addr = SocketAddr::new(ip, free_port(ip));

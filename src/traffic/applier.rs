@@ -313,7 +313,11 @@ impl Worker {
             let live = provider.read_back().await?;
             let expected = provider.expressible(&plan.weights);
             if live.weights != expected {
-                return Err(ProviderError::Verify { provider: provider.name().to_string(), expected, got: live.weights });
+                return Err(ProviderError::Verify {
+                    provider: provider.name().to_string(),
+                    expected,
+                    got: live.weights,
+                });
             }
             Ok(())
         };
@@ -334,7 +338,8 @@ impl Worker {
         if report.converged {
             info!(elapsed_ms = report.elapsed.as_millis() as u64, servers = report.servers.len(), "plan propagated");
         } else {
-            let late: Vec<String> = report.servers.iter().filter(|s| !s.converged).map(|s| s.server.to_string()).collect();
+            let late: Vec<String> =
+                report.servers.iter().filter(|s| !s.converged).map(|s| s.server.to_string()).collect();
             warn!(?late, bound = ?guard.propagation_timeout, "plan not propagated within the bound");
         }
         self.report_with(plan, ApplyResult::Verified, attempts, started, Some(report)).await;

@@ -79,7 +79,10 @@ pub struct CircuitBreaker {
 impl CircuitBreaker {
     /// A closed breaker.
     pub fn new(config: BreakerConfig) -> Self {
-        Self { config: BreakerConfig { threshold: config.threshold.max(1), ..config }, state: BreakerState::Closed { failures: 0 } }
+        Self {
+            config: BreakerConfig { threshold: config.threshold.max(1), ..config },
+            state: BreakerState::Closed { failures: 0 },
+        }
     }
 
     /// The current state.
@@ -121,7 +124,9 @@ impl CircuitBreaker {
                 BreakerState::Open { until: now + self.config.cool_down }
             }
             BreakerState::Closed { failures } => BreakerState::Closed { failures: failures + 1 },
-            BreakerState::HalfOpen | BreakerState::Open { .. } => BreakerState::Open { until: now + self.config.cool_down },
+            BreakerState::HalfOpen | BreakerState::Open { .. } => {
+                BreakerState::Open { until: now + self.config.cool_down }
+            }
         };
     }
 }
@@ -192,7 +197,10 @@ mod tests {
         let probe_at = now + Duration::from_secs(11);
         assert_eq!(b.allow(probe_at), Permit::Call);
         b.on_failure(probe_at);
-        assert_eq!(b.allow(probe_at + Duration::from_secs(1)), Permit::Refused { retry_at: probe_at + Duration::from_secs(10) });
+        assert_eq!(
+            b.allow(probe_at + Duration::from_secs(1)),
+            Permit::Refused { retry_at: probe_at + Duration::from_secs(10) }
+        );
     }
 
     #[test]

@@ -146,7 +146,8 @@ impl HaproxyProvider {
     /// Reads every server of the backend.
     pub async fn servers(&self) -> Result<Vec<ServerState>, ProviderError> {
         let answer = self.command(&format!("show servers state {}", self.cfg.backend)).await?;
-        parse_servers_state(&answer).map_err(|detail| ProviderError::Malformed { provider: self.cfg.name.clone(), detail })
+        parse_servers_state(&answer)
+            .map_err(|detail| ProviderError::Malformed { provider: self.cfg.name.clone(), detail })
     }
 
     fn check_epoch(&self, plan: &TrafficPlan) -> Result<(), ProviderError> {
@@ -240,12 +241,10 @@ mod tests {
 
     #[test]
     fn commands_raise_weights_before_draining() {
-        let servers: BTreeMap<RegionName, String> = [
-            (RegionName::new("primary"), "p".to_string()),
-            (RegionName::new("standby"), "s".to_string()),
-        ]
-        .into_iter()
-        .collect();
+        let servers: BTreeMap<RegionName, String> =
+            [(RegionName::new("primary"), "p".to_string()), (RegionName::new("standby"), "s".to_string())]
+                .into_iter()
+                .collect();
         let w = Weights::from_pairs([(RegionName::new("primary"), 0), (RegionName::new("standby"), 100)]);
         let c = commands("app", &servers, &w);
         assert_eq!(

@@ -127,7 +127,12 @@ async fn check_one(
             };
         }
         if started.elapsed() >= bound {
-            return ServerPropagation { server, converged: false, after: bound, last_answer: last.into_iter().collect() };
+            return ServerPropagation {
+                server,
+                converged: false,
+                after: bound,
+                last_answer: last.into_iter().collect(),
+            };
         }
         tokio::time::sleep(ROUND_PAUSE).await;
     }
@@ -166,11 +171,16 @@ pub enum QueryError {
 ///
 /// # Errors
 /// [`QueryError`] when the name is invalid or the server does not answer.
-pub async fn query_addresses(server: SocketAddr, name: &str, timeout: Duration) -> Result<BTreeSet<IpAddr>, QueryError> {
+pub async fn query_addresses(
+    server: SocketAddr,
+    name: &str,
+    timeout: Duration,
+) -> Result<BTreeSet<IpAddr>, QueryError> {
     let fqdn = Name::from_ascii(name).map_err(|source| QueryError::Name { name: name.to_string(), source })?;
     let work = async {
         let stream = UdpClientStream::builder(server, TokioRuntimeProvider::new()).with_timeout(Some(timeout)).build();
-        let (client, bg) = Client::connect(stream).await.map_err(|e| QueryError::Query { server, source: Box::new(e) })?;
+        let (client, bg) =
+            Client::connect(stream).await.map_err(|e| QueryError::Query { server, source: Box::new(e) })?;
         // The exchange's background future runs beside the queries, not as a spawned task.
         tokio::select! {
             r = query_both(client, server, fqdn) => r,
@@ -183,8 +193,10 @@ pub async fn query_addresses(server: SocketAddr, name: &str, timeout: Duration) 
 async fn query_both(mut client: Client, server: SocketAddr, fqdn: Name) -> Result<BTreeSet<IpAddr>, QueryError> {
     let mut out = BTreeSet::new();
     for rtype in [RecordType::A, RecordType::AAAA] {
-        let resp =
-            client.query(fqdn.clone(), DNSClass::IN, rtype).await.map_err(|e| QueryError::Query { server, source: Box::new(e) })?;
+        let resp = client
+            .query(fqdn.clone(), DNSClass::IN, rtype)
+            .await
+            .map_err(|e| QueryError::Query { server, source: Box::new(e) })?;
         for r in resp.answers() {
             match r.data() {
                 RData::A(a) => {

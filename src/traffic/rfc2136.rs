@@ -106,9 +106,10 @@ impl Rfc2136Provider {
         let run = async {
             let (stream, handle) =
                 TcpClientStream::new(self.cfg.server, None, Some(self.cfg.timeout), TokioRuntimeProvider::new());
-            let (client, bg) = Client::with_timeout(stream, handle, self.cfg.timeout, Some(Arc::new(self.signer.clone())))
-                .await
-                .map_err(|e| self.unreachable(e))?;
+            let (client, bg) =
+                Client::with_timeout(stream, handle, self.cfg.timeout, Some(Arc::new(self.signer.clone())))
+                    .await
+                    .map_err(|e| self.unreachable(e))?;
             // The exchange's background future runs beside the work, not as a spawned task.
             tokio::select! {
                 r = work(client) => r,
@@ -166,8 +167,11 @@ impl Rfc2136Provider {
                             addrs.insert(IpAddr::V6(a.0));
                         }
                         RData::TXT(txt) => {
-                            let text: String =
-                                txt.iter().map(|d| String::from_utf8_lossy(d).into_owned()).collect::<Vec<_>>().join("");
+                            let text: String = txt
+                                .iter()
+                                .map(|d| String::from_utf8_lossy(d).into_owned())
+                                .collect::<Vec<_>>()
+                                .join("");
                             if let Some(e) = parse_epoch(&text) {
                                 epoch = Some(e);
                             }
@@ -183,7 +187,9 @@ impl Rfc2136Provider {
 
     fn rejected(&self, code: ResponseCode) -> ProviderError {
         let hint = match code {
-            ResponseCode::Refused | ResponseCode::NotAuth => " (is the TSIG key right and allowed to update this zone?)",
+            ResponseCode::Refused | ResponseCode::NotAuth => {
+                " (is the TSIG key right and allowed to update this zone?)"
+            }
             ResponseCode::NotZone => " (is the record inside the zone?)",
             _ => "",
         };
@@ -259,7 +265,9 @@ impl TrafficProvider for Rfc2136Provider {
             plan.weights.iter().filter(|(_, w)| *w > 0).filter_map(|(r, _)| self.addresses.get(r).copied()).collect();
         Some(Target {
             name: self.cfg.record.clone(),
-            servers: std::iter::once(self.cfg.server).chain(self.cfg.secondaries.iter().copied()).collect::<Vec<SocketAddr>>(),
+            servers: std::iter::once(self.cfg.server)
+                .chain(self.cfg.secondaries.iter().copied())
+                .collect::<Vec<SocketAddr>>(),
             expect: Expect::Exactly(want),
         })
     }

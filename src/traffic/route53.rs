@@ -20,10 +20,10 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 use aws_sdk_route53::Client;
-use aws_sdk_route53::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_route53::config::http::HttpResponse;
 use aws_sdk_route53::config::retry::RetryConfig;
 use aws_sdk_route53::config::timeout::TimeoutConfig;
+use aws_sdk_route53::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_route53::error::{DisplayErrorContext, SdkError};
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
 use aws_smithy_http_client::tls;
@@ -144,12 +144,7 @@ impl Route53Provider {
                 req = req.start_record_name(name).start_record_type(t).set_start_record_identifier(id);
             }
             let resp = req.send().await.map_err(|e| self.sdk_error(e))?;
-            out.extend(
-                resp.resource_record_sets()
-                    .iter()
-                    .filter(|r| wanted.contains(&normalise(r.name())))
-                    .cloned(),
-            );
+            out.extend(resp.resource_record_sets().iter().filter(|r| wanted.contains(&normalise(r.name()))).cloned());
             match (resp.is_truncated(), resp.next_record_name(), resp.next_record_type()) {
                 (true, Some(n), Some(t)) => {
                     next = Some((n.to_string(), t.clone(), resp.next_record_identifier().map(str::to_string)))
@@ -167,7 +162,12 @@ fn normalise(name: &str) -> String {
 }
 
 fn parse_epoch(value: &str) -> Option<Epoch> {
-    value.trim_matches('"').split_whitespace().find_map(|kv| kv.strip_prefix("fo-epoch=")).and_then(|e| e.parse().ok()).map(Epoch)
+    value
+        .trim_matches('"')
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("fo-epoch="))
+        .and_then(|e| e.parse().ok())
+        .map(Epoch)
 }
 
 #[async_trait]
@@ -187,7 +187,13 @@ impl TrafficProvider for Route53Provider {
         let mut changes = Vec::new();
         for region in self.cfg.targets.keys() {
             if let Some(set) = self.record_set(region, plan.weights.get(region))? {
-                changes.push(Change::builder().action(ChangeAction::Upsert).resource_record_set(set).build().map_err(|e| self.malformed(e))?);
+                changes.push(
+                    Change::builder()
+                        .action(ChangeAction::Upsert)
+                        .resource_record_set(set)
+                        .build()
+                        .map_err(|e| self.malformed(e))?,
+                );
             }
         }
         let txt = ResourceRecordSet::builder()
@@ -197,7 +203,13 @@ impl TrafficProvider for Route53Provider {
             .resource_records(self.value(format!("\"fo-epoch={} plan={}\"", plan.epoch, plan.id))?)
             .build()
             .map_err(|e| self.malformed(e))?;
-        changes.push(Change::builder().action(ChangeAction::Upsert).resource_record_set(txt).build().map_err(|e| self.malformed(e))?);
+        changes.push(
+            Change::builder()
+                .action(ChangeAction::Upsert)
+                .resource_record_set(txt)
+                .build()
+                .map_err(|e| self.malformed(e))?,
+        );
         let batch = ChangeBatch::builder()
             .comment(format!("failover-orchestrator plan {} epoch {}", plan.id, plan.epoch))
             .set_changes(Some(changes))
@@ -232,7 +244,8 @@ impl TrafficProvider for Route53Provider {
             }
             let Some(id) = s.set_identifier() else { continue };
             let Some(region) = by_id.get(id) else {
-                return Err(self.malformed(format!("record {} has set identifier `{id}`, which is no region's", self.cfg.record)));
+                return Err(self
+                    .malformed(format!("record {} has set identifier `{id}`, which is no region's", self.cfg.record)));
             };
             let w = u32::try_from(s.weight().unwrap_or(0)).unwrap_or(0);
             if w > 0 {

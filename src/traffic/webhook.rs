@@ -54,7 +54,8 @@ pub struct WebhookPayload {
 /// `sha256=<hex>` over `<timestamp>.<body>`.
 pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -185,7 +186,11 @@ impl TrafficProvider for WebhookProvider {
     async fn apply(&self, plan: &TrafficPlan) -> Result<(), ProviderError> {
         if let Some(live) = self.acked() {
             if let Some(epoch) = live.epoch.filter(|e| *e > plan.epoch) {
-                return Err(ProviderError::StaleEpoch { provider: self.cfg.name.clone(), plan: plan.epoch, live: epoch });
+                return Err(ProviderError::StaleEpoch {
+                    provider: self.cfg.name.clone(),
+                    plan: plan.epoch,
+                    live: epoch,
+                });
             }
         }
         let body = serde_json::to_vec(&Self::payload(plan))
@@ -201,11 +206,16 @@ impl TrafficProvider for WebhookProvider {
                 Err(ProviderError::Unreachable { provider: self.cfg.name.clone(), detail: e.to_string() })
             }
             Err(PostError::Status { status, body }) if status >= 500 || status == 429 => {
-                Err(ProviderError::Unreachable { provider: self.cfg.name.clone(), detail: format!("answered {status}: {body}") })
+                Err(ProviderError::Unreachable {
+                    provider: self.cfg.name.clone(),
+                    detail: format!("answered {status}: {body}"),
+                })
             }
-            Err(PostError::Status { status, body }) => {
-                Err(ProviderError::Rejected { provider: self.cfg.name.clone(), status: status.to_string(), detail: body })
-            }
+            Err(PostError::Status { status, body }) => Err(ProviderError::Rejected {
+                provider: self.cfg.name.clone(),
+                status: status.to_string(),
+                detail: body,
+            }),
         }
     }
 

@@ -304,5 +304,9 @@ pub fn plan(epoch: i64, weights: Weights) -> failover_orchestrator::plan::Traffi
 
 /// Region name → address for provider tests (127.0.10.1, .2, .3).
 pub fn test_addresses() -> std::collections::BTreeMap<RegionName, IpAddr> {
-    REGIONS.iter().enumerate().map(|(i, r)| (RegionName::new(*r), IpAddr::V4(Ipv4Addr::new(127, 0, 10, 1 + i as u8)))).collect()
+    REGIONS
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (RegionName::new(*r), IpAddr::V4(Ipv4Addr::new(127, 0, 10, 1 + i as u8))))
+        .collect()
 }

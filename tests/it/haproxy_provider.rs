@@ -117,7 +117,8 @@ async fn a_weight_changed_behind_our_back_is_reported_as_drift_and_reconciled() 
         ..ProviderGuard::default()
     };
     let slot = ProviderSlot { provider: Arc::new(HaproxyProvider::new(lab.cfg.clone())), guard };
-    let retry = RetryPolicy { base: Duration::from_millis(50), max: Duration::from_millis(200), ..RetryPolicy::default() };
+    let retry =
+        RetryPolicy { base: Duration::from_millis(50), max: Duration::from_millis(200), ..RetryPolicy::default() };
     let applier = Applier::new(vec![slot], plans_rx, reports_tx, metrics.clone(), retry);
     let cancel = CancellationToken::new();
     let task = tokio::spawn(applier.run(cancel.clone()));

@@ -13,9 +13,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use failover_orchestrator::config::{NotificationConfig, WebhookConfig};
 use failover_orchestrator::metrics::Metrics;
-use failover_orchestrator::notify::{NotifyEvent, NotifyKind, Notifier};
+use failover_orchestrator::notify::{Notifier, NotifyEvent, NotifyKind};
 use failover_orchestrator::traffic::applier::{Applier, ApplyResult, ProviderSlot, RetryPolicy};
-use failover_orchestrator::traffic::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookPayload, WebhookProvider, verify};
+use failover_orchestrator::traffic::webhook::{
+    SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookPayload, WebhookProvider, verify,
+};
 use failover_orchestrator::traffic::{TrafficProvider, nonzero};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -63,7 +65,12 @@ async fn start_receiver(fail_first: u32) -> (String, Receiver) {
 }
 
 fn webhook(url: &str, secret: &str) -> WebhookConfig {
-    WebhookConfig { name: "hook".into(), url: url.into(), secret: secret.to_string().into(), timeout: Duration::from_secs(2) }
+    WebhookConfig {
+        name: "hook".into(),
+        url: url.into(),
+        secret: secret.to_string().into(),
+        timeout: Duration::from_secs(2),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,8 +82,10 @@ async fn plans_are_posted_signed_retried_on_5xx_and_read_back_as_acknowledged() 
 
     let (plans_tx, plans_rx) = watch::channel(None);
     let (reports_tx, mut reports) = mpsc::channel(16);
-    let retry = RetryPolicy { base: Duration::from_millis(20), max: Duration::from_millis(50), ..RetryPolicy::default() };
-    let applier = Applier::new(vec![ProviderSlot::new(provider.clone())], plans_rx, reports_tx, Arc::new(Metrics::new()), retry);
+    let retry =
+        RetryPolicy { base: Duration::from_millis(20), max: Duration::from_millis(50), ..RetryPolicy::default() };
+    let applier =
+        Applier::new(vec![ProviderSlot::new(provider.clone())], plans_rx, reports_tx, Arc::new(Metrics::new()), retry);
     let cancel = CancellationToken::new();
     let task = tokio::spawn(applier.run(cancel.clone()));
     let p1 = plan(7, w(60, 40, 0));
