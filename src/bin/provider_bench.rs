@@ -161,20 +161,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Route 53 on moto.
     let m = moto::Moto::start(LOCALHOST).await?;
-    let conf = aws_sdk_route53::Config::builder()
-        .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
-        .region(aws_sdk_route53::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_route53::config::Credentials::new("bench", "bench", None, None, "bench"))
-        .endpoint_url(m.endpoint())
-        .http_client(failover_orchestrator::traffic::route53::http_client())
-        .build();
-    let zone = aws_sdk_route53::Client::from_conf(conf)
-        .create_hosted_zone()
-        .name("bench.test.")
-        .caller_reference("bench")
-        .send()
-        .await?;
-    let zone_id = zone.hosted_zone().map(|z| z.id().trim_start_matches("/hostedzone/").to_string()).unwrap_or_default();
+    let zone_id = m.create_hosted_zone("bench.test.").await?;
     let p = failover_orchestrator::traffic::route53::Route53Provider::new(
         Route53Config {
             name: "route53".into(),

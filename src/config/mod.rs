@@ -1132,29 +1132,8 @@ fn validate_providers(
                 };
                 let api_key =
                     secret_from(&format!("{key}.api_key"), d.api_key_env.as_ref(), d.api_key_file.as_ref(), env, p);
-                let zone = fqdn(&key, "zone", d.zone.as_ref(), p);
-                let record = fqdn(&key, "record", d.record.as_ref(), p);
-                if let (Some(z), Some(r)) = (&zone, &record) {
-                    if !(r == z || r.ends_with(&format!(".{z}"))) {
-                        p.push(
-                            format!("{key}.record"),
-                            format!("`{r}` is not inside zone `{z}`"),
-                            "use a name that ends with the zone",
-                        );
-                    }
-                }
-                let ttl = match d.ttl {
-                    None => Some(5),
-                    Some(t) if (1..=86_400).contains(&t) => Some(t as u32),
-                    Some(t) => {
-                        p.push(
-                            format!("{key}.ttl"),
-                            format!("{t} is outside 1–86400"),
-                            "use a short TTL such as 5 seconds so failover takes effect quickly",
-                        );
-                        None
-                    }
-                };
+                let (zone, record) = providers::zone_and_record(&key, d.zone.as_ref(), d.record.as_ref(), p);
+                let ttl = providers::ttl(&key, d.ttl, p);
                 let dns_addr = match &d.dns_addr {
                     None => None,
                     Some(a) => match a.parse::<SocketAddr>() {

@@ -282,7 +282,29 @@ fn socket_addr(key: &str, v: Option<&String>, example: &str, p: &mut Problems) -
     }
 }
 
-fn ttl(key: &str, v: Option<i64>, p: &mut Problems) -> Option<u32> {
+/// The fully qualified zone and record, checking that the record is inside the zone.
+pub(super) fn zone_and_record(
+    key: &str,
+    zone: Option<&String>,
+    record: Option<&String>,
+    p: &mut Problems,
+) -> (Option<String>, Option<String>) {
+    let zone = fqdn(key, "zone", zone, p);
+    let record = fqdn(key, "record", record, p);
+    if let (Some(z), Some(r)) = (&zone, &record) {
+        if !(r == z || r.ends_with(&format!(".{z}"))) {
+            p.push(
+                format!("{key}.record"),
+                format!("`{r}` is not inside zone `{z}`"),
+                "use a name that ends with the zone",
+            );
+        }
+    }
+    (zone, record)
+}
+
+/// A TTL in seconds (default 5).
+pub(super) fn ttl(key: &str, v: Option<i64>, p: &mut Problems) -> Option<u32> {
     match v {
         None => Some(5),
         Some(t) if (1..=86_400).contains(&t) => Some(t as u32),
@@ -406,17 +428,7 @@ pub(super) fn validate_rfc2136(
 ) -> Option<Rfc2136Config> {
     let server = socket_addr(&format!("{key}.server"), d.server.as_ref(), "127.0.0.1:53", p);
     let secondaries = socket_addrs(&format!("{key}.secondaries"), &d.secondaries, p);
-    let zone = fqdn(key, "zone", d.zone.as_ref(), p);
-    let record = fqdn(key, "record", d.record.as_ref(), p);
-    if let (Some(z), Some(r)) = (&zone, &record) {
-        if !(r == z || r.ends_with(&format!(".{z}"))) {
-            p.push(
-                format!("{key}.record"),
-                format!("`{r}` is not inside zone `{z}`"),
-                "use a name that ends with the zone",
-            );
-        }
-    }
+    let (zone, record) = zone_and_record(key, d.zone.as_ref(), d.record.as_ref(), p);
     let ttl = ttl(key, d.ttl, p);
     let tsig_key_name = match &d.tsig_key_name {
         Some(k) if !k.is_empty() => Some(k.clone()),

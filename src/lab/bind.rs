@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 
-use super::process::{SpawnOpts, StopSignal, Supervised, free_port_tcp_udp, tail_file, unique_temp_dir, wait_for_tcp};
+use super::process::{SpawnOpts, Supervised, free_port_tcp_udp, stop_taken, tail_file, unique_temp_dir, wait_for_tcp};
 
 /// The server binary.
 pub const NAMED: &str = "/usr/sbin/named";
@@ -63,13 +63,7 @@ impl Bind {
             "named",
             Path::new(NAMED),
             &["-g".into(), "-4".into(), "-c".into(), dir.join("named.conf").display().to_string()],
-            SpawnOpts {
-                stop_signal: StopSignal::Term,
-                cleanup_dir: Some(dir.clone()),
-                log_file: Some(log.clone()),
-                cwd: Some(dir.clone()),
-                ..SpawnOpts::default()
-            },
+            SpawnOpts::in_dir(&dir, &log),
         )?;
         let b = Bind { addr, zone, secret, dir, sup: Some(sup) };
         if let Err(e) = b.wait_ready().await {
@@ -126,9 +120,6 @@ impl Bind {
     /// # Errors
     /// When the supervisor cannot stop it.
     pub async fn stop(mut self) -> Result<()> {
-        match self.sup.take() {
-            Some(s) => s.stop().await.context("stopping named"),
-            None => Ok(()),
-        }
+        stop_taken(&mut self.sup, "named").await
     }
 }

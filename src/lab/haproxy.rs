@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::process::{SpawnOpts, StopSignal, Supervised, free_port, tail_file, unique_temp_dir, wait_for_tcp};
+use super::process::{SpawnOpts, Supervised, free_port, stop_taken, tail_file, unique_temp_dir, wait_for_tcp};
 
 /// The HAProxy binary.
 pub const HAPROXY: &str = "/usr/sbin/haproxy";
@@ -56,13 +56,7 @@ impl Haproxy {
             "haproxy",
             Path::new(HAPROXY),
             &["-db".to_string(), "-f".to_string(), cfg_path.display().to_string()],
-            SpawnOpts {
-                stop_signal: StopSignal::Term,
-                cleanup_dir: Some(dir.clone()),
-                log_file: Some(log.clone()),
-                cwd: Some(dir.clone()),
-                ..SpawnOpts::default()
-            },
+            SpawnOpts::in_dir(&dir, &log),
         )?;
         let h = Haproxy { frontend, admin, dir, sup: Some(sup) };
         let ready = async {
@@ -97,9 +91,6 @@ impl Haproxy {
     /// # Errors
     /// When the supervisor cannot stop it.
     pub async fn stop(mut self) -> Result<()> {
-        match self.sup.take() {
-            Some(s) => s.stop().await.context("stopping HAProxy"),
-            None => Ok(()),
-        }
+        stop_taken(&mut self.sup, "HAProxy").await
     }
 }

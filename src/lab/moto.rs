@@ -9,9 +9,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
-use super::process::{SpawnOpts, StopSignal, Supervised, free_port, tail_file, unique_temp_dir, wait_for_tcp};
+use super::process::{SpawnOpts, Supervised, free_port, stop_taken, tail_file, unique_temp_dir, wait_for_tcp};
 
 /// Where `moto_server` is found.
 pub fn moto_server_path() -> PathBuf {
@@ -47,13 +47,7 @@ impl Moto {
             "moto",
             &bin,
             &["-H".into(), ip.to_string(), "-p".into(), addr.port().to_string()],
-            SpawnOpts {
-                stop_signal: StopSignal::Term,
-                cleanup_dir: Some(dir.clone()),
-                log_file: Some(log.clone()),
-                cwd: Some(dir.clone()),
-                ..SpawnOpts::default()
-            },
+            SpawnOpts::in_dir(&dir, &log),
         )?;
         let m = Moto { addr, sup: Some(sup) };
         if let Err(e) = wait_for_tcp(addr, Duration::from_secs(60)).await {
@@ -69,14 +63,38 @@ impl Moto {
         format!("http://{}", self.addr)
     }
 
+    /// Creates a hosted zone (e.g. `"example.test."`) on the emulator and returns its id.
+    ///
+    /// # Errors
+    /// When the emulator refuses or does not answer.
+    pub async fn create_hosted_zone(&self, zone: &str) -> Result<String> {
+        use aws_sdk_route53::config::{BehaviorVersion, Credentials, Region};
+        let conf = aws_sdk_route53::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("lab", "lab", None, None, "lab"))
+            .endpoint_url(self.endpoint())
+            .http_client(crate::traffic::route53::http_client())
+            .build();
+        let reference = format!("fo-{zone}-{}", rand::random::<u32>());
+        let out = aws_sdk_route53::Client::from_conf(conf)
+            .create_hosted_zone()
+            .name(zone)
+            .caller_reference(reference)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("creating hosted zone {zone}: {}", aws_sdk_route53::error::DisplayErrorContext(e))
+            })?;
+        let id = out.hosted_zone().map(|z| z.id().trim_start_matches("/hostedzone/").to_string());
+        id.ok_or_else(|| anyhow::anyhow!("the emulator returned no hosted zone for {zone}"))
+    }
+
     /// Stops the server.
     ///
     /// # Errors
     /// When the supervisor cannot stop it.
     pub async fn stop(mut self) -> Result<()> {
-        match self.sup.take() {
-            Some(s) => s.stop().await.context("stopping moto"),
-            None => Ok(()),
-        }
+        stop_taken(&mut self.sup, "moto").await
     }
 }

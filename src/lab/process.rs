@@ -157,6 +157,30 @@ impl Default for SpawnOpts {
     }
 }
 
+impl SpawnOpts {
+    /// Stop with `SIGTERM`, log to `log`, run in `dir` and remove it on stop (the usual lab server).
+    pub fn in_dir(dir: &Path, log: &Path) -> Self {
+        SpawnOpts {
+            stop_signal: StopSignal::Term,
+            cleanup_dir: Some(dir.to_path_buf()),
+            log_file: Some(log.to_path_buf()),
+            cwd: Some(dir.to_path_buf()),
+            ..SpawnOpts::default()
+        }
+    }
+}
+
+/// Stops a server handle held as an `Option` (taken, so a second call does nothing).
+///
+/// # Errors
+/// When the supervisor cannot stop it; `what` names the server in the error.
+pub async fn stop_taken(sup: &mut Option<Supervised>, what: &str) -> Result<()> {
+    match sup.take() {
+        Some(s) => s.stop().await.with_context(|| format!("stopping {what}")),
+        None => Ok(()),
+    }
+}
+
 /// A server process owned by an `sh` wrapper that stops it (and removes its
 /// cleanup dir) as soon as this handle is stopped or dropped, or this process
 /// exits in any way.

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use aws_sdk_route53::config::{BehaviorVersion, Credentials, Region};
 use failover_orchestrator::config::{AwsKeys, Route53Config, Route53Target};
 use failover_orchestrator::lab::moto::Moto;
 use failover_orchestrator::plan::Epoch;
@@ -15,20 +14,6 @@ use failover_orchestrator::traffic::route53::Route53Provider;
 use failover_orchestrator::traffic::{ProviderError, TrafficProvider, nonzero};
 
 use crate::common::{REGIONS, init_tracing, plan, test_addresses, unique, w};
-
-/// Creates a hosted zone on the emulator and returns its id.
-pub async fn hosted_zone(endpoint: &str, zone: &str) -> String {
-    let conf = aws_sdk_route53::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .endpoint_url(endpoint)
-        .http_client(failover_orchestrator::traffic::route53::http_client())
-        .build();
-    let client = aws_sdk_route53::Client::from_conf(conf);
-    let out = client.create_hosted_zone().name(zone).caller_reference(format!("fo-{}", unique())).send().await.unwrap();
-    out.hosted_zone().unwrap().id().trim_start_matches("/hostedzone/").to_string()
-}
 
 pub fn route53_config(endpoint: &str, zone_id: &str, zone: &str) -> Route53Config {
     Route53Config {
@@ -68,7 +53,7 @@ pub async fn start_moto() -> Moto {
 async fn weighted_records_follow_the_plan_on_the_emulator() {
     let moto = start_moto().await;
     let zone = format!("r{}.test.", unique());
-    let zone_id = hosted_zone(&moto.endpoint(), &zone).await;
+    let zone_id = moto.create_hosted_zone(&zone).await.unwrap();
     let p = Route53Provider::new(route53_config(&moto.endpoint(), &zone_id, &zone), test_addresses()).await;
 
     assert!(p.read_back().await.unwrap().weights.0.is_empty());
