@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
+use super::propagation::{Expect, Target};
 use super::{LiveState, ProviderError, TrafficProvider, nonzero};
 use crate::config::PowerDnsConfig;
 use crate::plan::{Epoch, TrafficPlan, Weights};
@@ -199,6 +200,15 @@ impl TrafficProvider for PowerDnsProvider {
             })
             .map(Epoch);
         Ok(LiveState { weights: nonzero(&weights), epoch })
+    }
+
+    /// Propagation: the DNS listener (`dns_addr`) must answer only regions with weight > 0
+    /// (LUA `pickwrandom` answers one of them per query, so queries are sampled).
+    fn propagation_target(&self, plan: &TrafficPlan) -> Option<Target> {
+        let server = self.cfg.dns_addr?;
+        let allowed =
+            plan.weights.iter().filter(|(_, w)| *w > 0).filter_map(|(r, _)| self.addresses.get(r).copied()).collect();
+        Some(Target { name: self.cfg.record.clone(), servers: vec![server], expect: Expect::Within(allowed) })
     }
 }
 

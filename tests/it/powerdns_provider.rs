@@ -58,6 +58,11 @@ async fn applies_reads_back_is_idempotent_and_refuses_stale_epochs() {
         assert_eq!(a, Some("127.0.10.3".parse().unwrap()));
     }
 
+    // Propagation: the DNS listener serves only the region left.
+    let target = p.propagation_target(&plan(5, w(0, 0, 100))).unwrap();
+    let report = failover_orchestrator::traffic::propagation::check(&target, &[], Duration::from_secs(5)).await;
+    assert!(report.converged, "{report:?}");
+
     // A plan from an older epoch is refused and changes nothing.
     let err = p.apply(&plan(4, w(100, 0, 0))).await.unwrap_err();
     assert!(matches!(err, ProviderError::StaleEpoch { .. }), "{err}");
