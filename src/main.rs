@@ -101,11 +101,11 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     let app = App::build(config, AppOptions::default()).await?;
     let cancel = CancellationToken::new();
-    let signals = cancel.clone();
-    tokio::spawn(async move {
-        if let Err(e) = shutdown::watch_signals(signals).await {
-            tracing::error!(error = %e, "cannot install signal handlers");
+    match shutdown::watch_signals(cancel.clone()) {
+        Ok(watch) => {
+            tokio::spawn(watch);
         }
-    });
+        Err(e) => tracing::error!(error = %e, "cannot install signal handlers"),
+    }
     app.run(cancel).await
 }

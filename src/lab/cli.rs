@@ -206,10 +206,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
     let api = app.addr();
     let mut status = app.status();
     let cancel = CancellationToken::new();
-    let signals = cancel.clone();
-    tokio::spawn(async move {
-        let _ = crate::shutdown::watch_signals(signals).await;
-    });
+    tokio::spawn(crate::shutdown::watch_signals(cancel.clone()).context("installing signal handlers")?);
     let app_task = tokio::spawn(app.run(cancel.clone()));
     let dns = lab.pdns.dns_addr();
     let shared: Shared = Arc::new(Mutex::new(lab));
