@@ -82,6 +82,7 @@ impl App {
                 }
             }
         }
+        let previous_start = store.previous_start().await.context("reading the previous start")?;
         let holder = format!("{}@{}", config.orchestrator.vantage, hostname());
         let leadership = coord::single(&store, &holder).await.context("taking the leadership epoch")?;
         let last = store.last_plan().await.context("reading the last plan")?;
@@ -92,7 +93,14 @@ impl App {
             .into_iter()
             .map(|(r, why)| (RegionName::new(r), why))
             .collect();
-        let resume = Resume { plan: last.map(|p| p.plan), maintenance };
+        let hold = store.hold().await.context("reading the operator hold")?;
+        let interrupted_drill = recover_drills(&store).await.context("reading unfinished drills")?;
+        for msg in store.settle_operations(last.as_ref().map(|p| p.plan.id)).await.context("settling operations")? {
+            warn!(operation = %msg, "operation left open by the previous run");
+            record_system_audit(&store, "operation.recovered", &msg).await;
+        }
+        report_missed_drills(&config, &store, previous_start).await;
+        let resume = Resume { plan: last.map(|p| p.plan), maintenance, hold, interrupted_drill };
         let providers = match opts.providers {
             Some(p) => p,
             None => traffic::build(&config).context("building traffic providers")?,
@@ -195,7 +203,7 @@ impl App {
         let engine = Engine::new(
             self.config.clone(),
             self.leadership,
-            store_handle,
+            store_handle.clone(),
             EngineChannels {
                 observations: obs_rx,
                 reports: reports_rx,
@@ -218,6 +226,7 @@ impl App {
             metrics: self.metrics.clone(),
             config: self.config.clone(),
             shutdown: work.clone(),
+            writes: store_handle.clone(),
         };
         let router = api::router(state);
         let listener = self.listener;
@@ -276,6 +285,62 @@ impl App {
     }
 }
 
+/// The newest unfinished live drill is rolled back by the engine at start-up; any
+/// older one (there should be none) is marked interrupted here.
+async fn recover_drills(store: &Store) -> Result<Option<crate::drill::DrillRecord>, crate::store::StoreError> {
+    let mut unfinished = store.unfinished_drills().await?.into_iter();
+    let newest = unfinished.next();
+    for mut d in unfinished {
+        d.state = crate::drill::DrillState::Interrupted;
+        d.finished_at = Some(chrono::Utc::now());
+        d.report.outcome_reason = Some("interrupted by a restart; a newer drill superseded it".into());
+        store.write(&crate::store::Write::Drill(Box::new(d))).await?;
+    }
+    Ok(newest)
+}
+
+async fn record_system_audit(store: &Store, action: &str, what: &str) {
+    let rec = crate::store::AuditRecord {
+        id: uuid::Uuid::new_v4(),
+        at: chrono::Utc::now(),
+        actor: "system".into(),
+        action: action.into(),
+        target: None,
+        outcome: what.into(),
+        request_id: None,
+        details: serde_json::json!({}),
+    };
+    if let Err(e) = store.write(&crate::store::Write::Audit(rec)).await {
+        warn!(error = %e, "audit entry not written");
+    }
+}
+
+/// Reports (once, never replays) scheduled drills that were due while no orchestrator ran them.
+async fn report_missed_drills(config: &Config, store: &Store, previous_start: Option<chrono::DateTime<chrono::Utc>>) {
+    let now = chrono::Utc::now();
+    let Some(since) = previous_start else { return };
+    for d in &config.schedule.drills {
+        let last = store.last_scheduled_run(&d.name).await.ok().flatten();
+        if let Some(due) = d.missed_run(now, last, since) {
+            let msg = format!("scheduled drill `{}` due at {due} did not run (orchestrator down or not leading); not replayed", d.name);
+            warn!(schedule = %d.name, %due, "missed scheduled drill");
+            let rec = crate::store::AuditRecord {
+                id: uuid::Uuid::new_v4(),
+                at: now,
+                actor: format!("schedule:{}", d.name),
+                action: "schedule.missed".into(),
+                target: None,
+                outcome: msg,
+                request_id: None,
+                details: serde_json::json!({ "due": due }),
+            };
+            if let Err(e) = store.write(&crate::store::Write::Audit(rec)).await {
+                warn!(error = %e, "missed-run report not written");
+            }
+        }
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
@@ -293,5 +358,7 @@ fn empty_status(config: &Config, leadership: Leadership) -> Status {
         alarms: Vec::new(),
         store: Default::default(),
         failed_over: false,
+        drill: None,
+        operator_hold: None,
     }
 }
