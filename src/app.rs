@@ -257,6 +257,22 @@ impl App {
         })
         .context("schedule.housekeeping is not a valid cron expression")?;
         scheduler.add(job).await.context("adding the housekeeping job")?;
+        for d in &self.config.schedule.drills {
+            let run = ScheduledRun {
+                drill: Arc::new(d.clone()),
+                config: self.config.clone(),
+                status: self.status_rx.clone(),
+                commands: self.commands_tx.clone(),
+                writes: store_handle.clone(),
+            };
+            let job = Job::new_async_tz(d.cron.as_str(), d.timezone, move |_id, _sched| {
+                let run = run.clone();
+                Box::pin(async move { run.fire().await })
+            })
+            .with_context(|| format!("schedule.drills `{}`: invalid cron expression", d.name))?;
+            scheduler.add(job).await.context("adding a scheduled drill")?;
+            info!(schedule = %d.name, cron = %d.cron, tz = %d.timezone, "scheduled drill");
+        }
         scheduler.start().await.context("starting the scheduler")?;
 
         info!(%addr, "orchestrator running");
@@ -282,6 +298,64 @@ impl App {
         self.store.close().await;
         info!("shutdown complete");
         Ok(())
+    }
+}
+
+/// One scheduled drill's run: the leader starts it like an operator would, or records why not.
+#[derive(Clone)]
+struct ScheduledRun {
+    drill: Arc<crate::drill::schedule::ScheduledDrill>,
+    config: Arc<Config>,
+    status: watch::Receiver<Arc<Status>>,
+    commands: mpsc::Sender<Command>,
+    writes: StoreHandle,
+}
+
+impl ScheduledRun {
+    async fn fire(&self) {
+        let now = chrono::Utc::now();
+        let st = self.status.borrow().clone();
+        if !st.leadership.leader {
+            // Followers do not run drills and do not record them either: the leader does.
+            return;
+        }
+        let skip = self.drill.blocked(now).or_else(|| {
+            st.regions
+                .iter()
+                .find(|r| r.health != crate::health::Health::Up)
+                .map(|r| format!("region {} is {}, not up: skipping", r.name, r.health))
+        });
+        let (action, outcome, details) = match skip {
+            Some(why) => ("schedule.skipped", why, serde_json::json!({})),
+            None => match self.start().await {
+                Ok(id) => ("schedule.run", format!("started drill {id}"), serde_json::json!({ "drill_id": id })),
+                Err(why) => ("schedule.refused", why, serde_json::json!({})),
+            },
+        };
+        info!(schedule = %self.drill.name, action, outcome = %outcome, "scheduled drill");
+        self.writes.send(crate::store::Write::Audit(crate::store::AuditRecord {
+            id: uuid::Uuid::new_v4(),
+            at: now,
+            actor: format!("schedule:{}", self.drill.name),
+            action: action.into(),
+            target: self.drill.request.evacuate.clone().or(self.drill.request.target.clone()),
+            outcome,
+            request_id: None,
+            details,
+        }));
+    }
+
+    async fn start(&self) -> Result<crate::drill::DrillId, String> {
+        let mut spec = crate::drill::validate(&self.config.policy, &self.drill.request).map_err(|e| e.to_string())?;
+        spec.schedule = Some(self.drill.name.clone());
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let actor = format!("schedule:{}", self.drill.name);
+        self.commands.send(Command::StartDrill { spec, actor, reply }).await.map_err(|_| "engine stopped".to_string())?;
+        match rx.await {
+            Ok(Ok(rec)) => Ok(rec.id),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("engine stopped".into()),
+        }
     }
 }
 

@@ -54,17 +54,21 @@ fn bearer(req: &Request, path: &str) -> Option<String> {
     None
 }
 
-fn check(s: &AppState, req: &Request, path: &str) -> Result<Option<Principal>, ApiError> {
+/// The caller, or why not (with the caller's name when the token was valid but its role too low).
+fn check(s: &AppState, req: &Request, path: &str) -> Result<Option<Principal>, (ApiError, Option<String>)> {
     let method = req.method().as_str();
     let Some(auth) = &s.config.auth else {
         let read = matches!(*req.method(), Method::GET | Method::HEAD);
         return if read {
             Ok(Some(Principal { name: "anonymous".into(), role: Role::Viewer }))
         } else {
-            Err(ApiError::Forbidden(
-                "mutations are disabled because no [auth] section is configured: add [auth] tokens_file = \"…\" \
-                 (lines `name role sha256-hex-of-token`, role operator or admin) and send Authorization: Bearer <token>"
-                    .into(),
+            Err((
+                ApiError::Forbidden(
+                    "mutations are disabled because no [auth] section is configured: add [auth] tokens_file = \"…\" \
+                     (lines `name role sha256-hex-of-token`, role operator or admin) and send Authorization: Bearer <token>"
+                        .into(),
+                ),
+                None,
             ))
         };
     };
@@ -73,13 +77,14 @@ fn check(s: &AppState, req: &Request, path: &str) -> Result<Option<Principal>, A
         Access::Needs(r) => r,
     };
     let Some(token) = bearer(req, path) else {
-        return Err(ApiError::Unauthorized("a bearer token is required: send Authorization: Bearer <token>".into()));
+        return Err((ApiError::Unauthorized("a bearer token is required: send Authorization: Bearer <token>".into()), None));
     };
     let Some(p) = auth.tokens.authenticate(&token) else {
-        return Err(ApiError::Unauthorized("the bearer token is not valid".into()));
+        return Err((ApiError::Unauthorized("the bearer token is not valid".into()), None));
     };
     if !p.role.allows(needed) {
-        return Err(ApiError::Forbidden(format!("`{}` has role {}, this needs {needed}", p.name, p.role)));
+        let e = ApiError::Forbidden(format!("`{}` has role {}, this needs {needed}", p.name, p.role));
+        return Err((e, Some(p.name)));
     }
     Ok(Some(p))
 }
@@ -96,10 +101,11 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
     let rid = request_id(req.headers());
     let at = Utc::now();
     match check(&s, &req, &path) {
-        Err(e) => {
+        Err((e, who)) => {
             if mutating {
                 let note = AuditNote { action: format!("{method} {path}"), ..Default::default() };
-                audit(&s, "anonymous", &note, &format!("{} {e}", e.status().as_u16()), rid, at);
+                let who = who.as_deref().unwrap_or("anonymous");
+                audit(&s, who, &note, &format!("{} {e}", e.status().as_u16()), rid, at);
             }
             e.into_response()
         }

@@ -49,10 +49,10 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         let inner = e.into_inner();
         let msg = inner.to_string();
         let named = |prefix: &str| msg.split(prefix).nth(1).and_then(|r| r.split('`').next()).map(str::to_string);
-        let field = if path != "." && !path.is_empty() {
-            path
-        } else if inner.is_syntax() || inner.is_eof() {
+        let field = if inner.is_syntax() || inner.is_eof() {
             "body".to_string()
+        } else if !matches!(path.as_str(), "." | "?" | "") {
+            path
         } else {
             named("unknown field `").or_else(|| named("missing field `")).unwrap_or_else(|| "body".into())
         };

@@ -27,7 +27,7 @@ use tracing::{info, warn};
 use super::app_stub::AppStub;
 use super::postgres::{PgCluster, PgOptions};
 use super::powerdns::PowerDns;
-use super::topology::{ConfigParams, PowerDnsSpec, RegionSpec};
+use super::topology::{ConfigParams, LabTokens, PowerDnsSpec, RegionSpec};
 use crate::app::{App, AppOptions};
 use crate::config::Config;
 
@@ -49,6 +49,9 @@ pub struct LabArgs {
     /// Break the primary N times, print detection-to-flip times, and exit.
     #[arg(long)]
     pub measure_flips: Option<usize>,
+    /// Run N live drills (evacuate the primary, one 100 % step), print time to shift and to roll back, and exit.
+    #[arg(long)]
+    pub measure_drills: Option<usize>,
 }
 
 /// Environment variable the lab's generated configuration reads the PowerDNS key from.
@@ -81,6 +84,8 @@ pub struct Lab {
     pub config_text: String,
     /// The parsed configuration.
     pub config: Config,
+    /// API tokens (viewer, operator, admin) in the generated tokens file.
+    pub tokens: LabTokens,
 }
 
 impl Lab {
@@ -140,11 +145,17 @@ impl Lab {
             record: RECORD.into(),
             dns_addr: pdns.dns_addr(),
         });
+        let tokens = LabTokens::generate();
+        let dir = std::env::temp_dir().join(format!("failover-lab-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let tokens_file = dir.join("tokens");
+        std::fs::write(&tokens_file, tokens.file_text())?;
+        params.tokens_file = Some(tokens_file);
         let config_text = params.to_toml();
         let key = pdns.api_key().to_string();
         let config = Config::parse(&config_text, "lab regions.toml", &|k| (k == PDNS_KEY_ENV).then(|| key.clone()))
             .context("the lab's generated configuration is invalid")?;
-        Ok(Lab { store, regions, pdns, config_text, config })
+        Ok(Lab { store, regions, pdns, config_text, config, tokens })
     }
 
     /// The region named `name`.
@@ -211,6 +222,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
     });
     let app_task = tokio::spawn(app.run(cancel.clone()));
     let dns = lab.pdns.dns_addr();
+    let tokens = lab.tokens.clone();
     let shared: Shared = Arc::new(Mutex::new(lab));
 
     let control = Router::new()
@@ -227,7 +239,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
             axum::serve(listener, control).with_graceful_shutdown(async move { ctl_cancel.cancelled().await }).await;
     });
 
-    print_banner(api, ctl_addr, dns, &cfg_path);
+    print_banner(api, ctl_addr, dns, &cfg_path, &tokens);
 
     // Wait for the first verified plan.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -243,8 +255,12 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
     }
     info!("lab ready");
 
-    if let Some(n) = args.measure_flips {
-        let result = measure_flips(&shared, &mut status, dns, n).await;
+    let measured = match (args.measure_flips, args.measure_drills) {
+        (Some(n), _) => Some(measure_flips(&shared, &mut status, dns, n).await),
+        (None, Some(n)) => Some(measure_drills(api, &tokens, &mut status, n).await),
+        (None, None) => None,
+    };
+    if let Some(result) = measured {
         cancel.cancel();
         let _ = app_task.await;
         let _ = ctl.await;
@@ -272,7 +288,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
 }
 
 #[allow(clippy::print_stdout)]
-fn print_banner(api: SocketAddr, ctl: SocketAddr, dns: SocketAddr, cfg: &std::path::Path) {
+fn print_banner(api: SocketAddr, ctl: SocketAddr, dns: SocketAddr, cfg: &std::path::Path, tokens: &LabTokens) {
     println!(
         "\nfailover-orchestrator lab is up\n\
          \n  dashboard      http://{api}/\
@@ -287,7 +303,17 @@ fn print_banner(api: SocketAddr, ctl: SocketAddr, dns: SocketAddr, cfg: &std::pa
          \n  restore it                 curl -X POST http://{ctl}/regions/primary/app/restore\
          \n  stop / start its database  curl -X POST http://{ctl}/regions/primary/postgres/stop   (…/start)\
          \n  (regions: primary, standby, dr)\
+         \n\n  operator token             {op}\
+         \n  viewer token               {viewer}\
+         \n  admin token                {admin}\
+         \n  CLI                        export FO_URL=http://{api} FO_TOKEN={op}; failover-orchestrator status\
+         \n  dry-run drill              failover-orchestrator drill start --evacuate primary --steps 50,100 --hold 10s --dry-run --reason test\
+         \n  live drill (curl)          curl -X POST -H 'Authorization: Bearer {op}' -H 'Content-Type: application/json' \\\
+         \n                               -d '{{\"evacuate\":\"primary\",\"steps\":[50,100],\"hold_seconds\":10,\"reason\":\"lab\"}}' http://{api}/api/v1/drills\
          \n\nCtrl-C stops everything.\n",
+        op = tokens.operator,
+        viewer = tokens.viewer,
+        admin = tokens.admin,
         ip = dns.ip(),
         port = dns.port(),
         cfg = cfg.display()
@@ -413,6 +439,59 @@ async fn measure_flips(
         "detection-to-flip: {by:?} (min {:.0} ms, max {:.0} ms)",
         times[0].as_secs_f64() * 1000.0,
         times[times.len() - 1].as_secs_f64() * 1000.0
+    );
+    Ok(())
+}
+
+/// Runs `n` live drills through the API (evacuate the primary in one step, hold 1 s) and prints
+/// the median time to shift (request → verified by read-back) and time to roll back, from the drill reports.
+#[allow(clippy::print_stdout)]
+async fn measure_drills(
+    api: SocketAddr,
+    tokens: &LabTokens,
+    status: &mut tokio::sync::watch::Receiver<Arc<crate::status::Status>>,
+    n: usize,
+) -> anyhow::Result<()> {
+    let client = crate::cli::client::Client::new(&format!("http://{api}"), Some(tokens.operator.clone()))?;
+    let (mut shift, mut back) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        wait_for(status, Duration::from_secs(120), |s| {
+            s.drill.is_none()
+                && s.regions.iter().all(|r| r.weight == r.normal_weight && r.health == crate::health::Health::Up)
+                && s.plan.as_ref().is_some_and(|p| p.verified_at.is_some())
+        })
+        .await
+        .context("waiting for the normal split before a drill")?;
+        let body = json!({ "evacuate": "primary", "steps": [100], "hold_seconds": 1, "reason": "lab --measure-drills" });
+        let started = client.post("/api/v1/drills", &body, None).await?;
+        let id = started["id"].as_str().unwrap_or_default().to_string();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let drill = loop {
+            let d = client.get(&format!("/api/v1/drills/{id}")).await?;
+            if d["finished_at"].is_string() {
+                break d;
+            }
+            if Instant::now() > deadline {
+                bail!("drill {id} did not finish within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let ms = |k: &str| drill["report"][k].as_u64();
+        let (Some(s), Some(b)) = (ms("time_to_shift_ms"), ms("time_to_rollback_ms")) else {
+            bail!("drill {id} ended {} without both timings: {}", drill["state"], drill["report"]);
+        };
+        println!("drill {}: {} · time to shift {s} ms · time to roll back {b} ms", i + 1, drill["state"]);
+        shift.push(s);
+        back.push(b);
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    shift.sort_unstable();
+    back.sort_unstable();
+    println!(
+        "live drills ({n} runs, PowerDNS, read-back verified): median time to shift {} ms (min {}, max {}), median time to roll back {} ms (min {}, max {})",
+        shift[n / 2], shift[0], shift[n - 1], back[n / 2], back[0], back[n - 1]
     );
     Ok(())
 }

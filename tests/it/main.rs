@@ -5,11 +5,13 @@
 mod api;
 mod cli;
 mod common;
+mod drills;
 mod failover;
 mod lab_cli;
 mod lab_postgres;
 mod lab_powerdns;
 mod lab_process;
+mod operator_api;
 mod powerdns_provider;
 mod replication;
 mod shutdown;
