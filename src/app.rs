@@ -27,6 +27,7 @@ use crate::engine::{Command, Engine, EngineChannels, Resume};
 use crate::metrics::Metrics;
 use crate::probe::{self, runner::Runner};
 use crate::region::RegionName;
+use crate::replication::sampler::LagSampler;
 use crate::status::Status;
 use crate::store::Store;
 use crate::store::writer::{self, StoreHandle, StoreWriter};
@@ -100,7 +101,8 @@ impl App {
             record_system_audit(&store, "operation.recovered", &msg).await;
         }
         report_missed_drills(&config, &store, previous_start).await;
-        let resume = Resume { plan: last.map(|p| p.plan), maintenance, hold, interrupted_drill };
+        let writer = store.last_promoted().await.context("reading the last promotion")?.map(RegionName::new);
+        let resume = Resume { plan: last.map(|p| p.plan), maintenance, hold, interrupted_drill, writer };
         let providers = match opts.providers {
             Some(p) => p,
             None => traffic::build(&config).context("building traffic providers")?,
@@ -192,8 +194,23 @@ impl App {
         drop(obs_tx);
 
         // Engine ↔ applier.
-        // Lag samplers arrive with the replication issue; the channel is wired now.
-        let (_lag_tx, lag_rx) = mpsc::channel(256);
+        // Replication lag of every standby (when at least two regions have a database).
+        let (lag_tx, lag_rx) = mpsc::channel(256);
+        let (steps_tx, steps_rx) = mpsc::channel(64);
+        let mut replication = None;
+        match LagSampler::new(&self.config, lag_tx, Some(store_handle.clone())) {
+            Some(sampler) => {
+                let (cmd_tx, cmd_rx) = mpsc::channel(4);
+                replication = Some(cmd_tx);
+                let mut sampler = sampler.with_promotion(cmd_rx, steps_tx);
+                if let Some(w) = &self.resume.writer {
+                    sampler.set_primary(w.clone());
+                }
+                let token = work.child_token();
+                spawn("lag-sampler".into(), Box::pin(async move { sampler.run(token).await }));
+            }
+            None => info!("fewer than two regions have a database: replication lag not collected"),
+        }
         let (plans_tx, plans_rx) = watch::channel(None);
         let (reports_tx, reports_rx) = mpsc::channel(1024);
         let applier = Applier::new(self.providers.clone(), plans_rx, reports_tx, self.metrics.clone(), self.retry);
@@ -209,6 +226,8 @@ impl App {
                 reports: reports_rx,
                 commands: self.commands_rx,
                 lag: lag_rx,
+                replication,
+                promotion_steps: steps_rx,
                 plans: plans_tx,
                 status: self.status_tx,
             },
@@ -246,12 +265,17 @@ impl App {
         let mut scheduler = JobScheduler::new().await.context("creating the scheduler")?;
         let store = self.store.clone();
         let retention = self.config.schedule.retention;
+        let raw_retention = self.config.replication.raw_retention;
         let job = Job::new_async(self.config.schedule.housekeeping.as_str(), move |_id, _sched| {
             let store = store.clone();
             Box::pin(async move {
                 match store.housekeeping(retention).await {
                     Ok(n) => info!(deleted = n, "housekeeping done"),
                     Err(e) => warn!(error = %e, "housekeeping failed"),
+                }
+                match store.roll_up_lag(raw_retention).await {
+                    Ok(n) => info!(rolled_up = n, "lag samples rolled up into minutes"),
+                    Err(e) => warn!(error = %e, "lag roll-up failed"),
                 }
             })
         })
@@ -350,7 +374,10 @@ impl ScheduledRun {
         spec.schedule = Some(self.drill.name.clone());
         let (reply, rx) = tokio::sync::oneshot::channel();
         let actor = format!("schedule:{}", self.drill.name);
-        self.commands.send(Command::StartDrill { spec, actor, reply }).await.map_err(|_| "engine stopped".to_string())?;
+        self.commands
+            .send(Command::StartDrill { spec, actor, reply })
+            .await
+            .map_err(|_| "engine stopped".to_string())?;
         match rx.await {
             Ok(Ok(rec)) => Ok(rec.id),
             Ok(Err(e)) => Err(e.to_string()),
@@ -396,7 +423,10 @@ async fn report_missed_drills(config: &Config, store: &Store, previous_start: Op
     for d in &config.schedule.drills {
         let last = store.last_scheduled_run(&d.name).await.ok().flatten();
         if let Some(due) = d.missed_run(now, last, since) {
-            let msg = format!("scheduled drill `{}` due at {due} did not run (orchestrator down or not leading); not replayed", d.name);
+            let msg = format!(
+                "scheduled drill `{}` due at {due} did not run (orchestrator down or not leading); not replayed",
+                d.name
+            );
             warn!(schedule = %d.name, %due, "missed scheduled drill");
             let rec = crate::store::AuditRecord {
                 id: uuid::Uuid::new_v4(),
@@ -434,5 +464,12 @@ fn empty_status(config: &Config, leadership: Leadership) -> Status {
         failed_over: false,
         drill: None,
         operator_hold: None,
+        writer: config
+            .regions
+            .iter()
+            .find(|r| r.role == crate::region::Role::Primary)
+            .map(|r| r.name.clone())
+            .unwrap_or_else(|| RegionName::new("primary")),
+        promotion: Vec::new(),
     }
 }

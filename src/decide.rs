@@ -211,6 +211,8 @@ pub fn decide(policy: &Policy, inputs: &Inputs, memory: &Memory, now: DateTime<U
                 region: Some(name.clone()),
                 message: if w > 0 {
                     format!("{name} is down while serving {w}% of traffic")
+                } else if policy.region(name).is_some_and(|r| r.normal_weight > 0) {
+                    format!("{name} is down; its traffic has been moved away")
                 } else {
                     format!("{name} is down (it serves no traffic; failover capacity is reduced)")
                 },

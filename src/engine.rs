@@ -32,15 +32,16 @@ use uuid::Uuid;
 use crate::config::{CheckKind, Config, redact_dsn};
 use crate::coord::Leadership;
 use crate::decide::{self, Decision, Inputs, Memory, RegionInput};
+use crate::drill::{DrillId, DrillRecord, DrillSpec};
 use crate::health::{self, CheckState, Health, Thresholds};
 use crate::metrics::Metrics;
 use crate::observation::{Observation, Outcome};
 use crate::plan::{PlanId, PlanKind, TrafficPlan, Weights};
 use crate::region::{CheckId, Layer, RegionName};
 use crate::replication::LagSample;
+use crate::replication::promotion::{PromotionStep, ReplicationCommand};
 use crate::status::{Acting, AlarmStatus, CheckStatus, LayerStatus, PlanStatus, RegionStatus, Status};
-use crate::drill::{DrillId, DrillRecord, DrillSpec};
-use crate::store::records::{AlarmRecord, HoldRecord, TransitionRecord, Write};
+use crate::store::records::{AlarmRecord, AuditRecord, HoldRecord, TransitionRecord, Write};
 use crate::store::writer::StoreHandle;
 use crate::traffic::applier::{ApplyReport, ApplyResult};
 
@@ -197,6 +198,10 @@ pub struct EngineChannels {
     pub commands: mpsc::Receiver<Command>,
     /// Replication lag samples of the standby regions.
     pub lag: mpsc::Receiver<LagSample>,
+    /// Promotion requests to the replication actor (None: no lag collection).
+    pub replication: Option<mpsc::Sender<ReplicationCommand>>,
+    /// Steps of promotions, as they happen.
+    pub promotion_steps: mpsc::Receiver<PromotionStep>,
     /// Where new plans go (the applier watches it).
     pub plans: watch::Sender<Option<TrafficPlan>>,
     /// Where status snapshots go.
@@ -223,6 +228,11 @@ pub struct Engine {
     switchover: Option<ops::PendingSwitchover>,
     /// Operations whose plan is not yet verified.
     open_ops: Vec<crate::store::OperationRecord>,
+    /// The region whose database takes writes.
+    writer: RegionName,
+    /// Steps of the last promotion; `promoting` while one runs.
+    promotion: Vec<PromotionStep>,
+    promoting: bool,
     alarms: BTreeMap<(String, Option<RegionName>), ActiveAlarm>,
     store: StoreHandle,
     ch: EngineChannels,
@@ -245,6 +255,8 @@ pub struct Resume {
     pub hold: Option<HoldRecord>,
     /// A live drill the previous run left unfinished: rolled back at start-up.
     pub interrupted_drill: Option<DrillRecord>,
+    /// The region last promoted to writer, if any.
+    pub writer: Option<RegionName>,
 }
 
 impl Engine {
@@ -317,6 +329,14 @@ impl Engine {
             ops::ActiveDrill::interrupted(d, Utc::now())
         });
         metrics.set_leader(leadership.leader);
+        let writer = resume.writer.clone().filter(|w| config.region(w).is_some()).unwrap_or_else(|| {
+            config
+                .regions
+                .iter()
+                .find(|r| r.role == crate::region::Role::Primary)
+                .map(|r| r.name.clone())
+                .unwrap_or_else(|| RegionName::new("primary"))
+        });
         Self {
             config,
             leadership,
@@ -331,6 +351,9 @@ impl Engine {
             hold,
             switchover: None,
             open_ops: Vec::new(),
+            writer,
+            promotion: Vec::new(),
+            promoting: false,
             alarms: BTreeMap::new(),
             store,
             ch,
@@ -355,6 +378,7 @@ impl Engine {
                 Some(rep) = self.ch.reports.recv() => self.on_report(rep),
                 Some(cmd) = self.ch.commands.recv() => self.on_command(cmd, Utc::now()).await,
                 Some(sample) = self.ch.lag.recv() => self.on_lag(sample),
+                Some(step) = self.ch.promotion_steps.recv() => self.on_promotion_step(step),
                 Ok(()) = store_status.changed() => { self.on_store_status(); }
                 _ = tick.tick() => { self.dirty = true; }
             }
@@ -462,6 +486,21 @@ impl Engine {
         }
     }
 
+    /// Region health, made at least degraded when its lag is over the `degrade_lag` threshold.
+    fn health_with_lag(&self, region: &RegionName) -> (Health, Option<String>) {
+        let base = self.regions.get(region).map(|x| x.health).unwrap_or(Health::Unknown);
+        let limit = self.config.region(region).and_then(|r| r.postgres.as_ref()).map(|pg| pg.degrade_lag);
+        match (limit, self.lag.get(region)) {
+            (Some(limit), Some(sample)) if limit.is_set() && base == Health::Up => {
+                match limit.admits(Some(&sample.reading())) {
+                    Ok(()) => (base, None),
+                    Err(why) => (Health::Degraded, Some(format!("{region} degraded by replication lag: {why}"))),
+                }
+            }
+            _ => (base, None),
+        }
+    }
+
     fn layers_of(&self, region: &RegionName) -> Vec<(Layer, Option<Health>)> {
         Layer::ALL
             .iter()
@@ -503,6 +542,7 @@ impl Engine {
             }
             info!(plan = %cur.plan.id, kind = cur.plan.kind.as_str(), weights = %cur.plan.weights, "plan verified on every provider");
         }
+        let promote_after = (newly_verified && cur.plan.kind == PlanKind::Failover).then(|| cur.plan.weights.clone());
         if let ApplyResult::Failed { error, .. } = &rep.result {
             let msg = format!("provider {} failed to apply plan {}: {error}", rep.provider, rep.plan_id);
             if let Some(d) = &mut self.drill {
@@ -545,6 +585,86 @@ impl Engine {
             ApplyResult::Verified if all_verified => self.clear_alarm(&key, rep.at),
             _ => {}
         }
+        if let Some(weights) = promote_after {
+            self.maybe_promote(&weights, rep.at);
+        }
+        self.dirty = true;
+    }
+
+    /// After a verified failover: promote the region now taking the writer's share, when
+    /// configured to, the old writer is drained, and the RPO gate passes now.
+    fn maybe_promote(&mut self, weights: &Weights, at: DateTime<Utc>) {
+        if self.promoting || weights.get(&self.writer) > 0 {
+            return;
+        }
+        let Some((target, _)) = weights.iter().filter(|(r, _)| **r != self.writer).max_by_key(|(_, w)| *w) else {
+            return;
+        };
+        let target = target.clone();
+        let Some(pg) = self.config.region(&target).and_then(|r| r.postgres.as_ref()) else { return };
+        if !pg.promote {
+            return;
+        }
+        let Some(tx) = self.ch.replication.clone() else { return };
+        if let Err(why) = pg.max_lag.admits(self.lag.get(&target).map(LagSample::reading).as_ref()) {
+            let msg = format!("{target} was not promoted: {why}");
+            warn!(%msg, "promotion refused by the RPO gate");
+            self.on_promotion_step(PromotionStep::new("gate", &target, false, format!("refused: {why}")));
+            return;
+        }
+        info!(%target, old = %self.writer, "requesting promotion");
+        self.promoting = true;
+        self.promotion.clear();
+        self.store.send(Write::Audit(AuditRecord {
+            id: Uuid::new_v4(),
+            at,
+            actor: "system".into(),
+            action: "promotion.requested".into(),
+            target: Some(target.to_string()),
+            outcome: "accepted".into(),
+            request_id: None,
+            details: json!({ "old_primary": self.writer }),
+        }));
+        let cmd = ReplicationCommand::Promote { target, old_primary: self.writer.clone(), reply: None };
+        if tx.try_send(cmd).is_err() {
+            self.promoting = false;
+            warn!("replication actor busy or gone; promotion not requested");
+        }
+    }
+
+    /// Records one promotion step; a failed step raises `promotion_failed`.
+    pub(crate) fn on_promotion_step(&mut self, step: PromotionStep) {
+        self.store.send(Write::Audit(AuditRecord {
+            id: Uuid::new_v4(),
+            at: step.at,
+            actor: "system".into(),
+            action: format!("promotion.{}", step.step),
+            target: Some(step.region.to_string()),
+            outcome: if step.ok { "ok".into() } else { "failed".into() },
+            request_id: None,
+            details: json!({ "detail": step.detail }),
+        }));
+        if step.step == "promote" && step.ok {
+            self.writer = step.region.clone();
+        }
+        let key = ("promotion_failed".to_string(), Some(step.region.clone()));
+        if !step.ok && step.step != "fence" {
+            self.promoting = false;
+            let id = Uuid::new_v4();
+            let message = format!("promotion step {} on {} failed: {}", step.step, step.region, step.detail);
+            self.store.send(Write::Alarm(AlarmRecord {
+                id,
+                raised_at: step.at,
+                kind: key.0.clone(),
+                region: key.1.as_ref().map(|r| r.to_string()),
+                message: message.clone(),
+            }));
+            self.alarms.insert(key, ActiveAlarm { id, message, since: step.at });
+        }
+        if step.step == "track" {
+            self.promoting = false;
+        }
+        self.promotion.push(step);
         self.dirty = true;
     }
 
@@ -597,8 +717,8 @@ impl Engine {
             .iter()
             .map(|r| {
                 let rt = self.regions.get(&r.name);
-                let health = rt.map(|x| x.health).unwrap_or(Health::Unknown);
-                let mut notes = Vec::new();
+                let (health, lag_note) = self.health_with_lag(&r.name);
+                let mut notes: Vec<String> = lag_note.into_iter().collect();
                 for (id, c) in self.checks.iter().filter(|(id, _)| id.region == r.name) {
                     if c.state.fail_streak > 0 && c.state.health != Health::Down {
                         notes.push(format!(
@@ -752,7 +872,10 @@ impl Engine {
         let stale: Vec<_> = self
             .alarms
             .keys()
-            .filter(|k| !matches!(k.0.as_str(), "provider_failing" | "store_unreachable") && !wanted.contains_key(*k))
+            .filter(|k| {
+                !matches!(k.0.as_str(), "provider_failing" | "store_unreachable" | "promotion_failed")
+                    && !wanted.contains_key(*k)
+            })
             .cloned()
             .collect();
         for k in stale {
@@ -837,7 +960,7 @@ impl Engine {
                 RegionStatus {
                     name: r.name.clone(),
                     role: r.role,
-                    health: rt.map(|x| x.health).unwrap_or(Health::Unknown),
+                    health: self.health_with_lag(&r.name).0,
                     since: rt.and_then(|x| x.since),
                     normal_weight: r.weight,
                     weight: weights.get(&r.name),
@@ -845,7 +968,7 @@ impl Engine {
                     maintenance: self.maintenance.get(&r.name).cloned(),
                     layers,
                     checks,
-                    lag: self.lag.get(&r.name).cloned(),
+                    lag: self.lag.get(&r.name).cloned().filter(|_| r.name != self.writer),
                 }
             })
             .collect();
@@ -884,6 +1007,8 @@ impl Engine {
             failed_over,
             drill: self.drill.as_ref().map(|d| d.status()),
             operator_hold: self.hold.clone(),
+            writer: self.writer.clone(),
+            promotion: self.promotion.clone(),
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::observation::Outcome;
 use crate::plan::TrafficPlan;
 use crate::region::{Layer, RegionName, Role};
 use crate::replication::LagSample;
+use crate::replication::promotion::PromotionStep;
 use crate::store::records::HoldRecord;
 use crate::store::writer::StoreStatus;
 use crate::traffic::applier::ApplyReport;
@@ -38,6 +39,10 @@ pub struct Status {
     pub store: StoreStatus,
     /// Whether the system is failed over (any region below its normal weight).
     pub failed_over: bool,
+    /// The region whose database takes writes.
+    pub writer: RegionName,
+    /// Steps of the last promotion.
+    pub promotion: Vec<PromotionStep>,
     /// The live drill, while one runs or rolls back.
     pub drill: Option<DrillStatus>,
     /// Weights pinned by an operator (manual failover or switchover) until a failback.

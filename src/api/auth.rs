@@ -20,7 +20,7 @@ use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{AppState, ApiError, REQUEST_ID};
+use super::{ApiError, AppState, REQUEST_ID};
 use crate::auth::{Access, Principal, Role};
 use crate::store::records::{AuditRecord, Write};
 
@@ -47,9 +47,10 @@ fn bearer(req: &Request, path: &str) -> Option<String> {
         return v.strip_prefix("Bearer ").map(|t| t.trim().to_string());
     }
     if path == "/api/v1/stream" {
-        return req.uri().query().and_then(|q| {
-            q.split('&').find_map(|kv| kv.strip_prefix("access_token=")).map(|t| t.to_string())
-        });
+        return req
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")).map(|t| t.to_string()));
     }
     None
 }
@@ -72,12 +73,21 @@ fn check(s: &AppState, req: &Request, path: &str) -> Result<Option<Principal>, (
             ))
         };
     };
-    let needed = match crate::auth::access(method, path, auth.healthz_public, s.config.orchestrator.metrics_public, auth.public_reads) {
+    let needed = match crate::auth::access(
+        method,
+        path,
+        auth.healthz_public,
+        s.config.orchestrator.metrics_public,
+        auth.public_reads,
+    ) {
         Access::Public => return Ok(bearer(req, path).and_then(|t| auth.tokens.authenticate(&t))),
         Access::Needs(r) => r,
     };
     let Some(token) = bearer(req, path) else {
-        return Err((ApiError::Unauthorized("a bearer token is required: send Authorization: Bearer <token>".into()), None));
+        return Err((
+            ApiError::Unauthorized("a bearer token is required: send Authorization: Bearer <token>".into()),
+            None,
+        ));
     };
     let Some(p) = auth.tokens.authenticate(&token) else {
         return Err((ApiError::Unauthorized("the bearer token is not valid".into()), None));
@@ -133,7 +143,14 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
     }
 }
 
-fn audit(s: &AppState, actor: &str, note: &AuditNote, outcome: &str, request_id: Option<String>, at: chrono::DateTime<Utc>) {
+fn audit(
+    s: &AppState,
+    actor: &str,
+    note: &AuditNote,
+    outcome: &str,
+    request_id: Option<String>,
+    at: chrono::DateTime<Utc>,
+) {
     s.writes.send(Write::Audit(AuditRecord {
         id: Uuid::new_v4(),
         at,

@@ -18,7 +18,8 @@ pub async fn index() -> Html<&'static str> {
 
 /// `GET /assets/dashboard.js`
 pub async fn script() -> Response {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], SCRIPT).into_response()
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], SCRIPT)
+        .into_response()
 }
 
 /// `GET /assets/dashboard.css`

@@ -88,7 +88,9 @@ impl ApiError {
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
         match self {
-            ApiError::BadRequest { field, message } => json!({ "error": format!("{field}: {message}"), "field": field }),
+            ApiError::BadRequest { field, message } => {
+                json!({ "error": format!("{field}: {message}"), "field": field })
+            }
             ApiError::Refused { message, reasons } => json!({ "error": message, "reasons": reasons }),
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, error.chain = ?e, "internal error");

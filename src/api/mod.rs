@@ -21,10 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
+use axum::handler::Handler;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::handler::Handler;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -97,6 +97,7 @@ fn routes() -> Routes {
         .get("/api/v1/status", status)
         .get("/api/v1/events", events)
         .get("/api/v1/stream", stream)
+        .get("/api/v1/regions/{name}/lag", lag_series)
         .get("/api/v1/openapi.json", openapi_json)
         .get("/api/v1/drills", operator::list_drills)
         .post("/api/v1/drills", operator::start_drill)
@@ -212,6 +213,60 @@ async fn events(
     })?;
     let next_before = if events.len() as i64 == limit { events.last().map(|e| e.at) } else { None };
     Ok(Json(json!({ "events": events, "next_before": next_before })))
+}
+
+/// Query of `GET /api/v1/regions/{name}/lag`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LagQuery {
+    /// Start of the series (RFC 3339); default one hour ago.
+    pub since: Option<DateTime<Utc>>,
+    /// Bucket width in seconds, 1–86400 (default: about 120 points over the range).
+    pub step: Option<i64>,
+}
+
+/// Replication lag of a region over time (raw samples, then per-minute aggregates).
+#[utoipa::path(get, path = "/api/v1/regions/{name}/lag", tag = "system",
+    params(("name" = String, Path, description = "region name"), ("since" = Option<String>, Query, description = "RFC 3339 start (default one hour ago)"),
+        ("step" = Option<i64>, Query, description = "bucket width in seconds, 1–86400")),
+    responses((status = 200, description = "the lag series", body = Object), (status = 400, body = dto::ErrorDto), (status = 404, body = dto::ErrorDto)),
+    security(("bearer" = [])))]
+async fn lag_series(
+    State(s): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    q: Result<Query<LagQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest { field: "query".into(), message: e.body_text() })?;
+    let Some(region) = s.config.regions.iter().find(|r| r.name.as_str() == name) else {
+        return Err(ApiError::NotFound(format!("unknown region `{name}`")));
+    };
+    if region.postgres.is_none() {
+        return Err(ApiError::NotFound(format!("region `{name}` has no database, so no replication lag")));
+    }
+    let now = Utc::now();
+    let since = q.since.unwrap_or(now - chrono::Duration::hours(1));
+    if since > now {
+        return Err(ApiError::BadRequest { field: "since".into(), message: "is in the future".into() });
+    }
+    let range = (now - since).num_seconds().max(1);
+    let step = q.step.unwrap_or((range / 120).max(1));
+    if !(1..=86_400).contains(&step) {
+        return Err(ApiError::BadRequest {
+            field: "step".into(),
+            message: format!("{step} is outside 1–86400 seconds"),
+        });
+    }
+    let points = s
+        .store
+        .lag_series(&name, since, Duration::from_secs(step as u64))
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the store is unreachable ({e})")))?;
+    let latest = s.status.borrow().regions.iter().find(|r| r.name.as_str() == name).and_then(|r| r.lag.clone());
+    let points: Vec<serde_json::Value> = points
+        .into_iter()
+        .map(|p| json!({ "at": p.at, "bytes": p.max_bytes, "seconds": p.max_seconds, "avg_bytes": p.avg_bytes, "avg_seconds": p.avg_seconds, "samples": p.samples }))
+        .collect();
+    Ok(Json(json!({ "region": name, "since": since, "step": step, "points": points, "latest": latest })))
 }
 
 /// Server-Sent Events: a `status` event with the full snapshot whenever it changes.

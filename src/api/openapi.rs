@@ -32,7 +32,7 @@ impl Modify for Bearer {
 #[openapi(
     info(title = "failover-orchestrator", description = "Regional failover orchestrator: status, history, drills and manual control."),
     paths(
-        super::healthz, super::metrics, super::status, super::events, super::stream, super::openapi_json,
+        super::healthz, super::metrics, super::status, super::events, super::stream, super::lag_series, super::openapi_json,
         operator::start_drill, operator::list_drills, operator::get_drill, operator::abort_drill,
         operator::failover, operator::switchover, operator::failback, operator::maintenance, operator::audit,
     ),
@@ -64,8 +64,16 @@ mod tests {
         }
         assert!(missing.is_empty(), "routes missing from the OpenAPI document: {missing:?}");
         for (path, item) in paths {
-            for method in item.as_object().unwrap().keys().filter(|k| ["get", "post", "put", "delete", "patch"].contains(&k.as_str())) {
-                assert!(routes.iter().any(|(m, p)| m == method && p == path), "documented but not routed: {method} {path}");
+            for method in item
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| ["get", "post", "put", "delete", "patch"].contains(&k.as_str()))
+            {
+                assert!(
+                    routes.iter().any(|(m, p)| m == method && p == path),
+                    "documented but not routed: {method} {path}"
+                );
             }
         }
     }

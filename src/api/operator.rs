@@ -8,11 +8,11 @@
 use std::time::Duration;
 
 use axum::Extension;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -88,14 +88,25 @@ fn operation(out: CommandOutcome) -> Value {
 }
 
 /// Runs a mutation with its audit note, idempotency and error mapping.
-async fn mutation<F, Fut>(s: &AppState, p: &Principal, headers: &HeaderMap, route: &str, body: &Bytes, note: AuditNote, f: F) -> Response
+async fn mutation<F, Fut>(
+    s: &AppState,
+    p: &Principal,
+    headers: &HeaderMap,
+    route: &str,
+    body: &Bytes,
+    note: AuditNote,
+    f: F,
+) -> Response
 where
     F: FnOnce(AuditNote) -> Fut,
     Fut: Future<Output = Result<(StatusCode, Value, AuditNote), ApiError>>,
 {
     let key = match idempotency::key(headers) {
         Ok(k) => k,
-        Err(e) => return idempotency::once(&s.store, &p.name, None, String::new(), note.clone(), async { Err((e, note)) }).await,
+        Err(e) => {
+            return idempotency::once(&s.store, &p.name, None, String::new(), note.clone(), async { Err((e, note)) })
+                .await;
+        }
     };
     let fp = idempotency::fingerprint("POST", route, body);
     let n = note.clone();
@@ -124,27 +135,28 @@ pub async fn start_drill(
     mutation(&s, &p, &headers, "/api/v1/drills", &body, note, |mut note| {
         let (s, p, body) = (&s, &p, &body);
         async move {
-        let req: DrillRequestDto = parse_json(&body)?;
-        let request = DrillRequest {
-            evacuate: req.evacuate,
-            target: req.target,
-            steps: req.steps,
-            hold_seconds: req.hold_seconds,
-            dry_run: req.dry_run,
-            reason: req.reason.unwrap_or_default(),
-        };
-        let spec = drill::validate(&s.config.policy, &request).map_err(|e| ApiError::field(e.field, e.message))?;
-        note.target = spec.evacuate.as_ref().or(spec.target.as_ref()).map(|r| r.to_string());
-        note.details = json!({ "reason": spec.reason, "dry_run": spec.dry_run, "steps": spec.steps });
-        let actor = p.name.clone();
-        match ask(&s, |reply| Command::StartDrill { spec, actor, reply }).await? {
-            Ok(rec) => {
-                note.details["drill_id"] = json!(rec.id);
-                Ok((StatusCode::CREATED, json!(rec), note))
+            let req: DrillRequestDto = parse_json(body)?;
+            let request = DrillRequest {
+                evacuate: req.evacuate,
+                target: req.target,
+                steps: req.steps,
+                hold_seconds: req.hold_seconds,
+                dry_run: req.dry_run,
+                reason: req.reason.unwrap_or_default(),
+            };
+            let spec = drill::validate(&s.config.policy, &request).map_err(|e| ApiError::field(e.field, e.message))?;
+            note.target = spec.evacuate.as_ref().or(spec.target.as_ref()).map(|r| r.to_string());
+            note.details = json!({ "reason": spec.reason, "dry_run": spec.dry_run, "steps": spec.steps });
+            let actor = p.name.clone();
+            match ask(s, |reply| Command::StartDrill { spec, actor, reply }).await? {
+                Ok(rec) => {
+                    note.details["drill_id"] = json!(rec.id);
+                    Ok((StatusCode::CREATED, json!(rec), note))
+                }
+                Err(e) => Err(ApiError::from_command(e, "target")),
             }
-            Err(e) => Err(ApiError::from_command(e, "target")),
         }
-    }})
+    })
     .await
 }
 
@@ -158,7 +170,9 @@ pub struct ListQuery {
     pub before: Option<DateTime<Utc>>,
 }
 
-fn list_query(q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> Result<(i64, Option<DateTime<Utc>>), ApiError> {
+fn list_query(
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<(i64, Option<DateTime<Utc>>), ApiError> {
     let Query(q) = q.map_err(|e| ApiError::field("query", e.body_text()))?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -220,17 +234,18 @@ pub async fn abort_drill(
     mutation(&s, &p, &headers, &format!("/api/v1/drills/{id}/abort"), &body, note, |mut note| {
         let (s, p, body) = (&s, &p, &body);
         async move {
-        let id = drill_id(&id)?;
-        let req: AbortRequestDto =
-            if body.iter().all(u8::is_ascii_whitespace) { AbortRequestDto::default() } else { parse_json(&body)? };
-        let reason = req.reason.unwrap_or_else(|| "aborted by an operator".into());
-        note.details = json!({ "reason": reason });
-        let actor = p.name.clone();
-        match ask(&s, |reply| Command::AbortDrill { id, actor, reason, reply }).await? {
-            Ok(rec) => Ok((StatusCode::OK, json!(rec), note)),
-            Err(e) => Err(ApiError::from_command(e, "id")),
+            let id = drill_id(&id)?;
+            let req: AbortRequestDto =
+                if body.iter().all(u8::is_ascii_whitespace) { AbortRequestDto::default() } else { parse_json(body)? };
+            let reason = req.reason.unwrap_or_else(|| "aborted by an operator".into());
+            note.details = json!({ "reason": reason });
+            let actor = p.name.clone();
+            match ask(s, |reply| Command::AbortDrill { id, actor, reason, reply }).await? {
+                Ok(rec) => Ok((StatusCode::OK, json!(rec), note)),
+                Err(e) => Err(ApiError::from_command(e, "id")),
+            }
         }
-    }})
+    })
     .await
 }
 
@@ -251,24 +266,25 @@ pub async fn failover(
     mutation(&s, &p, &headers, "/api/v1/failover", &body, note, |mut note| {
         let (s, p, body) = (&s, &p, &body);
         async move {
-        let req: FailoverRequestDto = parse_json(&body)?;
-        let reason = reason(req.reason)?;
-        note.target = Some(req.target.clone());
-        note.details = json!({ "reason": reason, "force": req.force });
-        if req.force && !p.role.allows(Role::Admin) {
-            return Err(ApiError::Forbidden(format!(
-                "`force` accepts losing data on a lagging target and needs the admin role; `{}` is {}",
-                p.name, p.role
-            )));
+            let req: FailoverRequestDto = parse_json(body)?;
+            let reason = reason(req.reason)?;
+            note.target = Some(req.target.clone());
+            note.details = json!({ "reason": reason, "force": req.force });
+            if req.force && !p.role.allows(Role::Admin) {
+                return Err(ApiError::Forbidden(format!(
+                    "`force` accepts losing data on a lagging target and needs the admin role; `{}` is {}",
+                    p.name, p.role
+                )));
+            }
+            let target = RegionName::new(req.target);
+            let force = req.force.then(|| reason.clone());
+            let actor = p.name.clone();
+            match ask(s, |reply| Command::Failover { target, force, reason, actor, reply }).await? {
+                Ok(out) => Ok((StatusCode::OK, operation(out), note)),
+                Err(e) => Err(ApiError::from_command(e, "target")),
+            }
         }
-        let target = RegionName::new(req.target);
-        let force = req.force.then(|| reason.clone());
-        let actor = p.name.clone();
-        match ask(&s, |reply| Command::Failover { target, force, reason, actor, reply }).await? {
-            Ok(out) => Ok((StatusCode::OK, operation(out), note)),
-            Err(e) => Err(ApiError::from_command(e, "target")),
-        }
-    }})
+    })
     .await
 }
 
@@ -287,26 +303,34 @@ pub async fn switchover(
     mutation(&s, &p, &headers, "/api/v1/switchover", &body, note, |mut note| {
         let (s, p, body) = (&s, &p, &body);
         async move {
-        let req: SwitchoverRequestDto = parse_json(&body)?;
-        let reason = reason(req.reason)?;
-        let wait = req.timeout_seconds.unwrap_or(10.0);
-        if !wait.is_finite() || !(0.0..=MAX_SWITCHOVER_WAIT).contains(&wait) {
-            return Err(ApiError::field("timeout_seconds", format!("{wait} is outside 0–{MAX_SWITCHOVER_WAIT}")));
+            let req: SwitchoverRequestDto = parse_json(body)?;
+            let reason = reason(req.reason)?;
+            let wait = req.timeout_seconds.unwrap_or(10.0);
+            if !wait.is_finite() || !(0.0..=MAX_SWITCHOVER_WAIT).contains(&wait) {
+                return Err(ApiError::field("timeout_seconds", format!("{wait} is outside 0–{MAX_SWITCHOVER_WAIT}")));
+            }
+            let max_lag_bytes = req.max_lag_bytes.unwrap_or(0);
+            if max_lag_bytes < 0 {
+                return Err(ApiError::field("max_lag_bytes", "must not be negative"));
+            }
+            note.target = Some(req.target.clone());
+            note.details = json!({ "reason": reason, "timeout_seconds": wait });
+            let (target, actor) = (RegionName::new(req.target), p.name.clone());
+            let timeout = Duration::from_secs_f64(wait);
+            let cmd = |reply| Command::Switchover {
+                target,
+                timeout,
+                max_lag_bytes: max_lag_bytes as u64,
+                reason,
+                actor,
+                reply,
+            };
+            match ask(s, cmd).await? {
+                Ok(out) => Ok((StatusCode::OK, operation(out), note)),
+                Err(e) => Err(ApiError::from_command(e, "target")),
+            }
         }
-        let max_lag_bytes = req.max_lag_bytes.unwrap_or(0);
-        if max_lag_bytes < 0 {
-            return Err(ApiError::field("max_lag_bytes", "must not be negative"));
-        }
-        note.target = Some(req.target.clone());
-        note.details = json!({ "reason": reason, "timeout_seconds": wait });
-        let (target, actor) = (RegionName::new(req.target), p.name.clone());
-        let timeout = Duration::from_secs_f64(wait);
-        let cmd = |reply| Command::Switchover { target, timeout, max_lag_bytes: max_lag_bytes as u64, reason, actor, reply };
-        match ask(&s, cmd).await? {
-            Ok(out) => Ok((StatusCode::OK, operation(out), note)),
-            Err(e) => Err(ApiError::from_command(e, "target")),
-        }
-    }})
+    })
     .await
 }
 
@@ -325,15 +349,16 @@ pub async fn failback(
     mutation(&s, &p, &headers, "/api/v1/failback", &body, note, |mut note| {
         let (s, p, body) = (&s, &p, &body);
         async move {
-        let req: FailbackRequestDto = parse_json(&body)?;
-        let reason = reason(req.reason)?;
-        note.details = json!({ "reason": reason });
-        let actor = p.name.clone();
-        match ask(&s, |reply| Command::Failback { reason, actor, reply }).await? {
-            Ok(out) => Ok((StatusCode::OK, operation(out), note)),
-            Err(e) => Err(ApiError::from_command(e, "target")),
+            let req: FailbackRequestDto = parse_json(body)?;
+            let reason = reason(req.reason)?;
+            note.details = json!({ "reason": reason });
+            let actor = p.name.clone();
+            match ask(s, |reply| Command::Failback { reason, actor, reply }).await? {
+                Ok(out) => Ok((StatusCode::OK, operation(out), note)),
+                Err(e) => Err(ApiError::from_command(e, "target")),
+            }
         }
-    }})
+    })
     .await
 }
 
@@ -355,20 +380,21 @@ pub async fn maintenance(
     mutation(&s, &p, &headers, &route, &body, note, |mut note| {
         let (s, p, body) = (&s, &p, &body);
         async move {
-        let region = RegionName::new(name.clone());
-        if s.config.region(&region).is_none() {
-            return Err(ApiError::NotFound(format!("name: unknown region `{name}`")));
+            let region = RegionName::new(name.clone());
+            if s.config.region(&region).is_none() {
+                return Err(ApiError::NotFound(format!("name: unknown region `{name}`")));
+            }
+            let req: MaintenanceRequestDto = parse_json(body)?;
+            let reason = reason(req.reason)?;
+            note.action = if req.drain { "maintenance.drain".into() } else { "maintenance.undrain".into() };
+            note.details = json!({ "reason": reason });
+            let (drain, actor) = (req.drain, p.name.clone());
+            match ask(s, |reply| Command::Maintenance { region, drain, reason, actor, reply }).await? {
+                Ok(out) => Ok((StatusCode::OK, operation(out), note)),
+                Err(e) => Err(ApiError::from_command(e, "name")),
+            }
         }
-        let req: MaintenanceRequestDto = parse_json(&body)?;
-        let reason = reason(req.reason)?;
-        note.action = if req.drain { "maintenance.drain".into() } else { "maintenance.undrain".into() };
-        note.details = json!({ "reason": reason });
-        let (drain, actor) = (req.drain, p.name.clone());
-        match ask(&s, |reply| Command::Maintenance { region, drain, reason, actor, reply }).await? {
-            Ok(out) => Ok((StatusCode::OK, operation(out), note)),
-            Err(e) => Err(ApiError::from_command(e, "name")),
-        }
-    }})
+    })
     .await
 }
 

@@ -134,7 +134,11 @@ pub enum OperatorCmd {
 pub async fn run(target: &Target, cmd: &OperatorCmd) -> Result<String, ClientError> {
     let c = Client::new(&target.url, target.token.clone())?;
     let (value, kind) = call(&c, cmd).await?;
-    Ok(if target.json { serde_json::to_string_pretty(&value).unwrap_or_default() } else { render::render(kind, &value) })
+    Ok(if target.json {
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    } else {
+        render::render(kind, &value)
+    })
 }
 
 async fn call(c: &Client, cmd: &OperatorCmd) -> Result<(Value, render::Kind), ClientError> {

@@ -31,7 +31,14 @@ fn table(head: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let line = |cells: Vec<String>| {
-        cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect::<Vec<_>>().join("  ").trim_end().to_string()
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
     };
     let mut out = vec![line(head.iter().map(|h| h.to_string()).collect())];
     out.extend(rows.iter().map(|r| line(r.clone())));
@@ -46,15 +53,31 @@ pub fn render(kind: Kind, v: &Value) -> String {
         Kind::Drills => {
             let rows: Vec<Vec<String>> = v["drills"]
                 .as_array()
-                .map(|a| a.iter().map(|d| {
-                    vec![s(&d["id"]), s(&d["state"]), s(&d["spec"]["evacuate"]), s(&d["spec"]["target"]),
-                        s(&d["requested_at"]), s(&d["actor"]), s(&d["report"]["time_to_shift_ms"])]
-                }).collect())
+                .map(|a| {
+                    a.iter()
+                        .map(|d| {
+                            vec![
+                                s(&d["id"]),
+                                s(&d["state"]),
+                                s(&d["spec"]["evacuate"]),
+                                s(&d["spec"]["target"]),
+                                s(&d["requested_at"]),
+                                s(&d["actor"]),
+                                s(&d["report"]["time_to_shift_ms"]),
+                            ]
+                        })
+                        .collect()
+                })
                 .unwrap_or_default();
             table(&["ID", "STATE", "EVACUATE", "TARGET", "REQUESTED", "BY", "SHIFT MS"], &rows)
         }
         Kind::Operation => {
-            let mut out = format!("operation {}\nplan      {}\nweights   {}", s(&v["operation_id"]), s(&v["plan_id"]), s(&v["plan"]["weights"]));
+            let mut out = format!(
+                "operation {}\nplan      {}\nweights   {}",
+                s(&v["operation_id"]),
+                s(&v["plan_id"]),
+                s(&v["plan"]["weights"])
+            );
             if let Some(r) = v["plan"]["reason"].as_str() {
                 out.push_str(&format!("\nreason    {r}"));
             }
@@ -66,15 +89,42 @@ pub fn render(kind: Kind, v: &Value) -> String {
 fn status(v: &Value) -> String {
     let rows: Vec<Vec<String>> = v["regions"]
         .as_array()
-        .map(|a| a.iter().map(|r| {
-            let lag = if r["lag"].is_null() { "-".to_string() } else { format!("{} B / {} s", s(&r["lag"]["bytes"]), s(&r["lag"]["seconds"])) };
-            vec![s(&r["name"]), s(&r["role"]), s(&r["health"]), format!("{}/{}", s(&r["weight"]), s(&r["normal_weight"])), lag, s(&r["maintenance"])]
-        }).collect())
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    let lag = if r["lag"].is_null() {
+                        "-".to_string()
+                    } else {
+                        format!("{} B / {} s", s(&r["lag"]["bytes"]), s(&r["lag"]["seconds"]))
+                    };
+                    vec![
+                        s(&r["name"]),
+                        s(&r["role"]),
+                        s(&r["health"]),
+                        format!("{}/{}", s(&r["weight"]), s(&r["normal_weight"])),
+                        lag,
+                        s(&r["maintenance"]),
+                    ]
+                })
+                .collect()
+        })
         .unwrap_or_default();
     let mut out = table(&["REGION", "ROLE", "HEALTH", "WEIGHT", "LAG", "MAINTENANCE"], &rows);
-    out.push_str(&format!("\n\nleader {} (epoch {}) · plan {} · verified {}", s(&v["leadership"]["leader"]), s(&v["leadership"]["epoch"]), s(&v["plan"]["kind"]), s(&v["plan"]["verified_at"])));
+    out.push_str(&format!(
+        "\n\nleader {} (epoch {}) · plan {} · verified {}",
+        s(&v["leadership"]["leader"]),
+        s(&v["leadership"]["epoch"]),
+        s(&v["plan"]["kind"]),
+        s(&v["plan"]["verified_at"])
+    ));
     if let Some(d) = v.get("drill").filter(|d| !d.is_null()) {
-        out.push_str(&format!("\ndrill {} {} (step {} of {})", s(&d["id"]), s(&d["state"]), s(&d["step"]), s(&d["steps"])));
+        out.push_str(&format!(
+            "\ndrill {} {} (step {} of {})",
+            s(&d["id"]),
+            s(&d["state"]),
+            s(&d["step"]),
+            s(&d["steps"])
+        ));
     }
     for a in v["alarms"].as_array().into_iter().flatten() {
         out.push_str(&format!("\nALARM {}: {}", s(&a["kind"]), s(&a["message"])));
@@ -89,14 +139,31 @@ fn drill(v: &Value) -> String {
     let rep = &v["report"];
     let mut out = format!(
         "drill     {}\nstate     {}\nby        {} at {}\nmove      {} → {} in steps {} (hold {} ms){}\nbaseline  {}\nshift     {} ms (request → verified)\nrollback  {} ms\nmax lag   {} bytes / {} s (RPO {})\nerrors    {}\noutcome   {}",
-        s(&v["id"]), s(&v["state"]), s(&v["actor"]), s(&v["requested_at"]), s(&v["spec"]["evacuate"]), s(&v["spec"]["target"]),
-        s(&v["spec"]["steps"]), s(&v["spec"]["hold_ms"]), if v["spec"]["dry_run"] == true { " (dry run)" } else { "" },
-        s(&v["baseline"]), s(&rep["time_to_shift_ms"]), s(&rep["time_to_rollback_ms"]), s(&rep["max_lag_bytes"]),
-        s(&rep["max_lag_seconds"]), s(&rep["rpo"]), s(&rep["error_count"]), s(&rep["outcome_reason"])
+        s(&v["id"]),
+        s(&v["state"]),
+        s(&v["actor"]),
+        s(&v["requested_at"]),
+        s(&v["spec"]["evacuate"]),
+        s(&v["spec"]["target"]),
+        s(&v["spec"]["steps"]),
+        s(&v["spec"]["hold_ms"]),
+        if v["spec"]["dry_run"] == true { " (dry run)" } else { "" },
+        s(&v["baseline"]),
+        s(&rep["time_to_shift_ms"]),
+        s(&rep["time_to_rollback_ms"]),
+        s(&rep["max_lag_bytes"]),
+        s(&rep["max_lag_seconds"]),
+        s(&rep["rpo"]),
+        s(&rep["error_count"]),
+        s(&rep["outcome_reason"])
     );
     let rows: Vec<Vec<String>> = v["timeline"]
         .as_array()
-        .map(|a| a.iter().map(|e| vec![s(&e["at"]), s(&e["kind"]), s(&e["step"]), s(&e["weights"]), s(&e["detail"])]).collect())
+        .map(|a| {
+            a.iter()
+                .map(|e| vec![s(&e["at"]), s(&e["kind"]), s(&e["step"]), s(&e["weights"]), s(&e["detail"])])
+                .collect()
+        })
         .unwrap_or_default();
     if !rows.is_empty() {
         out.push_str("\n\n");

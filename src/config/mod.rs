@@ -42,6 +42,8 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     /// Housekeeping and drill schedule.
     pub schedule: ScheduleConfig,
+    /// Replication lag collection.
+    pub replication: ReplicationConfig,
     /// API tokens; None: reads open, mutations refused.
     pub auth: Option<AuthConfig>,
 }
@@ -55,6 +57,21 @@ pub struct AuthConfig {
     pub public_reads: bool,
     /// Whether `/healthz` needs no token.
     pub healthz_public: bool,
+}
+
+/// `[replication]`, validated.
+#[derive(Debug, Clone)]
+pub struct ReplicationConfig {
+    /// Collection interval.
+    pub interval: Duration,
+    /// Per-query timeout.
+    pub timeout: Duration,
+    /// Heartbeat table name (a plain SQL identifier).
+    pub heartbeat_table: String,
+    /// Whether to write the heartbeat.
+    pub heartbeat: bool,
+    /// Raw sample retention.
+    pub raw_retention: Duration,
 }
 
 /// `[orchestrator]`, validated.
@@ -98,6 +115,12 @@ pub struct RegionPostgres {
     pub dsn: SecretString,
     /// RPO gate.
     pub max_lag: LagLimit,
+    /// Lag above which the region is degraded.
+    pub degrade_lag: LagLimit,
+    /// `application_name` in `pg_stat_replication`.
+    pub application_name: String,
+    /// Promote on failover.
+    pub promote: bool,
 }
 
 /// What a check probes and how.
@@ -264,6 +287,39 @@ impl Config {
             retention: raw.schedule.retention.unwrap_or(Duration::from_secs(7 * 24 * 3600)),
             drills: Vec::new(),
         };
+        let replication = ReplicationConfig {
+            interval: raw.replication.interval.unwrap_or(Duration::from_secs(1)),
+            timeout: raw.replication.timeout.unwrap_or(Duration::from_millis(800)),
+            heartbeat_table: raw
+                .replication
+                .heartbeat_table
+                .clone()
+                .unwrap_or_else(|| "failover_orchestrator_heartbeat".into()),
+            heartbeat: raw.replication.heartbeat.unwrap_or(true),
+            raw_retention: raw.replication.raw_retention.unwrap_or(Duration::from_secs(24 * 3600)),
+        };
+        if replication.interval.is_zero() {
+            p.push("replication.interval", "is zero", "use a positive duration such as \"1s\"");
+        }
+        if replication.timeout.is_zero() || replication.timeout > replication.interval {
+            p.push(
+                "replication.timeout",
+                format!("({}) must be > 0 and <= interval", humantime::format_duration(replication.timeout)),
+                "lower timeout or raise replication.interval",
+            );
+        }
+        let ht = &replication.heartbeat_table;
+        if ht.is_empty()
+            || ht.len() > 63
+            || !ht.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            || ht.starts_with(|c: char| c.is_ascii_digit())
+        {
+            p.push(
+                "replication.heartbeat_table",
+                format!("`{ht}` is not a plain table name"),
+                "use lowercase letters, digits and '_', e.g. \"failover_orchestrator_heartbeat\"",
+            );
+        }
         if schedule.housekeeping.split_whitespace().count() != 6 {
             p.push(
                 "schedule.housekeeping",
@@ -281,7 +337,7 @@ impl Config {
         }
         match (orchestrator, policy) {
             (Some(orchestrator), Some(policy)) => {
-                Ok(Config { orchestrator, policy, regions, providers, schedule, auth })
+                Ok(Config { orchestrator, policy, regions, providers, schedule, auth, replication })
             }
             // Both are None only when a problem was pushed, which returned above.
             _ => Err(ConfigError::Invalid(vec![Problem {
@@ -518,11 +574,7 @@ fn validate_auth(raw: &raw::RawAuth, env: &dyn Fn(&str) -> Option<String>, p: &m
     }
 }
 
-fn validate_scheduled_drills(
-    raw: &[raw::RawScheduledDrill],
-    policy: &Policy,
-    p: &mut Problems,
-) -> Vec<ScheduledDrill> {
+fn validate_scheduled_drills(raw: &[raw::RawScheduledDrill], policy: &Policy, p: &mut Problems) -> Vec<ScheduledDrill> {
     let mut out = Vec::new();
     let mut names = HashSet::new();
     for (i, d) in raw.iter().enumerate() {
@@ -532,7 +584,11 @@ fn validate_scheduled_drills(
             continue;
         };
         if !names.insert(name.clone()) {
-            p.push(format!("{key}.name"), format!("`{name}` is used twice"), "give every scheduled drill a unique name");
+            p.push(
+                format!("{key}.name"),
+                format!("`{name}` is used twice"),
+                "give every scheduled drill a unique name",
+            );
         }
         let cron = d.cron.clone().unwrap_or_default();
         if let Err(e) = parse_cron(&cron) {
@@ -697,7 +753,33 @@ fn validate_regions(raw: &[RawRegion], env: &dyn Fn(&str) -> Option<String>, p: 
                 }
                 None => None,
             };
-            Some(RegionPostgres { dsn: dsn?, max_lag: LagLimit { bytes, time: pg.max_lag } })
+            let degrade_bytes = match pg.degrade_lag_bytes {
+                Some(b) if b >= 0 => Some(b as u64),
+                Some(b) => {
+                    p.push(
+                        format!("{key}.postgres.degrade_lag_bytes"),
+                        format!("{b} is negative"),
+                        "use 0 or more bytes",
+                    );
+                    None
+                }
+                None => None,
+            };
+            let application_name = pg.application_name.clone().or_else(|| r.name.clone()).unwrap_or_default();
+            if application_name.is_empty() || application_name.len() > 63 {
+                p.push(
+                    format!("{key}.postgres.application_name"),
+                    "must be 1–63 characters",
+                    "use the standby's application_name from primary_conninfo",
+                );
+            }
+            Some(RegionPostgres {
+                dsn: dsn?,
+                max_lag: LagLimit { bytes, time: pg.max_lag },
+                degrade_lag: LagLimit { bytes: degrade_bytes, time: pg.degrade_lag },
+                application_name,
+                promote: pg.promote.unwrap_or(false),
+            })
         });
         let mut checks = Vec::new();
         let mut check_names = HashSet::new();

@@ -26,6 +26,9 @@ pub struct RawConfig {
     /// Scheduled drills and housekeeping.
     #[serde(default)]
     pub schedule: RawSchedule,
+    /// Replication lag collection.
+    #[serde(default)]
+    pub replication: RawReplication,
     /// Bearer tokens and roles for the API. Absent: reads are open and mutations are refused.
     pub auth: Option<RawAuth>,
 }
@@ -42,6 +45,25 @@ pub struct RawAuth {
     pub public_reads: Option<bool>,
     /// Whether `/healthz` needs no token (default true).
     pub healthz_public: Option<bool>,
+}
+
+/// `[replication]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReplication {
+    /// How often lag is collected (and the heartbeat written).
+    #[serde(default, with = "humantime_serde::option")]
+    pub interval: Option<Duration>,
+    /// Timeout of each lag query.
+    #[serde(default, with = "humantime_serde::option")]
+    pub timeout: Option<Duration>,
+    /// Heartbeat table on the primary (created if missing).
+    pub heartbeat_table: Option<String>,
+    /// Whether the orchestrator writes the heartbeat (default true; needs write access to the primary).
+    pub heartbeat: Option<bool>,
+    /// How long raw lag samples are kept before only per-minute aggregates remain.
+    #[serde(default, with = "humantime_serde::option")]
+    pub raw_retention: Option<Duration>,
 }
 
 /// `[orchestrator]`
@@ -129,6 +151,15 @@ pub struct RawRegionPostgres {
     /// Largest replication lag, as a duration, that still allows failing over here.
     #[serde(default, with = "humantime_serde::option")]
     pub max_lag: Option<Duration>,
+    /// Lag in bytes above which the region is shown (and treated as) degraded.
+    pub degrade_lag_bytes: Option<i64>,
+    /// Lag as a duration above which the region is shown (and treated as) degraded.
+    #[serde(default, with = "humantime_serde::option")]
+    pub degrade_lag: Option<Duration>,
+    /// The standby's `application_name` in the primary's `pg_stat_replication` (default: the region name).
+    pub application_name: Option<String>,
+    /// Promote this region's database when traffic fails over to it (default false).
+    pub promote: Option<bool>,
 }
 
 /// `[[regions.checks]]`: one flat table for every check type, validated per type.

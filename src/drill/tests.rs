@@ -100,12 +100,14 @@ fn validation_names_the_bad_field() {
 #[test]
 fn the_default_target_is_the_first_up_region_within_its_lag_limit() {
     let p = policy();
-    let up = [input("primary", Health::Up, None), input("standby", Health::Up, Some(10)), input("dr", Health::Up, None)];
+    let up =
+        [input("primary", Health::Up, None), input("standby", Health::Up, Some(10)), input("dr", Health::Up, None)];
     assert_eq!(choose_target(&p, &up, Some(&r("primary"))), Some(r("standby")));
     let lagging =
         [input("primary", Health::Up, None), input("standby", Health::Up, Some(5000)), input("dr", Health::Up, None)];
     assert_eq!(choose_target(&p, &lagging, Some(&r("primary"))), Some(r("dr")));
-    let down = [input("primary", Health::Up, None), input("standby", Health::Down, None), input("dr", Health::Degraded, None)];
+    let down =
+        [input("primary", Health::Up, None), input("standby", Health::Down, None), input("dr", Health::Degraded, None)];
     assert_eq!(choose_target(&p, &down, Some(&r("primary"))), None);
 }
 

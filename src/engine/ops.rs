@@ -40,10 +40,22 @@ const SWITCHOVER_MAX_SECONDS: f64 = 0.5;
 /// Where a live drill is.
 #[derive(Debug, Clone)]
 pub(crate) enum Phase {
-    Shifting { step: u32, plan: PlanId, since: DateTime<Utc> },
-    Holding { step: u32, until: DateTime<Utc> },
+    Shifting {
+        step: u32,
+        plan: PlanId,
+        since: DateTime<Utc>,
+    },
+    Holding {
+        step: u32,
+        until: DateTime<Utc>,
+    },
     /// `plan` is None until the plan carrying the rollback is sent (start-up, or a safety move).
-    RollingBack { plan: Option<PlanId>, since: DateTime<Utc>, outcome: DrillState, why: String },
+    RollingBack {
+        plan: Option<PlanId>,
+        since: DateTime<Utc>,
+        outcome: DrillState,
+        why: String,
+    },
 }
 
 /// The live drill the engine drives.
@@ -222,7 +234,9 @@ impl Engine {
         }
         match &self.plan {
             None => Some("no plan is applied yet (starting)".into()),
-            Some(p) if p.verified_at.is_none() => Some(format!("plan {} is not yet verified by every provider", p.plan.id)),
+            Some(p) if p.verified_at.is_none() => {
+                Some(format!("plan {} is not yet verified by every provider", p.plan.id))
+            }
             Some(_) => None,
         }
     }
@@ -232,7 +246,9 @@ impl Engine {
             return Err(CommandError::NotLeader);
         }
         match self.busy() {
-            Some(b) => Err(CommandError::Refused(vec![format!("{b} holds the operation lock: wait for it or abort it")])),
+            Some(b) => {
+                Err(CommandError::Refused(vec![format!("{b} holds the operation lock: wait for it or abort it")]))
+            }
             None => Ok(()),
         }
     }
@@ -241,7 +257,14 @@ impl Engine {
         if self.config.region(r).is_some() { Ok(()) } else { Err(CommandError::UnknownRegion(r.to_string())) }
     }
 
-    fn operation(&self, now: DateTime<Utc>, kind: &str, target: Option<&RegionName>, reason: &str, actor: &str) -> OperationRecord {
+    fn operation(
+        &self,
+        now: DateTime<Utc>,
+        kind: &str,
+        target: Option<&RegionName>,
+        reason: &str,
+        actor: &str,
+    ) -> OperationRecord {
         OperationRecord {
             id: Uuid::new_v4(),
             requested_at: now,
@@ -269,7 +292,8 @@ impl Engine {
 
     /// A plan was verified on every provider: operations and drills waiting for it move on.
     pub(super) fn on_plan_verified(&mut self, plan: PlanId, at: DateTime<Utc>) {
-        let (done, open): (Vec<_>, Vec<_>) = std::mem::take(&mut self.open_ops).into_iter().partition(|o| o.plan_id == Some(plan));
+        let (done, open): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.open_ops).into_iter().partition(|o| o.plan_id == Some(plan));
         self.open_ops = open;
         for mut op in done {
             op.state = "verified".into();
@@ -327,7 +351,11 @@ impl Engine {
     }
 
     /// Whether `target` may take all traffic: up, not drained, within its lag limit (or forced).
-    fn check_target(&self, target: &RegionName, force: Option<&str>) -> Result<Option<(RegionName, String)>, CommandError> {
+    fn check_target(
+        &self,
+        target: &RegionName,
+        force: Option<&str>,
+    ) -> Result<Option<(RegionName, String)>, CommandError> {
         let health = self.regions.get(target).map(|r| r.health).unwrap_or(Health::Unknown);
         let mut why = Vec::new();
         if health != Health::Up {
@@ -483,7 +511,8 @@ impl Engine {
         }
         self.memory.evacuated.clear();
         let normal = normal_weights(&self.config.policy);
-        let plan = self.operator_plan(now, normal, PlanKind::Failback, format!("manual failback by {actor}: {reason}")).await;
+        let plan =
+            self.operator_plan(now, normal, PlanKind::Failback, format!("manual failback by {actor}: {reason}")).await;
         Ok(self.operation_applied(op, &plan, now))
     }
 
@@ -495,7 +524,8 @@ impl Engine {
     ) -> Result<DrillRecord, CommandError> {
         let inputs = self.inputs();
         let policy = &self.config.policy;
-        let target = spec.target.clone().or_else(|| drill::choose_target(policy, &inputs.regions, spec.evacuate.as_ref()));
+        let target =
+            spec.target.clone().or_else(|| drill::choose_target(policy, &inputs.regions, spec.evacuate.as_ref()));
         let target_input = target.as_ref().and_then(|t| inputs.regions.iter().find(|r| &r.name == t));
         let baseline = self.memory.current.clone();
         let why = drill::preflight(&Preflight {
@@ -531,7 +561,15 @@ impl Engine {
         let _ = tokio::time::timeout(RECORD_WAIT, ack).await;
         info!(drill = %record.id, target = %target, dry_run, actor = %record.actor, "drill started");
         if dry_run {
-            self.store.send(Write::DrillEvent(Box::new(event(record.id, now, "preflight", None, None, None, preflight))));
+            self.store.send(Write::DrillEvent(Box::new(event(
+                record.id,
+                now,
+                "preflight",
+                None,
+                None,
+                None,
+                preflight,
+            ))));
             for (i, w) in record.spec.planned.iter().enumerate() {
                 let pct = record.spec.steps[i];
                 self.store.send(Write::DrillEvent(Box::new(event(
@@ -557,7 +595,10 @@ impl Engine {
         });
         self.drill_event(now, "preflight", None, None, preflight);
         self.send_drill_step(0, now).await;
-        Ok(self.drill.as_ref().map(|d| d.record.clone()).ok_or_else(|| CommandError::NoSuchDrill("drill ended at once".into()))?)
+        self.drill
+            .as_ref()
+            .map(|d| d.record.clone())
+            .ok_or_else(|| CommandError::NoSuchDrill("drill ended at once".into()))
     }
 
     pub(super) async fn abort_drill_command(
@@ -599,7 +640,8 @@ impl Engine {
         let baseline = d.record.baseline.clone();
         let id = d.record.id;
         info!(drill = %id, outcome = %outcome, why = %why, "drill rolling back");
-        let plan = self.operator_plan(now, baseline, PlanKind::Drill, format!("drill {id}: rolling back ({why})")).await;
+        let plan =
+            self.operator_plan(now, baseline, PlanKind::Drill, format!("drill {id}: rolling back ({why})")).await;
         if let Some(d) = &mut self.drill {
             d.phase = Phase::RollingBack { plan: Some(plan.id), since: now, outcome, why: why.clone() };
             d.record.state = DrillState::RollingBack;
@@ -616,7 +658,15 @@ impl Engine {
         d.record.updated_at = now;
         d.record.report.outcome_reason = Some(why.clone());
         info!(drill = %d.record.id, outcome = %outcome, why = %why, report = ?d.record.report, "drill finished");
-        self.store.send(Write::DrillEvent(Box::new(event(d.record.id, now, "finished", None, None, None, format!("{outcome}: {why}")))));
+        self.store.send(Write::DrillEvent(Box::new(event(
+            d.record.id,
+            now,
+            "finished",
+            None,
+            None,
+            None,
+            format!("{outcome}: {why}"),
+        ))));
         self.store.send(Write::Drill(Box::new(d.record)));
         self.dirty = true;
     }
@@ -662,7 +712,12 @@ impl Engine {
                         self.persist_drill(now);
                     }
                     Some((id, _)) if id != plan => {
-                        self.rollback_drill(now, DrillState::Failed, format!("step {}'s plan was superseded", step + 1)).await;
+                        self.rollback_drill(
+                            now,
+                            DrillState::Failed,
+                            format!("step {}'s plan was superseded", step + 1),
+                        )
+                        .await;
                     }
                     _ if now - since > STEP_VERIFY_TIMEOUT => {
                         let why = format!("step {} was not verified by every provider within 30 s", step + 1);

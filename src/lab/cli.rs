@@ -10,7 +10,6 @@
 //! `--measure-flips N` breaks the primary N times and prints the
 //! detection-to-flip time (break → PowerDNS no longer answering the primary).
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -127,6 +126,7 @@ impl Lab {
                 tcp_target: app.addr().to_string(),
                 pg_dsn: Some(pg.dsn()),
                 pg_expect_recovery: Some(i != 0),
+                pg_extra: Vec::new(),
             });
             regions.push(LabRegion { name: names[i].into(), ip: ips[i], app, pg: Some(pg) });
         }
@@ -151,6 +151,8 @@ impl Lab {
         let tokens_file = dir.join("tokens");
         std::fs::write(&tokens_file, tokens.file_text())?;
         params.tokens_file = Some(tokens_file);
+        // Loopback only: the dashboard reads without a token; every action needs the operator token.
+        params.public_reads = true;
         let config_text = params.to_toml();
         let key = pdns.api_key().to_string();
         let config = Config::parse(&config_text, "lab regions.toml", &|k| (k == PDNS_KEY_ENV).then(|| key.clone()))
@@ -200,7 +202,8 @@ pub async fn dig(dns: SocketAddr, name: &str) -> anyhow::Result<Option<IpAddr>> 
     Ok(String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.trim().parse().ok()))
 }
 
-type Shared = Arc<Mutex<Lab>>;
+/// The lab, shared with the control endpoint.
+pub type Shared = Arc<Mutex<Lab>>;
 
 /// Runs the lab until Ctrl-C (or until the measurement is done).
 ///
@@ -256,8 +259,12 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
     info!("lab ready");
 
     let measured = match (args.measure_flips, args.measure_drills) {
-        (Some(n), _) => Some(measure_flips(&shared, &mut status, dns, n).await),
-        (None, Some(n)) => Some(measure_drills(api, &tokens, &mut status, n).await),
+        (Some(n), _) => {
+            Some(super::measure::flips(&shared, &mut status, dns, n).await.map(|times| report_flips(&times)))
+        }
+        (None, Some(n)) => {
+            Some(super::measure::drills(api, &tokens, &mut status, n).await.map(|runs| report_drills(&runs)))
+        }
         (None, None) => None,
     };
     if let Some(result) = measured {
@@ -386,129 +393,42 @@ async fn control_pg(
     }
 }
 
-/// Breaks the primary `n` times; prints each detection-to-flip time and the median.
 #[allow(clippy::print_stdout)]
-async fn measure_flips(
-    lab: &Shared,
-    status: &mut tokio::sync::watch::Receiver<Arc<crate::status::Status>>,
-    dns: SocketAddr,
-    n: usize,
-) -> anyhow::Result<()> {
-    let primary_ip = lab.lock().await.regions[0].ip;
-    let mut times = Vec::new();
-    for i in 0..n {
-        wait_for(status, Duration::from_secs(120), |s| {
-            s.regions.iter().all(|r| r.weight == r.normal_weight)
-                && s.plan.as_ref().is_some_and(|p| p.verified_at.is_some())
-        })
-        .await
-        .context("waiting for the normal split")?;
-        tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 500)).await;
-        let t0 = Instant::now();
-        lab.lock().await.regions[0].app.break_health();
-        // Flipped when 8 answers in a row avoid the primary (at 80 % weight, a false
-        // positive needs 0.2^8 ≈ 3e-6 luck); the time is that of the first of them.
-        let mut streak_start = None;
-        let mut streak = 0;
-        let flipped = loop {
-            let at = t0.elapsed();
-            let ans = dig(dns, RECORD).await?;
-            if ans.is_some() && ans != Some(primary_ip) {
-                streak_start.get_or_insert(at);
-                streak += 1;
-                if streak >= 8 {
-                    break streak_start.unwrap_or(at);
-                }
-            } else {
-                streak = 0;
-                streak_start = None;
-            }
-            if t0.elapsed() > Duration::from_secs(60) {
-                bail!("no flip within 60 s");
-            }
-        };
-        println!("flip {}: {:.0} ms", i + 1, flipped.as_secs_f64() * 1000.0);
-        times.push(flipped);
-        lab.lock().await.regions[0].app.restore().await?;
+fn report_drills(runs: &[(Duration, Duration)]) {
+    for (i, (shift, back)) in runs.iter().enumerate() {
+        println!(
+            "drill {}: time to shift {:.0} ms, time to roll back {:.0} ms",
+            i + 1,
+            shift.as_secs_f64() * 1000.0,
+            back.as_secs_f64() * 1000.0
+        );
     }
-    times.sort();
-    let median = times[times.len() / 2];
-    let by: BTreeMap<&str, String> =
-        [("runs", n.to_string()), ("median_ms", format!("{:.0}", median.as_secs_f64() * 1000.0))].into_iter().collect();
+    let shift = super::measure::Summary::of(&runs.iter().map(|r| r.0).collect::<Vec<_>>());
+    let back = super::measure::Summary::of(&runs.iter().map(|r| r.1).collect::<Vec<_>>());
     println!(
-        "detection-to-flip: {by:?} (min {:.0} ms, max {:.0} ms)",
-        times[0].as_secs_f64() * 1000.0,
-        times[times.len() - 1].as_secs_f64() * 1000.0
+        "live drills over {} runs (PowerDNS, read-back verified): time to shift median {:.0} ms (min {:.0}, max {:.0}); time to roll back median {:.0} ms (min {:.0}, max {:.0})",
+        runs.len(),
+        shift.p50_ms,
+        shift.min_ms,
+        shift.max_ms,
+        back.p50_ms,
+        back.min_ms,
+        back.max_ms
     );
-    Ok(())
 }
 
-/// Runs `n` live drills through the API (evacuate the primary in one step, hold 1 s) and prints
-/// the median time to shift (request → verified by read-back) and time to roll back, from the drill reports.
 #[allow(clippy::print_stdout)]
-async fn measure_drills(
-    api: SocketAddr,
-    tokens: &LabTokens,
-    status: &mut tokio::sync::watch::Receiver<Arc<crate::status::Status>>,
-    n: usize,
-) -> anyhow::Result<()> {
-    let client = crate::cli::client::Client::new(&format!("http://{api}"), Some(tokens.operator.clone()))?;
-    let (mut shift, mut back) = (Vec::new(), Vec::new());
-    for i in 0..n {
-        wait_for(status, Duration::from_secs(120), |s| {
-            s.drill.is_none()
-                && s.regions.iter().all(|r| r.weight == r.normal_weight && r.health == crate::health::Health::Up)
-                && s.plan.as_ref().is_some_and(|p| p.verified_at.is_some())
-        })
-        .await
-        .context("waiting for the normal split before a drill")?;
-        let body = json!({ "evacuate": "primary", "steps": [100], "hold_seconds": 1, "reason": "lab --measure-drills" });
-        let started = client.post("/api/v1/drills", &body, None).await?;
-        let id = started["id"].as_str().unwrap_or_default().to_string();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let drill = loop {
-            let d = client.get(&format!("/api/v1/drills/{id}")).await?;
-            if d["finished_at"].is_string() {
-                break d;
-            }
-            if Instant::now() > deadline {
-                bail!("drill {id} did not finish within 120 s");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        let ms = |k: &str| drill["report"][k].as_u64();
-        let (Some(s), Some(b)) = (ms("time_to_shift_ms"), ms("time_to_rollback_ms")) else {
-            bail!("drill {id} ended {} without both timings: {}", drill["state"], drill["report"]);
-        };
-        println!("drill {}: {} · time to shift {s} ms · time to roll back {b} ms", i + 1, drill["state"]);
-        shift.push(s);
-        back.push(b);
+fn report_flips(times: &[Duration]) {
+    for (i, t) in times.iter().enumerate() {
+        println!("flip {}: {:.0} ms", i + 1, t.as_secs_f64() * 1000.0);
     }
-    if n == 0 {
-        return Ok(());
-    }
-    shift.sort_unstable();
-    back.sort_unstable();
+    let s = super::measure::Summary::of(times);
     println!(
-        "live drills ({n} runs, PowerDNS, read-back verified): median time to shift {} ms (min {}, max {}), median time to roll back {} ms (min {}, max {})",
-        shift[n / 2], shift[0], shift[n - 1], back[n / 2], back[0], back[n - 1]
+        "detection-to-flip over {} runs: median {:.0} ms, p95 {:.0} ms, min {:.0} ms, max {:.0} ms",
+        times.len(),
+        s.p50_ms,
+        s.p95_ms,
+        s.min_ms,
+        s.max_ms
     );
-    Ok(())
-}
-
-async fn wait_for(
-    status: &mut tokio::sync::watch::Receiver<Arc<crate::status::Status>>,
-    timeout: Duration,
-    pred: impl Fn(&crate::status::Status) -> bool,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if pred(&status.borrow()) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("condition not reached within {}", humantime::format_duration(timeout));
-        }
-        let _ = tokio::time::timeout(Duration::from_millis(200), status.changed()).await;
-    }
 }

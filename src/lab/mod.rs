@@ -8,6 +8,7 @@
 pub mod app_stub;
 pub mod cli;
 pub mod faultproxy;
+pub mod measure;
 pub mod postgres;
 pub mod powerdns;
 pub mod process;

@@ -28,6 +28,8 @@ pub struct RegionSpec {
     pub pg_dsn: Option<String>,
     /// Expected `pg_is_in_recovery()` of that database.
     pub pg_expect_recovery: Option<bool>,
+    /// Extra lines for the region's `[regions.postgres]` table (e.g. `max_lag = "2s"`).
+    pub pg_extra: Vec<String>,
 }
 
 /// The PowerDNS provider section.
@@ -80,8 +82,12 @@ pub struct ConfigParams {
     pub powerdns: Option<PowerDnsSpec>,
     /// File provider path, if any.
     pub file: Option<PathBuf>,
+    /// Lag collection interval.
+    pub replication_interval: Duration,
     /// `[auth] tokens_file`, if any.
     pub tokens_file: Option<PathBuf>,
+    /// `[auth] public_reads` (the lab's dashboard reads without a token).
+    pub public_reads: bool,
     /// Extra TOML appended verbatim (e.g. `[[schedule.drills]]`).
     pub extra: String,
 }
@@ -146,7 +152,9 @@ impl ConfigParams {
             failback_step: 20,
             powerdns: None,
             file: None,
+            replication_interval: Duration::from_millis(500),
             tokens_file: None,
+            public_reads: false,
             extra: String::new(),
         }
     }
@@ -178,6 +186,12 @@ impl ConfigParams {
             );
             if let Some(dsn) = &r.pg_dsn {
                 let _ = writeln!(s, "[regions.postgres]\ndsn = \"{dsn}\"");
+                if !r.pg_extra.iter().any(|l| l.starts_with("application_name")) {
+                    let _ = writeln!(s, "application_name = \"{}\"", r.name);
+                }
+                for line in &r.pg_extra {
+                    let _ = writeln!(s, "{line}");
+                }
             }
             let common = format!(
                 "interval = \"{}\"\nfast_interval = \"{}\"\ntimeout = \"{}\"\nfall = {}\nrise = {}",
@@ -219,7 +233,7 @@ impl ConfigParams {
             let _ = writeln!(s, "[[providers]]\ntype = \"file\"\npath = \"{}\"\n", f.display());
         }
         if let Some(t) = &self.tokens_file {
-            let _ = writeln!(s, "[auth]\ntokens_file = \"{}\"\n", t.display());
+            let _ = writeln!(s, "[auth]\ntokens_file = \"{}\"\npublic_reads = {}\n", t.display(), self.public_reads);
         }
         s.push_str(&self.extra);
         s

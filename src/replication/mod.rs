@@ -6,6 +6,8 @@
 //! status. The pure maths live in [`lag`].
 
 pub mod lag;
+pub mod promotion;
+pub mod sampler;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -74,6 +74,23 @@ pub struct Event {
     pub details: Value,
 }
 
+/// One point of a lag chart.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LagPoint {
+    /// Start of the bucket.
+    pub at: DateTime<Utc>,
+    /// Largest bytes behind in the bucket.
+    pub max_bytes: Option<i64>,
+    /// Mean bytes behind.
+    pub avg_bytes: Option<f64>,
+    /// Largest seconds behind.
+    pub max_seconds: Option<f64>,
+    /// Mean seconds behind.
+    pub avg_seconds: Option<f64>,
+    /// Samples in the bucket.
+    pub samples: Option<i64>,
+}
+
 /// A stored plan.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StoredPlan {
@@ -233,6 +250,33 @@ impl Store {
                 .await
                 .map_err(q("recording an audit entry"))?;
             }
+            Write::LagSamples(samples) => {
+                if !samples.is_empty() {
+                    let src = |s: Option<crate::replication::LagSource>| {
+                        s.and_then(|s| serde_json::to_value(s).ok()).and_then(|v| v.as_str().map(str::to_string))
+                    };
+                    let state = |s: &crate::replication::LagSample| {
+                        serde_json::to_value(s.state)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default()
+                    };
+                    sqlx::query(
+                        "INSERT INTO lag_samples (region, at, bytes, seconds, state, bytes_source, seconds_source)
+                         SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::bigint[], $4::float8[], $5::text[], $6::text[], $7::text[])",
+                    )
+                    .bind(samples.iter().map(|s| s.region.to_string()).collect::<Vec<_>>())
+                    .bind(samples.iter().map(|s| s.at).collect::<Vec<_>>())
+                    .bind(samples.iter().map(|s| s.bytes.map(|b| b.min(i64::MAX as u64) as i64)).collect::<Vec<_>>())
+                    .bind(samples.iter().map(|s| s.seconds).collect::<Vec<_>>())
+                    .bind(samples.iter().map(state).collect::<Vec<_>>())
+                    .bind(samples.iter().map(|s| src(s.bytes_source)).collect::<Vec<_>>())
+                    .bind(samples.iter().map(|s| src(s.seconds_source)).collect::<Vec<_>>())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q("recording lag samples"))?;
+                }
+            }
             Write::Maintenance { region, drain } => {
                 match drain {
                     Some((since, reason)) => {
@@ -252,10 +296,10 @@ impl Store {
                 }
                 .map_err(q("recording maintenance"))?;
             }
-            Write::Drill(d) => operations::upsert_drill(&mut *tx, d).await?,
-            Write::DrillEvent(e) => operations::insert_drill_event(&mut *tx, e).await?,
-            Write::Operation(o) => operations::upsert_operation(&mut *tx, o).await?,
-            Write::Hold(h) => operations::set_hold(&mut *tx, h.as_deref()).await?,
+            Write::Drill(d) => operations::upsert_drill(&mut tx, d).await?,
+            Write::DrillEvent(e) => operations::insert_drill_event(&mut tx, e).await?,
+            Write::Operation(o) => operations::upsert_operation(&mut tx, o).await?,
+            Write::Hold(h) => operations::set_hold(&mut tx, h.as_deref()).await?,
         }
         tx.commit().await.map_err(q("committing"))
     }
@@ -302,6 +346,19 @@ impl Store {
                 }
             })
             .collect())
+    }
+
+    /// The region last promoted to writer (from the audit log), to resume after a restart.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn last_promoted(&self) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT target FROM audit_log WHERE action = 'promotion.promote' AND outcome = 'ok' ORDER BY at DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q("reading the last promotion"))
     }
 
     /// Regions in maintenance, to restore after a restart.
@@ -402,6 +459,87 @@ impl Store {
             .map_err(q("deleting old idempotency keys"))?
             .rows_affected();
         Ok(a + b + c)
+    }
+
+    /// A lag series for a chart: one point per `step`, from raw samples and (older) minute aggregates.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn lag_series(
+        &self,
+        region: &str,
+        since: DateTime<Utc>,
+        step: Duration,
+    ) -> Result<Vec<LagPoint>, StoreError> {
+        let step_s = step.as_secs_f64().max(1.0);
+        let rows = sqlx::query(
+            "SELECT bucket, max(max_bytes) AS max_bytes, avg(avg_bytes) AS avg_bytes,
+                    max(max_seconds) AS max_seconds, avg(avg_seconds) AS avg_seconds, sum(n)::bigint AS samples
+               FROM (
+                 SELECT date_bin(make_interval(secs => $3), at, 'epoch'::timestamptz) AS bucket,
+                        max(bytes) AS max_bytes, avg(bytes)::float8 AS avg_bytes,
+                        max(seconds) AS max_seconds, avg(seconds) AS avg_seconds, count(*) AS n
+                   FROM lag_samples WHERE region = $1 AND at >= $2 GROUP BY 1
+                 UNION ALL
+                 SELECT date_bin(make_interval(secs => $3), minute, 'epoch'::timestamptz),
+                        max(max_bytes), avg(avg_bytes), max(max_seconds), avg(avg_seconds), sum(samples)
+                   FROM lag_minutes WHERE region = $1 AND minute >= $2
+                    AND minute < COALESCE((SELECT min(at) FROM lag_samples WHERE region = $1), 'infinity')
+                  GROUP BY 1
+               ) b
+              GROUP BY bucket ORDER BY bucket",
+        )
+        .bind(region)
+        .bind(since)
+        .bind(step_s)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("reading the lag series"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| LagPoint {
+                at: r.get("bucket"),
+                max_bytes: r.get("max_bytes"),
+                avg_bytes: r.get("avg_bytes"),
+                max_seconds: r.get("max_seconds"),
+                avg_seconds: r.get("avg_seconds"),
+                samples: r.get("samples"),
+            })
+            .collect())
+    }
+
+    /// Rolls raw lag samples older than `raw_retention` up into per-minute aggregates
+    /// (min / max / avg / p95) and deletes them. Returns the raw rows removed.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn roll_up_lag(&self, raw_retention: Duration) -> Result<u64, StoreError> {
+        let cutoff = Utc::now() - chrono::Duration::from_std(raw_retention).unwrap_or(chrono::Duration::days(1));
+        // Whole minutes only, so a minute is never split between raw and aggregate.
+        let mut tx = self.pool.begin().await.map_err(q("opening a transaction"))?;
+        sqlx::query(
+            "INSERT INTO lag_minutes (region, minute, samples, min_bytes, max_bytes, avg_bytes, p95_bytes,
+                                      min_seconds, max_seconds, avg_seconds, p95_seconds)
+             SELECT region, date_trunc('minute', at), count(*), min(bytes), max(bytes), avg(bytes)::float8,
+                    percentile_cont(0.95) WITHIN GROUP (ORDER BY bytes),
+                    min(seconds), max(seconds), avg(seconds),
+                    percentile_cont(0.95) WITHIN GROUP (ORDER BY seconds)
+               FROM lag_samples WHERE at < date_trunc('minute', $1::timestamptz)
+              GROUP BY 1, 2
+             ON CONFLICT (region, minute) DO NOTHING",
+        )
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await
+        .map_err(q("aggregating lag samples"))?;
+        let n = sqlx::query("DELETE FROM lag_samples WHERE at < date_trunc('minute', $1::timestamptz)")
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("deleting raw lag samples"))?
+            .rows_affected();
+        tx.commit().await.map_err(q("committing"))?;
+        Ok(n)
     }
 
     /// Closes the pool.

@@ -268,7 +268,9 @@ impl Store {
             .map(|r| {
                 let state: String = r.get("state");
                 let what = match state.as_str() {
-                    "interrupted" => "was interrupted by a restart before it moved traffic; run it again if still wanted",
+                    "interrupted" => {
+                        "was interrupted by a restart before it moved traffic; run it again if still wanted"
+                    }
                     "resumed" => "was applied but not verified before a restart; its plan is re-applied now",
                     _ => "was applied but not verified before a restart; a newer plan superseded it",
                 };
@@ -352,7 +354,13 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Query`].
-    pub async fn idempotency_complete(&self, actor: &str, key: &str, status: u16, body: &Value) -> Result<(), StoreError> {
+    pub async fn idempotency_complete(
+        &self,
+        actor: &str,
+        key: &str,
+        status: u16,
+        body: &Value,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE idempotency_keys SET status = $3, body = $4 WHERE actor = $1 AND key = $2")
             .bind(actor)
             .bind(key)

@@ -149,6 +149,8 @@ pub enum Write {
     Operation(Box<OperationRecord>),
     /// The operator hold set (Some) or released (None).
     Hold(Option<Box<HoldRecord>>),
+    /// A batch of lag samples (one per standby per collection).
+    LagSamples(Vec<crate::replication::LagSample>),
     /// A region drained (Some) or undrained (None).
     Maintenance {
         /// The region.
@@ -173,6 +175,7 @@ impl Write {
             Write::DrillEvent(_) => "drill_event",
             Write::Operation(_) => "operation",
             Write::Hold(_) => "hold",
+            Write::LagSamples(_) => "lag_samples",
         }
     }
 }

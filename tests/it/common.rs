@@ -92,6 +92,8 @@ pub struct Spec {
     pub auth: bool,
     /// TOML appended to the generated configuration.
     pub extra: String,
+    /// Extra `[regions.postgres]` lines per region (primary, standby, dr).
+    pub pg_extra: [Vec<String>; 3],
 }
 
 impl Default for Spec {
@@ -112,6 +114,7 @@ impl Default for Spec {
             region_dsns: None,
             auth: true,
             extra: String::new(),
+            pg_extra: Default::default(),
         }
     }
 }
@@ -157,6 +160,7 @@ pub async fn spawn_app(spec: Spec) -> TestApp {
             tcp_target: app.addr().to_string(),
             pg_dsn: spec.region_dsns.as_ref().map(|d| d[i].clone()),
             pg_expect_recovery: spec.region_dsns.as_ref().map(|_| i != 0),
+            pg_extra: spec.pg_extra[i].clone(),
         });
         addresses.push(address);
         apps.push(app);
@@ -338,7 +342,6 @@ impl TestApp {
         tokio::time::timeout(Duration::from_secs(20), self.task).await.expect("shutdown within 20 s").unwrap().unwrap();
         let _ = std::fs::remove_file(&self.plan_file);
     }
-
 }
 
 /// Weights in order primary, standby, dr.

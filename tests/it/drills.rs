@@ -28,7 +28,10 @@ async fn a_dry_run_drill_records_every_step_and_touches_no_provider() {
     assert_eq!(code, 201, "{d}");
     assert_eq!(d["state"], "dry_run");
     assert_eq!(d["spec"]["target"], "standby");
-    assert_eq!(d["spec"]["planned"], json!([{ "primary": 40, "standby": 60, "dr": 0 }, { "primary": 0, "standby": 100, "dr": 0 }]));
+    assert_eq!(
+        d["spec"]["planned"],
+        json!([{ "primary": 40, "standby": 60, "dr": 0 }, { "primary": 0, "standby": 100, "dr": 0 }])
+    );
     let id = d["id"].as_str().unwrap();
     let d = app.wait_drill_finished(id, T).await;
     let k = kinds(&d);
@@ -52,23 +55,27 @@ async fn a_live_drill_shifts_through_powerdns_holds_and_rolls_back() {
     let mut app = spawn_app(Spec::default()).await;
     app.wait_for_verified(&w(80, 20, 0), T).await;
     let (code, d) = app
-        .post("/api/v1/drills", json!({ "evacuate": "primary", "steps": [50, 100], "hold_seconds": 2, "reason": "game day" }))
+        .post(
+            "/api/v1/drills",
+            json!({ "evacuate": "primary", "steps": [50, 100], "hold_seconds": 2, "reason": "game day" }),
+        )
         .await;
     assert_eq!(code, 201, "{d}");
     let id = d["id"].as_str().unwrap().to_string();
 
     // Step 2 holds all traffic on the standby: PowerDNS really answers only the standby.
     app.wait_for("drill holding step 2", T, |s| {
-        s.drill.as_ref().is_some_and(|d| d.step == Some(1) && d.state == failover_orchestrator::drill::DrillState::Holding)
+        s.drill
+            .as_ref()
+            .is_some_and(|d| d.step == Some(1) && d.state == failover_orchestrator::drill::DrillState::Holding)
     })
     .await;
     let answers = app.dig_many(20).await;
     assert!(answers.iter().all(|a| *a == app.addresses[1]), "during the drill: {answers:?}");
 
     // While it holds, other operations are refused with the reason.
-    let (code, e) = app
-        .post("/api/v1/drills", json!({ "evacuate": "primary", "dry_run": true, "reason": "second" }))
-        .await;
+    let (code, e) =
+        app.post("/api/v1/drills", json!({ "evacuate": "primary", "dry_run": true, "reason": "second" })).await;
     assert_eq!(code, 409, "{e}");
     assert!(e["reasons"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().contains(&id)), "{e}");
     let (code, e) = app.post("/api/v1/failover", json!({ "target": "dr", "reason": "x" })).await;
@@ -78,7 +85,9 @@ async fn a_live_drill_shifts_through_powerdns_holds_and_rolls_back() {
     let d = app.wait_drill_finished(&id, T).await;
     assert_eq!(d["state"], "completed", "{d}");
     let k = kinds(&d);
-    for want in ["preflight", "step_sent", "step_verified", "hold_done", "rollback_sent", "rollback_verified", "finished"] {
+    for want in
+        ["preflight", "step_sent", "step_verified", "hold_done", "rollback_sent", "rollback_verified", "finished"]
+    {
         assert!(k.contains(&want.to_string()), "{want} missing from {k:?}");
     }
     assert_eq!(k.iter().filter(|k| *k == "step_verified").count(), 2);
@@ -90,7 +99,10 @@ async fn a_live_drill_shifts_through_powerdns_holds_and_rolls_back() {
     app.wait_for_verified(&w(80, 20, 0), T).await;
     let answers = app.dig_many(30).await;
     assert!(answers.contains(&app.addresses[0]), "after rollback: {answers:?}");
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM plans WHERE kind = 'drill'").fetch_one(app.store.pool()).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM plans WHERE kind = 'drill'")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
     assert_eq!(n, 3, "two steps and the rollback recorded as plans");
     app.shutdown().await;
 }
@@ -104,8 +116,10 @@ async fn a_drill_aborts_and_rolls_back_by_itself_when_the_target_breaks_mid_hold
     assert_eq!(code, 201, "{d}");
     let id = d["id"].as_str().unwrap().to_string();
     app.wait_for_verified(&w(0, 100, 0), T).await;
-    app.wait_for("holding", T, |s| s.drill.as_ref().is_some_and(|d| d.state == failover_orchestrator::drill::DrillState::Holding))
-        .await;
+    app.wait_for("holding", T, |s| {
+        s.drill.as_ref().is_some_and(|d| d.state == failover_orchestrator::drill::DrillState::Holding)
+    })
+    .await;
 
     app.apps[1].break_health();
     let d = app.wait_drill_finished(&id, T).await;
@@ -123,13 +137,16 @@ async fn a_restart_mid_drill_rolls_back_and_records_the_drill_as_interrupted() {
     let spec = Spec { store_dsn: Some(db.clone()), powerdns: false, ..Spec::default() };
     let mut app = spawn_app(spec.clone()).await;
     app.wait_for_verified(&w(80, 20, 0), T).await;
-    let (code, d) =
-        app.post("/api/v1/drills", json!({ "evacuate": "primary", "hold_seconds": 300, "reason": "restart test" })).await;
+    let (code, d) = app
+        .post("/api/v1/drills", json!({ "evacuate": "primary", "hold_seconds": 300, "reason": "restart test" }))
+        .await;
     assert_eq!(code, 201, "{d}");
     let id = d["id"].as_str().unwrap().to_string();
     app.wait_for_verified(&w(0, 100, 0), T).await;
-    app.wait_for("holding", T, |s| s.drill.as_ref().is_some_and(|d| d.state == failover_orchestrator::drill::DrillState::Holding))
-        .await;
+    app.wait_for("holding", T, |s| {
+        s.drill.as_ref().is_some_and(|d| d.state == failover_orchestrator::drill::DrillState::Holding)
+    })
+    .await;
     app.shutdown().await;
 
     // A new orchestrator on the same store rolls the drill back instead of resuming its plan.

@@ -11,6 +11,7 @@ mod lab_cli;
 mod lab_postgres;
 mod lab_powerdns;
 mod lab_process;
+mod lag;
 mod operator_api;
 mod powerdns_provider;
 mod replication;

@@ -76,11 +76,17 @@ async fn tokens_roles_idempotency_audit_and_bad_input() {
     let (code, audit) = app.get_as("/api/v1/audit?limit=100", Some(&t.operator)).await;
     assert_eq!(code, 200, "{audit}");
     let entries = audit["entries"].as_array().unwrap();
-    let started: Vec<_> = entries.iter().filter(|e| e["action"] == "drill.start" && e["outcome"].as_str().unwrap().starts_with("201")).collect();
+    let started: Vec<_> = entries
+        .iter()
+        .filter(|e| e["action"] == "drill.start" && e["outcome"].as_str().unwrap().starts_with("201"))
+        .collect();
     assert_eq!(started.len(), 2, "first call and its replay: {entries:?}");
     assert!(started.iter().all(|e| e["actor"] == "lab-operator" && e["request_id"].is_string()));
     assert!(started.iter().any(|e| e["outcome"].as_str().unwrap().contains("replayed")));
-    assert!(entries.iter().any(|e| e["actor"] == "lab-viewer" && e["outcome"].as_str().unwrap().starts_with("403")), "{entries:?}");
+    assert!(
+        entries.iter().any(|e| e["actor"] == "lab-viewer" && e["outcome"].as_str().unwrap().starts_with("403")),
+        "{entries:?}"
+    );
     assert!(entries.iter().any(|e| e["actor"] == "anonymous" && e["outcome"].as_str().unwrap().starts_with("401")));
     // Tokens never appear in it.
     let text = audit.to_string();
@@ -134,7 +140,8 @@ async fn manual_failover_holds_until_failback_and_maintenance_drains() {
     app.wait_for_verified(&w(80, 20, 0), T).await;
 
     // Maintenance (the dashboard's request shape).
-    let (code, out) = app.post("/api/v1/regions/primary/maintenance", json!({ "drain": true, "reason": "kernel" })).await;
+    let (code, out) =
+        app.post("/api/v1/regions/primary/maintenance", json!({ "drain": true, "reason": "kernel" })).await;
     assert_eq!(code, 200, "{out}");
     app.wait_for_verified(&w(0, 100, 0), T).await;
     assert_eq!(app.status.borrow().regions[0].maintenance.as_deref(), Some("kernel"));
@@ -180,7 +187,11 @@ blackout = ["00:00-23:59", "23:59-00:00"]
     let (_, audit) = app.get_as("/api/v1/audit?limit=200", Some(&app.tokens.operator)).await;
     let entries = audit["entries"].as_array().unwrap();
     assert!(entries.iter().any(|e| e["actor"] == "schedule:often" && e["action"] == "schedule.run"), "{entries:?}");
-    assert!(entries.iter().any(|e| e["actor"] == "schedule:never" && e["action"] == "schedule.skipped"
-        && e["outcome"].as_str().unwrap().contains("blackout")), "{entries:?}");
+    assert!(
+        entries.iter().any(|e| e["actor"] == "schedule:never"
+            && e["action"] == "schedule.skipped"
+            && e["outcome"].as_str().unwrap().contains("blackout")),
+        "{entries:?}"
+    );
     app.shutdown().await;
 }
