@@ -261,7 +261,7 @@ impl App {
             }),
         );
 
-        // Scheduler: housekeeping now; drills arrive with the drills issue.
+        // Scheduler: housekeeping and the `[[schedule.drills]]`.
         let mut scheduler = JobScheduler::new().await.context("creating the scheduler")?;
         let store = self.store.clone();
         let retention = self.config.schedule.retention;
