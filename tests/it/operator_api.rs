@@ -195,3 +195,57 @@ blackout = ["00:00-23:59", "23:59-00:00"]
     );
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_drives_the_api_with_tables_and_json() {
+    let mut app = spawn_app(Spec { powerdns: false, ..Spec::default() }).await;
+    app.wait_for_verified(&w(80, 20, 0), T).await;
+    let url = format!("http://{}", app.addr);
+    let run = |args: Vec<&str>, token: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_failover-orchestrator"))
+            .args(args)
+            .env("FO_URL", &url)
+            .env("FO_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    let out = run(vec!["status"], &app.tokens.viewer);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("REGION") && text.contains("primary") && text.contains("80/80"), "{text}");
+
+    let out = run(
+        vec![
+            "--json",
+            "drill",
+            "start",
+            "--evacuate",
+            "primary",
+            "--steps",
+            "50,100",
+            "--hold",
+            "5s",
+            "--dry-run",
+            "--reason",
+            "cli",
+        ],
+        &app.tokens.operator,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["state"], "dry_run");
+    assert_eq!(d["spec"]["hold_ms"], 5000);
+    let id = d["id"].as_str().unwrap();
+    app.wait_drill_finished(id, T).await;
+    let out = run(vec!["drill", "status", id], &app.tokens.viewer);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("dry_run") && text.contains("step_planned"), "{text}");
+    let out = run(vec!["drill", "list"], &app.tokens.viewer);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(id));
+
+    // A refusal exits non-zero with the API's message.
+    let out = run(vec!["failover", "--to", "standby", "--reason", "x"], &app.tokens.viewer);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("403"), "{}", String::from_utf8_lossy(&out.stderr));
+    app.shutdown().await;
+}
