@@ -24,6 +24,8 @@ CREATE INDEX drills_unfinished ON drills (requested_at DESC) WHERE finished_at I
 
 CREATE TABLE drill_events (
     id       uuid PRIMARY KEY,
+    -- insertion order: the writer records events in the order they happened
+    seq      bigserial   NOT NULL,
     drill_id uuid        NOT NULL REFERENCES drills (id) ON DELETE CASCADE,
     at       timestamptz NOT NULL,
     kind     text        NOT NULL,
@@ -32,7 +34,7 @@ CREATE TABLE drill_events (
     weights  jsonb,
     detail   text        NOT NULL
 );
-CREATE INDEX drill_events_drill ON drill_events (drill_id, at);
+CREATE INDEX drill_events_drill ON drill_events (drill_id, seq);
 
 CREATE TABLE operations (
     id           uuid PRIMARY KEY,

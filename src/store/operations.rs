@@ -168,7 +168,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let events = sqlx::query("SELECT * FROM drill_events WHERE drill_id = $1 ORDER BY at, id")
+        let events = sqlx::query("SELECT * FROM drill_events WHERE drill_id = $1 ORDER BY seq")
             .bind(id.0)
             .fetch_all(self.pool())
             .await

@@ -8,6 +8,19 @@ use crate::common::{Spec, spawn_app, w};
 
 const T: Duration = Duration::from_secs(30);
 
+/// Starts a live drill moving all of the primary's share to the standby; returns its id once it holds.
+async fn evacuate_primary_and_hold(app: &mut crate::common::TestApp, hold_seconds: u64) -> String {
+    let body = json!({ "evacuate": "primary", "hold_seconds": hold_seconds, "reason": "test" });
+    let (code, d) = app.post("/api/v1/drills", body).await;
+    assert_eq!(code, 201, "{d}");
+    app.wait_for_verified(&w(0, 100, 0), T).await;
+    app.wait_for("holding", T, |s| {
+        s.drill.as_ref().is_some_and(|d| d.state == failover_orchestrator::drill::DrillState::Holding)
+    })
+    .await;
+    d["id"].as_str().unwrap().to_string()
+}
+
 fn kinds(d: &serde_json::Value) -> Vec<String> {
     d["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect()
 }
@@ -111,15 +124,7 @@ async fn a_live_drill_shifts_through_powerdns_holds_and_rolls_back() {
 async fn a_drill_aborts_and_rolls_back_by_itself_when_the_target_breaks_mid_hold() {
     let mut app = spawn_app(Spec { powerdns: false, ..Spec::default() }).await;
     app.wait_for_verified(&w(80, 20, 0), T).await;
-    let (code, d) =
-        app.post("/api/v1/drills", json!({ "evacuate": "primary", "hold_seconds": 120, "reason": "abort test" })).await;
-    assert_eq!(code, 201, "{d}");
-    let id = d["id"].as_str().unwrap().to_string();
-    app.wait_for_verified(&w(0, 100, 0), T).await;
-    app.wait_for("holding", T, |s| {
-        s.drill.as_ref().is_some_and(|d| d.state == failover_orchestrator::drill::DrillState::Holding)
-    })
-    .await;
+    let id = evacuate_primary_and_hold(&mut app, 120).await;
 
     app.apps[1].break_health();
     let d = app.wait_drill_finished(&id, T).await;
@@ -137,16 +142,7 @@ async fn a_restart_mid_drill_rolls_back_and_records_the_drill_as_interrupted() {
     let spec = Spec { store_dsn: Some(db.clone()), powerdns: false, ..Spec::default() };
     let mut app = spawn_app(spec.clone()).await;
     app.wait_for_verified(&w(80, 20, 0), T).await;
-    let (code, d) = app
-        .post("/api/v1/drills", json!({ "evacuate": "primary", "hold_seconds": 300, "reason": "restart test" }))
-        .await;
-    assert_eq!(code, 201, "{d}");
-    let id = d["id"].as_str().unwrap().to_string();
-    app.wait_for_verified(&w(0, 100, 0), T).await;
-    app.wait_for("holding", T, |s| {
-        s.drill.as_ref().is_some_and(|d| d.state == failover_orchestrator::drill::DrillState::Holding)
-    })
-    .await;
+    let id = evacuate_primary_and_hold(&mut app, 300).await;
     app.shutdown().await;
 
     // A new orchestrator on the same store rolls the drill back instead of resuming its plan.
