@@ -13,7 +13,7 @@ use failover_orchestrator::config::Config;
 use failover_orchestrator::lab::app_stub::AppStub;
 use failover_orchestrator::lab::postgres::{PgCluster, PgOptions};
 use failover_orchestrator::lab::powerdns::PowerDns;
-use failover_orchestrator::lab::topology::{ConfigParams, PowerDnsSpec, RegionSpec};
+use failover_orchestrator::lab::topology::{ConfigParams, LabTokens, PowerDnsSpec, RegionSpec};
 use failover_orchestrator::plan::Weights;
 use failover_orchestrator::region::RegionName;
 use failover_orchestrator::status::Status;
@@ -88,8 +88,10 @@ pub struct Spec {
     pub store_dsn: Option<String>,
     /// Region databases (primary, standby, dr): adds a middleware check per region.
     pub region_dsns: Option<[String; 3]>,
-    /// TOML appended to the generated configuration (extra `[[providers]]`, `[[notifications]]`).
-    pub extra_toml: String,
+    /// Configure `[auth]` with the tokens in `TestApp::tokens` (default true).
+    pub auth: bool,
+    /// TOML appended to the generated configuration.
+    pub extra: String,
     /// Extra `[regions.postgres]` lines per region (primary, standby, dr).
     pub pg_extra: [Vec<String>; 3],
 }
@@ -110,7 +112,8 @@ impl Default for Spec {
             powerdns: true,
             store_dsn: None,
             region_dsns: None,
-            extra_toml: String::new(),
+            auth: true,
+            extra: String::new(),
             pg_extra: Default::default(),
         }
     }
@@ -130,6 +133,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub config: Config,
     pub plan_file: std::path::PathBuf,
+    /// Viewer, operator and admin tokens (configured when `Spec::auth`).
+    pub tokens: LabTokens,
 }
 
 /// Region names of the test topology.
@@ -192,7 +197,14 @@ pub async fn spawn_app(spec: Spec) -> TestApp {
     }
     let plan_file = std::env::temp_dir().join(format!("fo-test-plan-{}-{n}.json", std::process::id()));
     params.file = Some(plan_file.clone());
-    let text = format!("{}\n{}", params.to_toml(), spec.extra_toml);
+    let tokens = LabTokens::generate();
+    if spec.auth {
+        let path = std::env::temp_dir().join(format!("fo-test-tokens-{}-{n}", std::process::id()));
+        std::fs::write(&path, tokens.file_text()).unwrap();
+        params.tokens_file = Some(path);
+    }
+    params.extra = spec.extra.clone();
+    let text = params.to_toml();
     let config =
         Config::parse(&text, "test", &|k| (k == PDNS_KEY_ENV).then(|| key.clone())).expect("valid test config");
     let app = App::build(config.clone(), AppOptions::default()).await.expect("build app");
@@ -213,6 +225,7 @@ pub async fn spawn_app(spec: Spec) -> TestApp {
         http: reqwest::Client::new(),
         config,
         plan_file,
+        tokens,
     }
 }
 
@@ -254,12 +267,61 @@ impl TestApp {
         self.status.borrow().plan.as_ref().map(|p| p.plan.weights.clone()).unwrap_or_default()
     }
 
-    /// GET a path of the API as JSON, with its status code.
+    /// GET a path of the API as JSON (with the viewer token), with its status code.
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let r = self.http.get(format!("http://{}{path}", self.addr)).send().await.unwrap();
+        self.get_as(path, Some(&self.tokens.viewer)).await
+    }
+
+    /// GET a path as JSON with the given token (None: no Authorization header).
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut req = self.http.get(format!("http://{}{path}", self.addr));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
         let code = r.status().as_u16();
         let body = r.json().await.unwrap_or(serde_json::Value::Null);
         (code, body)
+    }
+
+    /// POST JSON with the operator token.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.post_as(path, body, Some(&self.tokens.operator), None).await
+    }
+
+    /// POST JSON with the given token and Idempotency-Key.
+    pub async fn post_as(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+        token: Option<&str>,
+        idempotency_key: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.http.post(format!("http://{}{path}", self.addr)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(k) = idempotency_key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let r = req.send().await.unwrap();
+        let code = r.status().as_u16();
+        let body = r.json().await.unwrap_or(serde_json::Value::Null);
+        (code, body)
+    }
+
+    /// Polls a drill until it is finished; returns it with its timeline.
+    pub async fn wait_drill_finished(&self, id: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (code, d) = self.get(&format!("/api/v1/drills/{id}")).await;
+            assert_eq!(code, 200, "{d}");
+            if d["finished_at"].is_string() {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "drill {id} not finished after {timeout:?}: {d}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Asks PowerDNS `n` times and returns the answers.

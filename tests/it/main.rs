@@ -5,6 +5,7 @@
 mod api;
 mod cli;
 mod common;
+mod drills;
 mod failover;
 mod haproxy_provider;
 mod lab_cli;
@@ -12,6 +13,7 @@ mod lab_postgres;
 mod lab_powerdns;
 mod lab_process;
 mod lag;
+mod operator_api;
 mod powerdns_provider;
 mod replication;
 mod rfc2136_provider;

@@ -177,7 +177,7 @@ async fn with_one_provider_down_the_others_apply_and_the_plan_record_says_which(
         "[[providers]]\ntype = \"webhook\"\nname = \"down-hook\"\nurl = \"http://127.0.0.1:9/hook\"\nsecret_file = \"{}\"\ntimeout = \"300ms\"\nbreaker_failures = 2\nbreaker_cool_down = \"1s\"\n",
         secret_file.display()
     );
-    let mut app = spawn_app(Spec { powerdns: false, extra_toml: extra, ..Spec::default() }).await;
+    let mut app = spawn_app(Spec { powerdns: false, extra, ..Spec::default() }).await;
     app.wait_for("file verified, webhook failing", Duration::from_secs(20), |s| {
         s.plan.as_ref().is_some_and(|p| {
             let by = |n: &str| p.providers.iter().find(|r| r.provider == n).map(|r| r.result.clone());
