@@ -166,6 +166,8 @@ pub struct Engine {
     synced: bool,
     dirty: bool,
     last_publish: Option<Instant>,
+    /// Open incident timelines (issue 7).
+    incidents: crate::incidents::Tracker,
 }
 
 /// What the engine resumes from after a restart.
@@ -266,6 +268,7 @@ impl Engine {
             synced: false,
             dirty: true,
             last_publish: None,
+            incidents: crate::incidents::Tracker::new(),
         }
     }
 
@@ -346,7 +349,9 @@ impl Engine {
         }
         let layer = rt.layer;
         rt.last = Some(obs.clone());
+        self.incident_probe(&obs);
         if let Some(t) = transition {
+            self.incident_transition(&obs.check.region, Some(&obs.check.name), t.from, t.to, obs.at);
             info!(region = %obs.check.region, check = %obs.check.name, from = %t.from, to = %t.to, error = obs.error.as_deref(), "check health changed");
             self.metrics.set_check_health(&obs.check, layer, t.to);
             self.store.send(Write::Transition(TransitionRecord {
@@ -382,9 +387,11 @@ impl Engine {
                 to: h.to_string(),
                 detail,
             }));
+            let from = rt.health;
             rt.health = h;
             rt.since = Some(at);
             self.metrics.set_region_health(region, h);
+            self.incident_transition(region, None, from, h, at);
         }
     }
 
@@ -429,6 +436,7 @@ impl Engine {
             });
             return;
         }
+        let first_report = !cur.providers.contains_key(&rep.provider);
         cur.providers.insert(rep.provider.clone(), rep.clone());
         let all_verified = self
             .config
@@ -477,6 +485,7 @@ impl Engine {
             ApplyResult::Verified if all_verified => self.clear_alarm(&key, rep.at),
             _ => {}
         }
+        self.incident_report(&rep, first_report || rep.result == ApplyResult::Verified, newly_verified);
         if let Some(weights) = promote_after {
             self.maybe_promote(&weights, rep.at);
         }
@@ -733,6 +742,7 @@ impl Engine {
         if !recorded {
             warn!(plan = %plan.id, "plan not yet recorded (store slow or down); applying anyway, record is buffered");
         }
+        self.incident_plan(&plan);
         self.plan = Some(CurrentPlan { plan: plan.clone(), recorded, providers: BTreeMap::new(), verified_at: None });
         if self.ch.plans.send(Some(plan)).is_err() {
             error!("applier is gone; plan not applied");
@@ -894,6 +904,69 @@ impl Engine {
             failed_over,
             writer: self.writer.clone(),
             promotion: self.promotion.clone(),
+        }
+    }
+}
+
+/// Incident timeline hooks (issue 7): the engine tells the pure tracker what it saw and
+/// stores every incident it returns.
+impl Engine {
+    fn store_incident(&self, incident: crate::incidents::Incident) {
+        self.store.send(Write::Incident(Box::new(incident)));
+    }
+
+    fn incident_probe(&mut self, obs: &Observation) {
+        let region = &obs.check.region;
+        let up = self.regions.get(region).is_some_and(|r| r.health == Health::Up);
+        if obs.outcome != Outcome::Ok {
+            if let Some(i) = self.incidents.probe_failed(region, up, &obs.check.name, obs.error.as_deref(), obs.at) {
+                self.store_incident(i);
+            }
+        } else if up
+            && self
+                .checks
+                .iter()
+                .filter(|(id, _)| &id.region == region)
+                .all(|(_, c)| c.state.fail_streak == 0 && c.state.bad_streak == 0)
+        {
+            self.incidents.settled(region);
+        }
+    }
+
+    fn incident_transition(
+        &mut self,
+        region: &RegionName,
+        check: Option<&str>,
+        from: Health,
+        to: Health,
+        at: DateTime<Utc>,
+    ) {
+        if let Some(i) = self.incidents.transition(region, check, &from.to_string(), &to.to_string(), at) {
+            self.store_incident(i);
+        }
+    }
+
+    fn incident_plan(&mut self, plan: &TrafficPlan) {
+        let quorum = self
+            .regions
+            .iter()
+            .filter(|(_, r)| r.health == Health::Down)
+            .map(|(name, _)| (name.clone(), (1, self.config.policy.quorum)))
+            .collect();
+        let before = self.memory.current.clone();
+        for i in self.incidents.plan_decided(plan, &before, &quorum, plan.decided_at) {
+            self.store_incident(i);
+        }
+    }
+
+    fn incident_report(&mut self, rep: &ApplyReport, first_report: bool, all_verified: bool) {
+        let outcome = match &rep.result {
+            ApplyResult::Verified => format!("verified after {} attempt(s)", rep.attempts),
+            ApplyResult::Failed { error, .. } => format!("failed (attempt {}): {error}", rep.attempts),
+            ApplyResult::Superseded => "superseded".to_string(),
+        };
+        for i in self.incidents.report(rep.plan_id, &rep.provider, &outcome, first_report, all_verified, rep.at) {
+            self.store_incident(i);
         }
     }
 }

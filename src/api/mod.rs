@@ -8,6 +8,7 @@
 
 pub mod dashboard;
 pub mod error;
+pub mod incidents;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -68,6 +69,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events", get(events))
         .route("/api/v1/stream", get(stream))
         .route("/api/v1/regions/{name}/lag", get(lag_series))
+        .route("/api/v1/incidents", get(incidents::list))
+        .route("/api/v1/incidents/{id}", get(incidents::one))
         .fallback(not_found)
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))

@@ -6,8 +6,10 @@
 //! supervised child process that dies with this process, even on SIGKILL.
 
 pub mod app_stub;
+pub mod bench;
 pub mod cli;
 pub mod faultproxy;
+pub mod http_fault;
 pub mod measure;
 pub mod postgres;
 pub mod powerdns;

@@ -101,6 +101,8 @@ pub enum Write {
     Audit(AuditRecord),
     /// A batch of lag samples (one per standby per collection).
     LagSamples(Vec<crate::replication::LagSample>),
+    /// An incident's timeline, upserted at each milestone.
+    Incident(Box<crate::incidents::Incident>),
     /// A region drained (Some) or undrained (None).
     Maintenance {
         /// The region.
@@ -122,6 +124,7 @@ impl Write {
             Write::Audit(_) => "audit",
             Write::Maintenance { .. } => "maintenance",
             Write::LagSamples(_) => "lag_samples",
+            Write::Incident(_) => "incident",
         }
     }
 }
