@@ -83,6 +83,7 @@ impl App {
                 }
             }
         }
+        let previous_start = store.previous_start().await.context("reading the previous start")?;
         let holder = format!("{}@{}", config.orchestrator.vantage, hostname());
         let leadership = coord::single(&store, &holder).await.context("taking the leadership epoch")?;
         let last = store.last_plan().await.context("reading the last plan")?;
@@ -93,8 +94,15 @@ impl App {
             .into_iter()
             .map(|(r, why)| (RegionName::new(r), why))
             .collect();
+        let hold = store.hold().await.context("reading the operator hold")?;
+        let interrupted_drill = recover_drills(&store).await.context("reading unfinished drills")?;
+        for msg in store.settle_operations(last.as_ref().map(|p| p.plan.id)).await.context("settling operations")? {
+            warn!(operation = %msg, "operation left open by the previous run");
+            record_system_audit(&store, "operation.recovered", &msg).await;
+        }
+        report_missed_drills(&config, &store, previous_start).await;
         let writer = store.last_promoted().await.context("reading the last promotion")?.map(RegionName::new);
-        let resume = Resume { plan: last.map(|p| p.plan), maintenance, writer };
+        let resume = Resume { plan: last.map(|p| p.plan), maintenance, hold, interrupted_drill, writer };
         let providers = match opts.providers {
             Some(p) => p,
             None => traffic::build(&config).context("building traffic providers")?,
@@ -212,7 +220,7 @@ impl App {
         let engine = Engine::new(
             self.config.clone(),
             self.leadership,
-            store_handle,
+            store_handle.clone(),
             EngineChannels {
                 observations: obs_rx,
                 reports: reports_rx,
@@ -237,6 +245,7 @@ impl App {
             metrics: self.metrics.clone(),
             config: self.config.clone(),
             shutdown: work.clone(),
+            writes: store_handle.clone(),
         };
         let router = api::router(state);
         let listener = self.listener;
@@ -252,7 +261,7 @@ impl App {
             }),
         );
 
-        // Scheduler: housekeeping now; drills arrive with the drills issue.
+        // Scheduler: housekeeping and the `[[schedule.drills]]`.
         let mut scheduler = JobScheduler::new().await.context("creating the scheduler")?;
         let store = self.store.clone();
         let retention = self.config.schedule.retention;
@@ -272,6 +281,22 @@ impl App {
         })
         .context("schedule.housekeeping is not a valid cron expression")?;
         scheduler.add(job).await.context("adding the housekeeping job")?;
+        for d in &self.config.schedule.drills {
+            let run = ScheduledRun {
+                drill: Arc::new(d.clone()),
+                config: self.config.clone(),
+                status: self.status_rx.clone(),
+                commands: self.commands_tx.clone(),
+                writes: store_handle.clone(),
+            };
+            let job = Job::new_async_tz(d.cron.as_str(), d.timezone, move |_id, _sched| {
+                let run = run.clone();
+                Box::pin(async move { run.fire().await })
+            })
+            .with_context(|| format!("schedule.drills `{}`: invalid cron expression", d.name))?;
+            scheduler.add(job).await.context("adding a scheduled drill")?;
+            info!(schedule = %d.name, cron = %d.cron, tz = %d.timezone, "scheduled drill");
+        }
         scheduler.start().await.context("starting the scheduler")?;
 
         info!(%addr, "orchestrator running");
@@ -300,6 +325,126 @@ impl App {
     }
 }
 
+/// One scheduled drill's run: the leader starts it like an operator would, or records why not.
+#[derive(Clone)]
+struct ScheduledRun {
+    drill: Arc<crate::drill::schedule::ScheduledDrill>,
+    config: Arc<Config>,
+    status: watch::Receiver<Arc<Status>>,
+    commands: mpsc::Sender<Command>,
+    writes: StoreHandle,
+}
+
+impl ScheduledRun {
+    async fn fire(&self) {
+        let now = chrono::Utc::now();
+        let st = self.status.borrow().clone();
+        if !st.leadership.leader {
+            // Followers do not run drills and do not record them either: the leader does.
+            return;
+        }
+        let skip = self.drill.blocked(now).or_else(|| {
+            st.regions
+                .iter()
+                .find(|r| r.health != crate::health::Health::Up)
+                .map(|r| format!("region {} is {}, not up: skipping", r.name, r.health))
+        });
+        let (action, outcome, details) = match skip {
+            Some(why) => ("schedule.skipped", why, serde_json::json!({})),
+            None => match self.start().await {
+                Ok(id) => ("schedule.run", format!("started drill {id}"), serde_json::json!({ "drill_id": id })),
+                Err(why) => ("schedule.refused", why, serde_json::json!({})),
+            },
+        };
+        info!(schedule = %self.drill.name, action, outcome = %outcome, "scheduled drill");
+        self.writes.send(crate::store::Write::Audit(crate::store::AuditRecord {
+            id: uuid::Uuid::new_v4(),
+            at: now,
+            actor: format!("schedule:{}", self.drill.name),
+            action: action.into(),
+            target: self.drill.request.evacuate.clone().or(self.drill.request.target.clone()),
+            outcome,
+            request_id: None,
+            details,
+        }));
+    }
+
+    async fn start(&self) -> Result<crate::drill::DrillId, String> {
+        let mut spec = crate::drill::validate(&self.config.policy, &self.drill.request).map_err(|e| e.to_string())?;
+        spec.schedule = Some(self.drill.name.clone());
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let actor = format!("schedule:{}", self.drill.name);
+        self.commands
+            .send(Command::StartDrill { spec, actor, reply })
+            .await
+            .map_err(|_| "engine stopped".to_string())?;
+        match rx.await {
+            Ok(Ok(rec)) => Ok(rec.id),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("engine stopped".into()),
+        }
+    }
+}
+
+/// The newest unfinished live drill is rolled back by the engine at start-up; any
+/// older one (there should be none) is marked interrupted here.
+async fn recover_drills(store: &Store) -> Result<Option<crate::drill::DrillRecord>, crate::store::StoreError> {
+    let mut unfinished = store.unfinished_drills().await?.into_iter();
+    let newest = unfinished.next();
+    for mut d in unfinished {
+        d.state = crate::drill::DrillState::Interrupted;
+        d.finished_at = Some(chrono::Utc::now());
+        d.report.outcome_reason = Some("interrupted by a restart; a newer drill superseded it".into());
+        store.write(&crate::store::Write::Drill(Box::new(d))).await?;
+    }
+    Ok(newest)
+}
+
+async fn record_system_audit(store: &Store, action: &str, what: &str) {
+    let rec = crate::store::AuditRecord {
+        id: uuid::Uuid::new_v4(),
+        at: chrono::Utc::now(),
+        actor: "system".into(),
+        action: action.into(),
+        target: None,
+        outcome: what.into(),
+        request_id: None,
+        details: serde_json::json!({}),
+    };
+    if let Err(e) = store.write(&crate::store::Write::Audit(rec)).await {
+        warn!(error = %e, "audit entry not written");
+    }
+}
+
+/// Reports (once, never replays) scheduled drills that were due while no orchestrator ran them.
+async fn report_missed_drills(config: &Config, store: &Store, previous_start: Option<chrono::DateTime<chrono::Utc>>) {
+    let now = chrono::Utc::now();
+    let Some(since) = previous_start else { return };
+    for d in &config.schedule.drills {
+        let last = store.last_scheduled_run(&d.name).await.ok().flatten();
+        if let Some(due) = d.missed_run(now, last, since) {
+            let msg = format!(
+                "scheduled drill `{}` due at {due} did not run (orchestrator down or not leading); not replayed",
+                d.name
+            );
+            warn!(schedule = %d.name, %due, "missed scheduled drill");
+            let rec = crate::store::AuditRecord {
+                id: uuid::Uuid::new_v4(),
+                at: now,
+                actor: format!("schedule:{}", d.name),
+                action: "schedule.missed".into(),
+                target: None,
+                outcome: msg,
+                request_id: None,
+                details: serde_json::json!({ "due": due }),
+            };
+            if let Err(e) = store.write(&crate::store::Write::Audit(rec)).await {
+                warn!(error = %e, "missed-run report not written");
+            }
+        }
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
@@ -317,6 +462,8 @@ fn empty_status(config: &Config, leadership: Leadership) -> Status {
         alarms: Vec::new(),
         store: Default::default(),
         failed_over: false,
+        drill: None,
+        operator_hold: None,
         writer: config
             .regions
             .iter()

@@ -8,6 +8,10 @@
 //! transitions, plans and alarms through the store writer, hands new plans to
 //! the applier, and publishes an `Arc<Status>` on a `watch` channel.
 //!
+//! Operator control (drills, manual failover, switchover, failback, maintenance)
+//! lives in [`ops`]: a drill or an operator hold overrides the decision except
+//! for moves toward safety, which abort the drill (or release the hold).
+//!
 //! A plan is written to the store (acknowledged, bounded wait) before it is
 //! handed to the providers; when the store is down the plan goes out anyway —
 //! serving beats bookkeeping — and its record is written once the store returns.
@@ -28,6 +32,7 @@ use uuid::Uuid;
 use crate::config::{CheckKind, Config, redact_dsn};
 use crate::coord::Leadership;
 use crate::decide::{self, Decision, Inputs, Memory, RegionInput};
+use crate::drill::{DrillId, DrillRecord, DrillSpec};
 use crate::health::{self, CheckState, Health, Thresholds};
 use crate::metrics::Metrics;
 use crate::observation::{Observation, Outcome};
@@ -36,9 +41,11 @@ use crate::region::{CheckId, Layer, RegionName};
 use crate::replication::LagSample;
 use crate::replication::promotion::{PromotionStep, ReplicationCommand};
 use crate::status::{Acting, AlarmStatus, CheckStatus, LayerStatus, PlanStatus, RegionStatus, Status};
-use crate::store::records::{AlarmRecord, AuditRecord, TransitionRecord, Write};
+use crate::store::records::{AlarmRecord, AuditRecord, HoldRecord, TransitionRecord, Write};
 use crate::store::writer::StoreHandle;
 use crate::traffic::applier::{ApplyReport, ApplyResult};
+
+mod ops;
 
 /// Latencies kept per check for charts.
 const RECENT_SAMPLES: usize = 120;
@@ -60,8 +67,63 @@ pub enum Command {
         reason: String,
         /// Who.
         actor: String,
-        /// Request id, for the audit log.
-        request_id: Option<String>,
+        /// The answer.
+        reply: oneshot::Sender<Result<CommandOutcome, CommandError>>,
+    },
+    /// Start a drill (live or dry run) after its preflight.
+    StartDrill {
+        /// The validated drill.
+        spec: DrillSpec,
+        /// Who (token name or `schedule:<name>`).
+        actor: String,
+        /// The drill as recorded, or why it was refused.
+        reply: oneshot::Sender<Result<DrillRecord, CommandError>>,
+    },
+    /// Abort the running drill now and roll back.
+    AbortDrill {
+        /// The drill.
+        id: DrillId,
+        /// Who.
+        actor: String,
+        /// Why.
+        reason: String,
+        /// The drill as recorded.
+        reply: oneshot::Sender<Result<DrillRecord, CommandError>>,
+    },
+    /// Move all traffic to `target` and hold it there until a failback.
+    Failover {
+        /// Where to.
+        target: RegionName,
+        /// Accept a target over its lag limit, with this reason (recorded).
+        force: Option<String>,
+        /// Why.
+        reason: String,
+        /// Who.
+        actor: String,
+        /// The answer.
+        reply: oneshot::Sender<Result<CommandOutcome, CommandError>>,
+    },
+    /// Planned move: wait (up to `timeout`) until the target's lag is ~0, then fail over to it.
+    Switchover {
+        /// Where to.
+        target: RegionName,
+        /// How long to wait for the lag to drain.
+        timeout: Duration,
+        /// Largest lag in bytes counted as caught up.
+        max_lag_bytes: u64,
+        /// Why.
+        reason: String,
+        /// Who.
+        actor: String,
+        /// The answer (sent when traffic moved or the wait ended).
+        reply: oneshot::Sender<Result<CommandOutcome, CommandError>>,
+    },
+    /// Release an operator hold and return to the normal weights (moves toward safety still apply).
+    Failback {
+        /// Why.
+        reason: String,
+        /// Who.
+        actor: String,
         /// The answer.
         reply: oneshot::Sender<Result<CommandOutcome, CommandError>>,
     },
@@ -72,8 +134,8 @@ pub enum Command {
 pub struct CommandOutcome {
     /// The plan it produced, if any.
     pub plan: Option<TrafficPlan>,
-    /// Audit record id.
-    pub audit_id: Uuid,
+    /// The operation's record id (`operations` table).
+    pub operation_id: Uuid,
     /// Reasons from the decision.
     pub reasons: Vec<String>,
 }
@@ -84,9 +146,15 @@ pub enum CommandError {
     /// Unknown region.
     #[error("unknown region `{0}`")]
     UnknownRegion(String),
+    /// Unknown or finished drill.
+    #[error("{0}")]
+    NoSuchDrill(String),
     /// This orchestrator is not the leader.
     #[error("this orchestrator is not the leader")]
     NotLeader,
+    /// Refused by the current state (another operation holds the lock, preflight failed …).
+    #[error("refused: {}", .0.join("; "))]
+    Refused(Vec<String>),
     /// The engine is stopping.
     #[error("the engine is shutting down")]
     ShuttingDown,
@@ -152,6 +220,14 @@ pub struct Engine {
     maintenance: BTreeMap<RegionName, String>,
     /// Latest lag sample per standby region.
     lag: BTreeMap<RegionName, LagSample>,
+    /// The live drill, if one runs (or is being rolled back).
+    drill: Option<ops::ActiveDrill>,
+    /// Weights pinned by a manual failover or switchover.
+    hold: Option<HoldRecord>,
+    /// A switchover waiting for its target's lag to drain.
+    switchover: Option<ops::PendingSwitchover>,
+    /// Operations whose plan is not yet verified.
+    open_ops: Vec<crate::store::OperationRecord>,
     /// The region whose database takes writes.
     writer: RegionName,
     /// Steps of the last promotion; `promoting` while one runs.
@@ -177,6 +253,10 @@ pub struct Resume {
     pub plan: Option<TrafficPlan>,
     /// Regions in maintenance, with reasons.
     pub maintenance: Vec<(RegionName, String)>,
+    /// The operator hold (manual failover or switchover) in force.
+    pub hold: Option<HoldRecord>,
+    /// A live drill the previous run left unfinished: rolled back at start-up.
+    pub interrupted_drill: Option<DrillRecord>,
     /// The region last promoted to writer, if any.
     pub writer: Option<RegionName>,
 }
@@ -238,6 +318,18 @@ impl Engine {
             }
         }
         let maintenance = resume.maintenance.into_iter().filter(|(r, _)| config.region(r).is_some()).collect();
+        let configured: Vec<RegionName> = memory.current.0.keys().cloned().collect();
+        let fits = |w: &Weights| w.0.keys().eq(configured.iter()) && w.total() == 100;
+        let hold = resume.hold.filter(|h| fits(&h.weights));
+        if let Some(h) = &hold {
+            info!(weights = %h.weights, reason = %h.reason, "resuming the operator hold");
+            memory.current = h.weights.clone();
+        }
+        let drill = resume.interrupted_drill.filter(|d| fits(&d.baseline)).map(|d| {
+            warn!(drill = %d.id, baseline = %d.baseline, "a drill was interrupted by a restart: rolling back to its baseline");
+            memory.current = d.baseline.clone();
+            ops::ActiveDrill::interrupted(d, Utc::now())
+        });
         metrics.set_leader(leadership.leader);
         let writer = resume.writer.clone().filter(|w| config.region(w).is_some()).unwrap_or_else(|| {
             config
@@ -257,6 +349,10 @@ impl Engine {
             plan: None,
             maintenance,
             lag: BTreeMap::new(),
+            drill,
+            hold,
+            switchover: None,
+            open_ops: Vec::new(),
             writer,
             promotion: Vec::new(),
             promoting: false,
@@ -310,6 +406,7 @@ impl Engine {
         {
             self.dirty = true;
         }
+        self.note_drill_lag(&sample);
         self.lag.insert(sample.region.clone(), sample);
     }
 
@@ -350,6 +447,7 @@ impl Engine {
         let layer = rt.layer;
         rt.last = Some(obs.clone());
         self.incident_probe(&obs);
+        self.note_drill_observation(&obs);
         if let Some(t) = transition {
             self.incident_transition(&obs.check.region, Some(&obs.check.name), t.from, t.to, obs.at);
             info!(region = %obs.check.region, check = %obs.check.name, from = %t.from, to = %t.to, error = obs.error.as_deref(), "check health changed");
@@ -453,6 +551,16 @@ impl Engine {
             info!(plan = %cur.plan.id, kind = cur.plan.kind.as_str(), weights = %cur.plan.weights, "plan verified on every provider");
         }
         let promote_after = (newly_verified && cur.plan.kind == PlanKind::Failover).then(|| cur.plan.weights.clone());
+        if let ApplyResult::Failed { error, .. } = &rep.result {
+            let msg = format!("provider {} failed to apply plan {}: {error}", rep.provider, rep.plan_id);
+            if let Some(d) = &mut self.drill {
+                d.record.report.note_error(msg);
+            }
+        }
+        if newly_verified {
+            self.on_plan_verified(rep.plan_id, rep.at);
+        }
+        let Some(cur) = &mut self.plan else { return };
         self.store.send(Write::PlanOutcome {
             plan_id: rep.plan_id,
             provider: rep.provider.clone(),
@@ -585,37 +693,28 @@ impl Engine {
 
     async fn on_command(&mut self, cmd: Command, now: DateTime<Utc>) {
         match cmd {
-            Command::Maintenance { region, drain, reason, actor, request_id, reply } => {
-                if self.config.region(&region).is_none() {
-                    let _ = reply.send(Err(CommandError::UnknownRegion(region.to_string())));
-                    return;
-                }
-                if !self.leadership.leader {
-                    let _ = reply.send(Err(CommandError::NotLeader));
-                    return;
-                }
-                if drain {
-                    self.maintenance.insert(region.clone(), reason.clone());
-                    self.store
-                        .send(Write::Maintenance { region: region.to_string(), drain: Some((now, reason.clone())) });
-                } else {
-                    self.maintenance.remove(&region);
-                    self.store.send(Write::Maintenance { region: region.to_string(), drain: None });
-                }
-                let plan = self.step(now).await;
-                let audit_id = Uuid::new_v4();
-                self.store.send(Write::Audit(AuditRecord {
-                    id: audit_id,
-                    at: now,
-                    actor,
-                    action: if drain { "maintenance.drain".into() } else { "maintenance.undrain".into() },
-                    target: Some(region.to_string()),
-                    outcome: "accepted".into(),
-                    request_id,
-                    details: json!({ "reason": reason, "plan_id": plan.as_ref().map(|p| p.id) }),
-                }));
-                let reasons = self.decision.as_ref().map(|(_, d)| d.reasons.clone()).unwrap_or_default();
-                let _ = reply.send(Ok(CommandOutcome { plan, audit_id, reasons }));
+            Command::Maintenance { region, drain, reason, actor, reply } => {
+                let r = self.maintenance_command(region, drain, reason, actor, now).await;
+                let _ = reply.send(r);
+            }
+            Command::StartDrill { spec, actor, reply } => {
+                let r = self.start_drill(spec, actor, now).await;
+                let _ = reply.send(r);
+            }
+            Command::AbortDrill { id, actor, reason, reply } => {
+                let r = self.abort_drill_command(id, &actor, &reason, now).await;
+                let _ = reply.send(r);
+            }
+            Command::Failover { target, force, reason, actor, reply } => {
+                let r = self.failover_command(target, force, reason, actor, now).await;
+                let _ = reply.send(r);
+            }
+            Command::Switchover { target, timeout, max_lag_bytes, reason, actor, reply } => {
+                self.switchover_command(target, timeout, max_lag_bytes, reason, actor, reply, now).await;
+            }
+            Command::Failback { reason, actor, reply } => {
+                let r = self.failback_command(reason, actor, now).await;
+                let _ = reply.send(r);
             }
         }
     }
@@ -654,7 +753,8 @@ impl Engine {
                 }
             })
             .collect();
-        Inputs { regions, lag_overrides: Vec::new(), automation_paused: false }
+        let lag_overrides = self.hold.iter().filter_map(|h| h.lag_override.clone()).collect();
+        Inputs { regions, lag_overrides, automation_paused: false }
     }
 
     /// Decides, and acts on the decision. Returns the plan sent, if any.
@@ -682,14 +782,19 @@ impl Engine {
             ));
             return None;
         }
-        let decision = decide::decide(&self.config.policy, &inputs, &self.memory, now);
+        let mut decision = decide::decide(&self.config.policy, &inputs, &self.memory, now);
         self.sync_alarms(&decision, now);
+        if self.leadership.leader && self.synced {
+            self.guard_operator_override(&mut decision, now);
+        }
         let mut sent = None;
         if !self.leadership.leader {
             // Followers observe only.
         } else if decision.changed || !self.synced {
             let kind = if decision.changed {
                 decision.kind
+            } else if self.drill.is_some() {
+                PlanKind::Drill
             } else if self.memory.last_change.is_some() {
                 PlanKind::Manual
             } else {
@@ -703,6 +808,8 @@ impl Engine {
                     .find(|r| r.contains("moving") || r.contains("returning") || r.contains("draining"))
                     .cloned()
                     .unwrap_or_else(|| decision.reasons.join("; "))
+            } else if let Some(d) = &self.drill {
+                format!("start-up: rolling back drill {}, interrupted by a restart", d.record.id)
             } else if self.memory.last_change.is_some() {
                 "start-up: re-applying the last recorded plan".to_string()
             } else {
@@ -729,6 +836,12 @@ impl Engine {
             }
         }
         self.decision = Some((now, decision));
+        if let Some(p) = &sent {
+            self.adopt_rollback_plan(p.id, now);
+        }
+        if self.leadership.leader && self.synced {
+            self.drive_operations(now).await;
+        }
         sent
     }
 
@@ -902,6 +1015,8 @@ impl Engine {
                 .collect(),
             store: self.store.status(),
             failed_over,
+            drill: self.drill.as_ref().map(|d| d.status()),
+            operator_hold: self.hold.clone(),
             writer: self.writer.clone(),
             promotion: self.promotion.clone(),
         }

@@ -14,7 +14,11 @@
 //!   every transition and plan in the [`store`], and hands plans to the applier.
 //! - [`traffic`] holds the `TrafficProvider` trait and one file per provider (file, PowerDNS).
 //! - [`store`] is the only place with SQL: migrations, buffered writes that survive a store outage.
-//! - [`api`] serves REST, Server-Sent Events, Prometheus metrics and the dashboard.
+//! - [`api`] serves REST, Server-Sent Events, Prometheus metrics and the dashboard; [`auth`] (pure)
+//!   holds the bearer tokens, roles and route policy it enforces.
+//! - [`drill`] (pure) validates, plans and reports failover drills and reads their schedule; the
+//!   engine drives them, the store records them step by step.
+//! - [`cli`] is the operators' command-line client of the API (`status`, `drill`, `failover` …).
 //! - [`app`] wires it all: the only place that spawns tasks; [`shutdown`] turns signals into
 //!   cancellation.
 //! - [`lab`] starts a self-contained three-region lab on loopback (PostgreSQL with streaming
@@ -22,9 +26,12 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod coord;
 pub mod decide;
+pub mod drill;
 pub mod engine;
 pub mod health;
 pub mod incidents;

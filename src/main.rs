@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use failover_orchestrator::app::{App, AppOptions};
+use failover_orchestrator::cli::{OperatorCmd, Target};
 use failover_orchestrator::config::{Config, ConfigError};
 use failover_orchestrator::shutdown;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +18,8 @@ struct Cli {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, global = true, env = "FO_LOG_JSON")]
     log_json: bool,
+    #[command(flatten)]
+    target: Target,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -37,6 +40,9 @@ enum Cmd {
     },
     /// Start the local three-region lab (PostgreSQL with streaming replication, apps, PowerDNS, orchestrator).
     Lab(failover_orchestrator::lab::cli::LabArgs),
+    /// Operator commands over the API (status, drill, failover, switchover, failback, maintenance).
+    #[command(flatten)]
+    Operator(OperatorCmd),
 }
 
 fn init_logging(json: bool) {
@@ -66,6 +72,7 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Operator(cmd) => operator(&cli.target, &cmd).await,
         Cmd::Lab(args) => {
             init_logging(cli.log_json);
             match failover_orchestrator::lab::cli::run(args).await {
@@ -93,6 +100,20 @@ fn check_config(file: &std::path::Path) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+async fn operator(target: &Target, cmd: &OperatorCmd) -> ExitCode {
+    match failover_orchestrator::cli::run(target, cmd).await {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

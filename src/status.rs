@@ -7,12 +7,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::coord::Leadership;
+use crate::drill::{DrillId, DrillState};
 use crate::health::Health;
 use crate::observation::Outcome;
 use crate::plan::TrafficPlan;
 use crate::region::{Layer, RegionName, Role};
 use crate::replication::LagSample;
 use crate::replication::promotion::PromotionStep;
+use crate::store::records::HoldRecord;
 use crate::store::writer::StoreStatus;
 use crate::traffic::applier::ApplyReport;
 
@@ -41,6 +43,37 @@ pub struct Status {
     pub writer: RegionName,
     /// Steps of the last promotion.
     pub promotion: Vec<PromotionStep>,
+    /// The live drill, while one runs or rolls back.
+    pub drill: Option<DrillStatus>,
+    /// Weights pinned by an operator (manual failover or switchover) until a failback.
+    pub operator_hold: Option<HoldRecord>,
+}
+
+/// The live drill, for the dashboard (`status.drill`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillStatus {
+    /// Drill id (`GET /api/v1/drills/{id}` has the timeline and report).
+    pub id: DrillId,
+    /// `shifting`, `holding`, `rolling_back`.
+    pub state: DrillState,
+    /// Current step, 0-based (None before the first).
+    pub step: Option<u32>,
+    /// Number of steps.
+    pub steps: usize,
+    /// Percent of the share moved at each step.
+    pub step_percents: Vec<u32>,
+    /// The region evacuated, if one is.
+    pub evacuate: Option<RegionName>,
+    /// The region traffic shifts to.
+    pub target: Option<RegionName>,
+    /// Who started it.
+    pub actor: String,
+    /// When it was requested.
+    pub requested_at: DateTime<Utc>,
+    /// When the current hold ends (while holding).
+    pub hold_until: Option<DateTime<Utc>>,
+    /// Errors seen so far.
+    pub error_count: u64,
 }
 
 /// Why the orchestrator does what it does right now.

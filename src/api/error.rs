@@ -5,6 +5,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::engine::CommandError;
+
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -16,12 +18,29 @@ pub enum ApiError {
         /// What is wrong and how to fix it.
         message: String,
     },
+    /// No (valid) bearer token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A token whose role does not allow this, or mutations disabled.
+    #[error("{0}")]
+    Forbidden(String),
     /// Missing or unknown resource.
     #[error("{0}")]
     NotFound(String),
     /// Refused because of the current state (conflict).
     #[error("{0}")]
     Conflict(String),
+    /// Refused, with every reason (preflight, operation lock …).
+    #[error("{message}")]
+    Refused {
+        /// One sentence.
+        message: String,
+        /// Every reason.
+        reasons: Vec<String>,
+    },
+    /// The same Idempotency-Key was used for a different request.
+    #[error("{0}")]
+    Unprocessable(String),
     /// A dependency (the store) is unreachable; the message is safe to show.
     #[error("{0}")]
     Unavailable(String),
@@ -30,23 +49,67 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, body) = match &self {
-            ApiError::BadRequest { field, message } => {
-                (StatusCode::BAD_REQUEST, json!({ "error": format!("{field}: {message}"), "field": field }))
+impl ApiError {
+    /// A bad field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::BadRequest { field: field.into(), message: message.into() }
+    }
+
+    /// Maps an engine refusal; `region_field` names the request field an unknown region came from.
+    pub fn from_command(e: CommandError, region_field: &str) -> Self {
+        match e {
+            CommandError::UnknownRegion(r) => ApiError::field(region_field, format!("unknown region `{r}`")),
+            CommandError::NoSuchDrill(m) => ApiError::Conflict(m),
+            CommandError::NotLeader => ApiError::Refused {
+                message: "refused: this orchestrator is not the leader".into(),
+                reasons: vec!["this orchestrator is not the leader: send the request to the leader".into()],
+            },
+            CommandError::Refused(reasons) => {
+                ApiError::Refused { message: format!("refused: {}", reasons.join("; ")), reasons }
             }
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, json!({ "error": m })),
-            ApiError::Conflict(m) => (StatusCode::CONFLICT, json!({ "error": m })),
-            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": m })),
+            CommandError::ShuttingDown => ApiError::Unavailable("the orchestrator is shutting down".into()),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) | ApiError::Refused { .. } => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        match self {
+            ApiError::BadRequest { field, message } => {
+                json!({ "error": format!("{field}: {message}"), "field": field })
+            }
+            ApiError::Refused { message, reasons } => json!({ "error": message, "reasons": reasons }),
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, error.chain = ?e, "internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({ "error": "internal error; see the orchestrator's log (request id in the x-request-id header)" }),
-                )
+                json!({ "error": "internal error; see the orchestrator's log (request id in the x-request-id header)" })
             }
-        };
-        (status, Json(body)).into_response()
+            other => json!({ "error": other.to_string() }),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status(), Json(self.body())).into_response();
+        if matches!(self, ApiError::Unauthorized(_)) {
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"failover-orchestrator\""),
+            );
+        }
+        resp
     }
 }

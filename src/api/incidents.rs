@@ -28,7 +28,12 @@ fn unavailable(e: crate::store::StoreError) -> ApiError {
     ApiError::Unavailable(format!("the store is unreachable ({e}); incidents are written once it returns"))
 }
 
-/// The newest incidents first.
+/// The newest incidents first, each with its timeline and figures.
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents",
+    params(("limit" = Option<i64>, Query, description = "1–500 (default 50)")),
+    responses((status = 200, description = "`{incidents}`, newest first", body = Object),
+        (status = 400, body = super::dto::ErrorDto), (status = 503, body = super::dto::ErrorDto)),
+    security(("bearer" = [])))]
 pub async fn list(
     State(s): State<AppState>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -42,7 +47,12 @@ pub async fn list(
     Ok(Json(json!({ "incidents": list.iter().map(with_figures).collect::<Vec<_>>() })))
 }
 
-/// One incident with its timeline.
+/// One incident with its timeline: first failed probe → health transitions → quorum → decision →
+/// provider writes → read-back verified, and `figures` (ms from the first failed probe).
+#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents", params(("id" = String, Path, description = "incident id")),
+    responses((status = 200, description = "the incident with `timeline` and `figures`", body = Object),
+        (status = 400, body = super::dto::ErrorDto), (status = 404, body = super::dto::ErrorDto), (status = 503, body = super::dto::ErrorDto)),
+    security(("bearer" = [])))]
 pub async fn one(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
     let id = Uuid::parse_str(&id)
         .map_err(|_| ApiError::BadRequest { field: "id".into(), message: format!("`{id}` is not a UUID") })?;

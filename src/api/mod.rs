@@ -3,22 +3,30 @@
 //! [`router`] is a plain function of [`AppState`] so tests can call it without
 //! a socket. Handlers read the engine's `watch<Arc<Status>>`, query the store
 //! for history, and send [`Command`](crate::engine::Command)s to the engine
-//! for anything that changes state. Errors are JSON `{ "error": … }`; a 5xx
+//! for anything that changes state ([`operator`]). Errors are JSON `{ "error": … }`; a 5xx
 //! carries a generic message and the request id, never an internal error text.
+//! [`auth`] authenticates every request and audits every mutation; the routes
+//! are described by the OpenAPI document in [`openapi`].
 
+pub mod auth;
 pub mod dashboard;
+pub mod dto;
 pub mod error;
+pub mod idempotency;
 pub mod incidents;
+pub mod openapi;
+pub mod operator;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
+use axum::handler::Handler;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use futures::Stream;
@@ -37,6 +45,7 @@ use crate::engine::Command;
 use crate::metrics::Metrics;
 use crate::status::Status;
 use crate::store::Store;
+use crate::store::writer::StoreHandle;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -53,24 +62,67 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Cancelled at shutdown: ends SSE streams so the server can drain.
     pub shutdown: CancellationToken,
+    /// Buffered store writes (the audit log).
+    pub writes: StoreHandle,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The router with a table of what it routes, for the OpenAPI completeness test.
+struct Routes {
+    router: Router<AppState>,
+    table: Vec<(&'static str, &'static str)>,
+}
+
+impl Routes {
+    fn get<H: Handler<T, AppState>, T: 'static>(mut self, path: &'static str, h: H) -> Self {
+        self.router = self.router.route(path, get(h));
+        self.table.push(("get", path));
+        self
+    }
+
+    fn post<H: Handler<T, AppState>, T: 'static>(mut self, path: &'static str, h: H) -> Self {
+        self.router = self.router.route(path, post(h));
+        self.table.push(("post", path));
+        self
+    }
+}
+
+fn routes() -> Routes {
+    Routes { router: Router::new(), table: Vec::new() }
+        .get("/", dashboard::index)
+        .get("/assets/dashboard.js", dashboard::script)
+        .get("/assets/dashboard.css", dashboard::style)
+        .get("/healthz", healthz)
+        .get("/metrics", metrics)
+        .get("/api/v1/status", status)
+        .get("/api/v1/events", events)
+        .get("/api/v1/stream", stream)
+        .get("/api/v1/regions/{name}/lag", lag_series)
+        .get("/api/v1/incidents", incidents::list)
+        .get("/api/v1/incidents/{id}", incidents::one)
+        .get("/api/v1/openapi.json", openapi_json)
+        .get("/api/v1/drills", operator::list_drills)
+        .post("/api/v1/drills", operator::start_drill)
+        .get("/api/v1/drills/{id}", operator::get_drill)
+        .post("/api/v1/drills/{id}/abort", operator::abort_drill)
+        .post("/api/v1/failover", operator::failover)
+        .post("/api/v1/switchover", operator::switchover)
+        .post("/api/v1/failback", operator::failback)
+        .post("/api/v1/regions/{name}/maintenance", operator::maintenance)
+        .get("/api/v1/audit", operator::audit)
+}
+
+/// Every (method, path) the router serves.
+pub fn route_table() -> Vec<(&'static str, &'static str)> {
+    routes().table
+}
+
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(dashboard::index))
-        .route("/assets/dashboard.js", get(dashboard::script))
-        .route("/assets/dashboard.css", get(dashboard::style))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/status", get(status))
-        .route("/api/v1/events", get(events))
-        .route("/api/v1/stream", get(stream))
-        .route("/api/v1/regions/{name}/lag", get(lag_series))
-        .route("/api/v1/incidents", get(incidents::list))
-        .route("/api/v1/incidents/{id}", get(incidents::one))
+    routes()
+        .router
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::layer))
         .fallback(not_found)
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
@@ -87,20 +139,33 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound("no such route; see /api/v1/status, /api/v1/events, /metrics".into())
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", responses((status = 200, description = "the OpenAPI 3 document", body = Object)))]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    use utoipa::OpenApi;
+    Json(openapi::ApiDoc::openapi())
 }
 
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route; see /api/v1/openapi.json".into())
+}
+
+/// Liveness, leadership and store reachability.
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "`{status, leader, store_reachable}`", body = Object)))]
 async fn healthz(State(s): State<AppState>) -> Json<serde_json::Value> {
     let st = s.status.borrow().clone();
     Json(json!({ "status": "ok", "leader": st.leadership.leader, "store_reachable": st.store.reachable }))
 }
 
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")))]
 async fn metrics(State(s): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode())
         .into_response()
 }
 
+/// The live status: regions, health per layer and check, the plan, why, alarms, the live drill.
+#[utoipa::path(get, path = "/api/v1/status", tag = "system", responses((status = 200, description = "the status snapshot (see `src/status.rs`)", body = Object)), security(("bearer" = [])))]
 async fn status(State(s): State<AppState>) -> Json<Arc<Status>> {
     Json(s.status.borrow().clone())
 }
@@ -119,6 +184,11 @@ pub struct EventsQuery {
     pub kind: Option<String>,
 }
 
+/// Transitions, plans, alarms and audit entries, newest first.
+#[utoipa::path(get, path = "/api/v1/events", tag = "system",
+    params(("before" = Option<String>, Query, description = "RFC 3339: only older events"), ("limit" = Option<i64>, Query, description = "1–500"),
+        ("region" = Option<String>, Query, description = "only this region"), ("kind" = Option<String>, Query, description = "transition, plan, alarm, audit")),
+    responses((status = 200, description = "`{events, next_before}`", body = Object), (status = 400, body = dto::ErrorDto)), security(("bearer" = [])))]
 async fn events(
     State(s): State<AppState>,
     q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
@@ -158,6 +228,12 @@ pub struct LagQuery {
     pub step: Option<i64>,
 }
 
+/// Replication lag of a region over time (raw samples, then per-minute aggregates).
+#[utoipa::path(get, path = "/api/v1/regions/{name}/lag", tag = "system",
+    params(("name" = String, Path, description = "region name"), ("since" = Option<String>, Query, description = "RFC 3339 start (default one hour ago)"),
+        ("step" = Option<i64>, Query, description = "bucket width in seconds, 1–86400")),
+    responses((status = 200, description = "the lag series", body = Object), (status = 400, body = dto::ErrorDto), (status = 404, body = dto::ErrorDto)),
+    security(("bearer" = [])))]
 async fn lag_series(
     State(s): State<AppState>,
     axum::extract::Path(name): axum::extract::Path<String>,
@@ -197,6 +273,9 @@ async fn lag_series(
 }
 
 /// Server-Sent Events: a `status` event with the full snapshot whenever it changes.
+#[utoipa::path(get, path = "/api/v1/stream", tag = "system",
+    params(("access_token" = Option<String>, Query, description = "bearer token, for EventSource clients")),
+    responses((status = 200, description = "text/event-stream of `status` events", content_type = "text/event-stream")), security(("bearer" = [])))]
 async fn stream(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = s.status.clone();
     let stop = s.shutdown.clone();

@@ -20,6 +20,9 @@ use error::Problems;
 pub use error::{ConfigError, Problem};
 use raw::{RawCheck, RawConfig, RawProvider, RawRegion};
 
+use crate::auth::TokenSet;
+use crate::drill::schedule::{Blackout, ScheduledDrill, parse_cron};
+use crate::drill::{self, DrillRequest};
 use crate::policy::{Budget, Failback, LagLimit, Policy, RegionPolicy};
 use crate::region::{CheckId, Layer, RegionName, Role};
 
@@ -37,10 +40,23 @@ pub struct Config {
     pub regions: Vec<RegionConfig>,
     /// Where plans are applied.
     pub providers: Vec<ProviderConfig>,
-    /// Housekeeping schedule.
+    /// Housekeeping and drill schedule.
     pub schedule: ScheduleConfig,
     /// Replication lag collection.
     pub replication: ReplicationConfig,
+    /// API tokens; None: reads open, mutations refused.
+    pub auth: Option<AuthConfig>,
+}
+
+/// `[auth]`, validated.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// The tokens (hashes only).
+    pub tokens: TokenSet,
+    /// Whether GET requests need no token.
+    pub public_reads: bool,
+    /// Whether `/healthz` needs no token.
+    pub healthz_public: bool,
 }
 
 /// `[replication]`, validated.
@@ -232,6 +248,8 @@ pub struct ScheduleConfig {
     pub housekeeping: String,
     /// Retention of raw events and samples.
     pub retention: Duration,
+    /// Scheduled drills.
+    pub drills: Vec<ScheduledDrill>,
 }
 
 impl Config {
@@ -269,6 +287,7 @@ impl Config {
         let schedule = ScheduleConfig {
             housekeeping: raw.schedule.housekeeping.clone().unwrap_or_else(|| "0 */5 * * * *".to_string()),
             retention: raw.schedule.retention.unwrap_or(Duration::from_secs(7 * 24 * 3600)),
+            drills: Vec::new(),
         };
         let replication = ReplicationConfig {
             interval: raw.replication.interval.unwrap_or(Duration::from_secs(1)),
@@ -310,12 +329,17 @@ impl Config {
                 "write seconds first, e.g. \"0 */5 * * * *\" for every five minutes",
             );
         }
+        let auth = raw.auth.as_ref().and_then(|a| validate_auth(a, env, &mut p));
+        let mut schedule = schedule;
+        if let Some(policy) = &policy {
+            schedule.drills = validate_scheduled_drills(&raw.schedule.drills, policy, &mut p);
+        }
         if !p.0.is_empty() {
             return Err(ConfigError::Invalid(p.0));
         }
         match (orchestrator, policy) {
             (Some(orchestrator), Some(policy)) => {
-                Ok(Config { orchestrator, policy, regions, providers, schedule, replication })
+                Ok(Config { orchestrator, policy, regions, providers, schedule, auth, replication })
             }
             // Both are None only when a problem was pushed, which returned above.
             _ => Err(ConfigError::Invalid(vec![Problem {
@@ -498,6 +522,118 @@ fn validate_orchestrator(
         shutdown_timeout: raw.shutdown_timeout.unwrap_or(Duration::from_secs(10)),
         metrics_public: raw.metrics_public.unwrap_or(true),
     })
+}
+
+fn validate_auth(raw: &raw::RawAuth, env: &dyn Fn(&str) -> Option<String>, p: &mut Problems) -> Option<AuthConfig> {
+    let (key, text) = match (&raw.tokens_file, &raw.tokens_env) {
+        (Some(_), Some(_)) => {
+            p.push("auth", "both tokens_file and tokens_env are set", "keep one of them");
+            return None;
+        }
+        (Some(path), None) => match std::fs::read_to_string(path) {
+            Ok(t) => ("auth.tokens_file", t),
+            Err(e) => {
+                p.push("auth.tokens_file", format!("cannot read {path}: {e}"), "point it at a readable tokens file");
+                return None;
+            }
+        },
+        (None, Some(var)) => match env(var) {
+            Some(t) => ("auth.tokens_env", t),
+            None => {
+                p.push("auth.tokens_env", format!("environment variable {var} is not set"), format!("export {var}=…"));
+                return None;
+            }
+        },
+        (None, None) => {
+            p.push(
+                "auth",
+                "no token source",
+                "set tokens_file = \"/etc/failover-orchestrator/tokens\" (lines: name role sha256-hex) or tokens_env",
+            );
+            return None;
+        }
+    };
+    match TokenSet::parse(&text) {
+        Ok(tokens) if tokens.is_empty() => {
+            p.push(key, "holds no token", "add a line: name role sha256-hex-of-token (role: viewer, operator, admin)");
+            None
+        }
+        Ok(tokens) => Some(AuthConfig {
+            tokens,
+            public_reads: raw.public_reads.unwrap_or(false),
+            healthz_public: raw.healthz_public.unwrap_or(true),
+        }),
+        Err(errors) => {
+            for e in errors {
+                p.push(
+                    format!("{key} line {}", e.line),
+                    e.message,
+                    "write `name role hash`, hash = `printf %s TOKEN | sha256sum`",
+                );
+            }
+            None
+        }
+    }
+}
+
+fn validate_scheduled_drills(raw: &[raw::RawScheduledDrill], policy: &Policy, p: &mut Problems) -> Vec<ScheduledDrill> {
+    let mut out = Vec::new();
+    let mut names = HashSet::new();
+    for (i, d) in raw.iter().enumerate() {
+        let key = format!("schedule.drills[{i}]");
+        let Some(name) = d.name.clone().filter(|n| !n.trim().is_empty()) else {
+            p.push(format!("{key}.name"), "missing", "give the scheduled drill a unique name");
+            continue;
+        };
+        if !names.insert(name.clone()) {
+            p.push(
+                format!("{key}.name"),
+                format!("`{name}` is used twice"),
+                "give every scheduled drill a unique name",
+            );
+        }
+        let cron = d.cron.clone().unwrap_or_default();
+        if let Err(e) = parse_cron(&cron) {
+            p.push(format!("{key}.cron"), e, "write 6 fields, seconds first, e.g. \"0 0 10 * * Tue\"");
+        }
+        let tz_name = d.timezone.clone().unwrap_or_else(|| "UTC".into());
+        let timezone = match tz_name.parse::<chrono_tz::Tz>() {
+            Ok(t) => t,
+            Err(_) => {
+                p.push(
+                    format!("{key}.timezone"),
+                    format!("`{tz_name}` is not an IANA time zone"),
+                    "use a name such as \"UTC\", \"Europe/Paris\" or \"America/New_York\"",
+                );
+                chrono_tz::Tz::UTC
+            }
+        };
+        let mut blackouts = Vec::new();
+        for (j, b) in d.blackout.iter().enumerate() {
+            match Blackout::parse(b) {
+                Ok(b) => blackouts.push(b),
+                Err(e) => p.push(
+                    format!("{key}.blackout[{j}]"),
+                    e,
+                    "write \"HH:MM-HH:MM\" (daily, local) or \"2026-12-24T00:00:00Z/2026-12-27T00:00:00Z\"",
+                ),
+            }
+        }
+        let request = DrillRequest {
+            evacuate: d.evacuate.clone(),
+            target: d.target.clone(),
+            steps: d.steps.clone(),
+            hold_seconds: Some(d.hold.unwrap_or(Duration::from_secs(30)).as_secs_f64()),
+            dry_run: d.dry_run.unwrap_or(false),
+            reason: d.reason.clone().unwrap_or_else(|| format!("scheduled drill {name}")),
+        };
+        if let Err(e) = drill::validate(policy, &request) {
+            let field = if e.field == "hold_seconds" { "hold".to_string() } else { e.field };
+            p.push(format!("{key}.{field}"), e.message, "see the drill fields in README.md");
+        }
+        out.push(ScheduledDrill { name, cron, timezone, request, blackouts });
+    }
+    out
 }
 
 fn list(names: &[RegionName]) -> String {

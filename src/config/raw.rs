@@ -29,6 +29,22 @@ pub struct RawConfig {
     /// Replication lag collection.
     #[serde(default)]
     pub replication: RawReplication,
+    /// Bearer tokens and roles for the API. Absent: reads are open and mutations are refused.
+    pub auth: Option<RawAuth>,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// File of `name role sha256-hex-of-token` lines.
+    pub tokens_file: Option<String>,
+    /// Environment variable holding the same lines (`;` or newlines between entries).
+    pub tokens_env: Option<String>,
+    /// Whether GET requests need no token (default false).
+    pub public_reads: Option<bool>,
+    /// Whether `/healthz` needs no token (default true).
+    pub healthz_public: Option<bool>,
 }
 
 /// `[replication]`
@@ -245,4 +261,35 @@ pub struct RawSchedule {
     /// How long raw events are kept.
     #[serde(default, with = "humantime_serde::option")]
     pub retention: Option<Duration>,
+    /// Scheduled drills (game days).
+    #[serde(default)]
+    pub drills: Vec<RawScheduledDrill>,
+}
+
+/// `[[schedule.drills]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScheduledDrill {
+    /// Unique name; recorded as the drill's actor `schedule:<name>`.
+    pub name: Option<String>,
+    /// Cron expression, 6 fields with seconds first, read in `timezone`.
+    pub cron: Option<String>,
+    /// IANA time zone of `cron` and daily blackouts, e.g. `"Europe/Paris"` (default `"UTC"`).
+    pub timezone: Option<String>,
+    /// Region to evacuate.
+    pub evacuate: Option<String>,
+    /// Region to shift to (default: the first eligible in the failover order).
+    pub target: Option<String>,
+    /// Percent of the share moved per step (default `[100]`).
+    pub steps: Option<Vec<i64>>,
+    /// Hold per step (default `"30s"`).
+    #[serde(default, with = "humantime_serde::option")]
+    pub hold: Option<Duration>,
+    /// Plan and record only (default false).
+    pub dry_run: Option<bool>,
+    /// Reason recorded with each run.
+    pub reason: Option<String>,
+    /// Windows in which the drill is skipped: `"22:00-06:00"` daily (local) or `"<RFC 3339>/<RFC 3339>"`.
+    #[serde(default)]
+    pub blackout: Vec<String>,
 }

@@ -164,3 +164,42 @@ fn redact_dsn_handles_both_forms() {
     assert_eq!(redact_dsn("postgres://u@h/db"), "postgres://u@h/db");
     assert_eq!(redact_dsn("host=h password=x user=u"), "host=h password=*** user=u");
 }
+
+#[test]
+fn auth_tokens_come_from_the_environment_and_bad_lines_are_named_without_their_content() {
+    let hash = crate::auth::hash_token("t0ken");
+    let text = format!("{GOOD}\n[auth]\ntokens_env = \"FO_TOKENS\"\n");
+    let env = |k: &str| (k == "FO_TOKENS").then(|| format!("ops operator {hash}"));
+    let c = Config::parse(&text, "t", &env).unwrap();
+    let auth = c.auth.unwrap();
+    assert_eq!(auth.tokens.authenticate("t0ken").map(|p| p.name), Some("ops".into()));
+    assert!(!auth.public_reads && auth.healthz_public);
+
+    let env = |k: &str| (k == "FO_TOKENS").then(|| "ops operator my-plain-secret".to_string());
+    let e = Config::parse(&text, "t", &env).unwrap_err().to_string();
+    assert!(e.contains("auth.tokens_env line 1") && e.contains("sha256sum"), "{e}");
+    assert!(!e.contains("my-plain-secret"), "{e}");
+    assert!(problems(&format!("{GOOD}\n[auth]\n")).iter().any(|p| p.key == "auth"));
+}
+
+#[test]
+fn scheduled_drills_name_every_bad_key() {
+    let text = format!(
+        "{GOOD}\n[[schedule.drills]]\nname = \"weekly\"\ncron = \"0 10 * * Tue\"\ntimezone = \"Mars/Olympus\"\nevacuate = \"nowhere\"\nblackout = [\"soon\"]\n"
+    );
+    let keys: Vec<String> = problems(&text).into_iter().map(|p| p.key).collect();
+    for k in [
+        "schedule.drills[0].cron",
+        "schedule.drills[0].timezone",
+        "schedule.drills[0].evacuate",
+        "schedule.drills[0].blackout[0]",
+    ] {
+        assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+    }
+    let ok = format!(
+        "{GOOD}\n[[schedule.drills]]\nname = \"weekly\"\ncron = \"0 0 10 * * Tue\"\ntimezone = \"Europe/Paris\"\nevacuate = \"primary\"\nsteps = [50, 100]\nhold = \"1m\"\nblackout = [\"22:00-06:00\"]\n"
+    );
+    let c = Config::parse(&ok, "t", &no_env).unwrap();
+    assert_eq!(c.schedule.drills[0].timezone, chrono_tz::Europe::Paris);
+    assert_eq!(c.schedule.drills[0].request.hold_seconds, Some(60.0));
+}

@@ -26,7 +26,7 @@ use tracing::{info, warn};
 use super::app_stub::AppStub;
 use super::postgres::{PgCluster, PgOptions};
 use super::powerdns::PowerDns;
-use super::topology::{ConfigParams, PowerDnsSpec, RegionSpec};
+use super::topology::{ConfigParams, LabTokens, PowerDnsSpec, RegionSpec};
 use crate::app::{App, AppOptions};
 use crate::config::Config;
 
@@ -48,6 +48,9 @@ pub struct LabArgs {
     /// Break the primary N times, print detection-to-flip times, and exit.
     #[arg(long)]
     pub measure_flips: Option<usize>,
+    /// Run N live drills (evacuate the primary, one 100 % step), print time to shift and to roll back, and exit.
+    #[arg(long)]
+    pub measure_drills: Option<usize>,
 }
 
 /// Environment variable the lab's generated configuration reads the PowerDNS key from.
@@ -80,6 +83,8 @@ pub struct Lab {
     pub config_text: String,
     /// The parsed configuration.
     pub config: Config,
+    /// API tokens (viewer, operator, admin) in the generated tokens file.
+    pub tokens: LabTokens,
 }
 
 /// Policy timings of the lab's configuration (the benchmarks shorten failback to run many flips).
@@ -171,11 +176,19 @@ impl Lab {
             record: RECORD.into(),
             dns_addr: pdns.dns_addr(),
         });
+        let tokens = LabTokens::generate();
+        let dir = std::env::temp_dir().join(format!("failover-lab-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let tokens_file = dir.join("tokens");
+        std::fs::write(&tokens_file, tokens.file_text())?;
+        params.tokens_file = Some(tokens_file);
+        // Loopback only: the dashboard reads without a token; every action needs the operator token.
+        params.public_reads = true;
         let config_text = params.to_toml();
         let key = pdns.api_key().to_string();
         let config = Config::parse(&config_text, "lab regions.toml", &|k| (k == PDNS_KEY_ENV).then(|| key.clone()))
             .context("the lab's generated configuration is invalid")?;
-        Ok(Lab { store, regions, pdns, config_text, config })
+        Ok(Lab { store, regions, pdns, config_text, config, tokens })
     }
 
     /// The region named `name`.
@@ -243,6 +256,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
     });
     let app_task = tokio::spawn(app.run(cancel.clone()));
     let dns = lab.pdns.dns_addr();
+    let tokens = lab.tokens.clone();
     let shared: Shared = Arc::new(Mutex::new(lab));
 
     let control = Router::new()
@@ -259,7 +273,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
             axum::serve(listener, control).with_graceful_shutdown(async move { ctl_cancel.cancelled().await }).await;
     });
 
-    print_banner(api, ctl_addr, dns, &cfg_path);
+    print_banner(api, ctl_addr, dns, &cfg_path, &tokens);
 
     // Wait for the first verified plan.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -275,8 +289,16 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
     }
     info!("lab ready");
 
-    if let Some(n) = args.measure_flips {
-        let result = super::measure::flips(&shared, &mut status, dns, n).await.map(|times| report_flips(&times));
+    let measured = match (args.measure_flips, args.measure_drills) {
+        (Some(n), _) => {
+            Some(super::measure::flips(&shared, &mut status, dns, n).await.map(|times| report_flips(&times)))
+        }
+        (None, Some(n)) => {
+            Some(super::measure::drills(api, &tokens, &mut status, n).await.map(|runs| report_drills(&runs)))
+        }
+        (None, None) => None,
+    };
+    if let Some(result) = measured {
         cancel.cancel();
         let _ = app_task.await;
         let _ = ctl.await;
@@ -304,7 +326,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
 }
 
 #[allow(clippy::print_stdout)]
-fn print_banner(api: SocketAddr, ctl: SocketAddr, dns: SocketAddr, cfg: &std::path::Path) {
+fn print_banner(api: SocketAddr, ctl: SocketAddr, dns: SocketAddr, cfg: &std::path::Path, tokens: &LabTokens) {
     println!(
         "\nfailover-orchestrator lab is up\n\
          \n  dashboard      http://{api}/\
@@ -319,7 +341,17 @@ fn print_banner(api: SocketAddr, ctl: SocketAddr, dns: SocketAddr, cfg: &std::pa
          \n  restore it                 curl -X POST http://{ctl}/regions/primary/app/restore\
          \n  stop / start its database  curl -X POST http://{ctl}/regions/primary/postgres/stop   (…/start)\
          \n  (regions: primary, standby, dr)\
+         \n\n  operator token             {op}\
+         \n  viewer token               {viewer}\
+         \n  admin token                {admin}\
+         \n  CLI                        export FO_URL=http://{api} FO_TOKEN={op}; failover-orchestrator status\
+         \n  dry-run drill              failover-orchestrator drill start --evacuate primary --steps 50,100 --hold 10s --dry-run --reason test\
+         \n  live drill (curl)          curl -X POST -H 'Authorization: Bearer {op}' -H 'Content-Type: application/json' \\\
+         \n                               -d '{{\"evacuate\":\"primary\",\"steps\":[50,100],\"hold_seconds\":10,\"reason\":\"lab\"}}' http://{api}/api/v1/drills\
          \n\nCtrl-C stops everything.\n",
+        op = tokens.operator,
+        viewer = tokens.viewer,
+        admin = tokens.admin,
         ip = dns.ip(),
         port = dns.port(),
         cfg = cfg.display()
@@ -390,6 +422,30 @@ async fn control_pg(
         Ok(()) => (axum::http::StatusCode::OK, Json(json!({ "region": name, "postgres": action }))),
         Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": e.to_string() }))),
     }
+}
+
+#[allow(clippy::print_stdout)]
+fn report_drills(runs: &[(Duration, Duration)]) {
+    for (i, (shift, back)) in runs.iter().enumerate() {
+        println!(
+            "drill {}: time to shift {:.0} ms, time to roll back {:.0} ms",
+            i + 1,
+            shift.as_secs_f64() * 1000.0,
+            back.as_secs_f64() * 1000.0
+        );
+    }
+    let shift = super::measure::Summary::of(&runs.iter().map(|r| r.0).collect::<Vec<_>>());
+    let back = super::measure::Summary::of(&runs.iter().map(|r| r.1).collect::<Vec<_>>());
+    println!(
+        "live drills over {} runs (PowerDNS, read-back verified): time to shift median {:.0} ms (min {:.0}, max {:.0}); time to roll back median {:.0} ms (min {:.0}, max {:.0})",
+        runs.len(),
+        shift.p50_ms,
+        shift.min_ms,
+        shift.max_ms,
+        back.p50_ms,
+        back.min_ms,
+        back.max_ms
+    );
 }
 
 #[allow(clippy::print_stdout)]

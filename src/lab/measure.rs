@@ -1,4 +1,5 @@
-//! Measurements on a running lab: detection-to-flip (break the primary → PowerDNS stops answering it).
+//! Measurements on a running lab: detection-to-flip (break the primary → PowerDNS stops answering it),
+//! and live drills' time to shift and to roll back.
 //!
 //! Used by `lab --measure-flips` and the benchmark binary; figures are printed, never asserted.
 
@@ -135,6 +136,51 @@ pub async fn lab_flips(
         lab.into_inner().stop().await;
     }
     result
+}
+
+/// Runs `n` live drills through the API (evacuate the primary in one 100 % step, hold 1 s) and returns
+/// each drill's (time to shift, time to roll back) from its report: request → verified by read-back,
+/// rollback decided → verified.
+///
+/// # Errors
+/// When the API refuses a drill or one does not finish within two minutes.
+pub async fn drills(
+    api: SocketAddr,
+    tokens: &super::topology::LabTokens,
+    status: &mut watch::Receiver<Arc<Status>>,
+    n: usize,
+) -> anyhow::Result<Vec<(Duration, Duration)>> {
+    let client = crate::cli::client::Client::new(&format!("http://{api}"), Some(tokens.operator.clone()))?;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        wait_for(status, Duration::from_secs(120), |s| {
+            s.drill.is_none()
+                && s.regions.iter().all(|r| r.weight == r.normal_weight && r.health == crate::health::Health::Up)
+                && s.plan.as_ref().is_some_and(|p| p.verified_at.is_some())
+        })
+        .await
+        .context("waiting for the normal split before a drill")?;
+        let body = serde_json::json!({ "evacuate": "primary", "steps": [100], "hold_seconds": 1, "reason": "lab --measure-drills" });
+        let started = client.post("/api/v1/drills", &body, None).await?;
+        let id = started["id"].as_str().unwrap_or_default().to_string();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let drill = loop {
+            let d = client.get(&format!("/api/v1/drills/{id}")).await?;
+            if d["finished_at"].is_string() {
+                break d;
+            }
+            if Instant::now() > deadline {
+                bail!("drill {id} did not finish within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let ms = |k: &str| drill["report"][k].as_u64().map(Duration::from_millis);
+        let (Some(shift), Some(back)) = (ms("time_to_shift_ms"), ms("time_to_rollback_ms")) else {
+            bail!("drill {id} ended {} without both timings: {}", drill["state"], drill["report"]);
+        };
+        out.push((shift, back));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -86,6 +86,48 @@ pub struct ConfigParams {
     pub replication_interval: Duration,
     /// Hedged attempts per probe (None: the product default).
     pub attempts: Option<u32>,
+    /// `[auth] tokens_file`, if any.
+    pub tokens_file: Option<PathBuf>,
+    /// `[auth] public_reads` (the lab's dashboard reads without a token).
+    pub public_reads: bool,
+    /// Extra TOML appended verbatim (e.g. `[[schedule.drills]]`).
+    pub extra: String,
+}
+
+/// Bearer tokens the lab and the tests hand out, one per role.
+#[derive(Clone)]
+pub struct LabTokens {
+    /// Role viewer.
+    pub viewer: String,
+    /// Role operator.
+    pub operator: String,
+    /// Role admin.
+    pub admin: String,
+}
+
+impl std::fmt::Debug for LabTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LabTokens(***)")
+    }
+}
+
+impl LabTokens {
+    /// Three fresh random tokens.
+    pub fn generate() -> Self {
+        let t = || hex::encode(rand::random::<[u8; 24]>());
+        Self { viewer: t(), operator: t(), admin: t() }
+    }
+
+    /// The tokens file text: `name role sha256` lines.
+    pub fn file_text(&self) -> String {
+        use crate::auth::hash_token;
+        format!(
+            "# name role sha256-of-token\nlab-viewer viewer {}\nlab-operator operator {}\nlab-admin admin {}\n",
+            hash_token(&self.viewer),
+            hash_token(&self.operator),
+            hash_token(&self.admin)
+        )
+    }
 }
 
 fn d(x: Duration) -> String {
@@ -114,6 +156,9 @@ impl ConfigParams {
             file: None,
             replication_interval: Duration::from_millis(500),
             attempts: None,
+            tokens_file: None,
+            public_reads: false,
+            extra: String::new(),
         }
     }
 
@@ -193,6 +238,10 @@ impl ConfigParams {
         if let Some(f) = &self.file {
             let _ = writeln!(s, "[[providers]]\ntype = \"file\"\npath = \"{}\"\n", f.display());
         }
+        if let Some(t) = &self.tokens_file {
+            let _ = writeln!(s, "[auth]\ntokens_file = \"{}\"\npublic_reads = {}\n", t.display(), self.public_reads);
+        }
+        s.push_str(&self.extra);
         s
     }
 }

@@ -6,6 +6,7 @@
 //! chosen by the orchestrator, which makes a retried write idempotent.
 
 pub mod incidents;
+pub mod operations;
 pub mod records;
 pub mod writer;
 
@@ -20,7 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-pub use records::{AlarmRecord, AuditRecord, TransitionRecord, Write};
+pub use records::{AlarmRecord, AuditRecord, HoldRecord, OperationRecord, TransitionRecord, Write};
 
 use crate::plan::{Epoch, PlanId, PlanKind, TrafficPlan, Weights};
 use crate::probe::postgres::describe;
@@ -47,7 +48,7 @@ pub enum StoreError {
     Migrate(#[source] sqlx::migrate::MigrateError),
 }
 
-fn q(context: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+pub(crate) fn q(context: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { context, detail: describe(&source), source }
 }
 
@@ -297,6 +298,10 @@ impl Store {
                 }
                 .map_err(q("recording maintenance"))?;
             }
+            Write::Drill(d) => operations::upsert_drill(&mut tx, d).await?,
+            Write::DrillEvent(e) => operations::insert_drill_event(&mut tx, e).await?,
+            Write::Operation(o) => operations::upsert_operation(&mut tx, o).await?,
+            Write::Hold(h) => operations::set_hold(&mut tx, h.as_deref()).await?,
         }
         tx.commit().await.map_err(q("committing"))
     }
@@ -449,7 +454,13 @@ impl Store {
             .await
             .map_err(q("deleting old alarms"))?
             .rows_affected();
-        Ok(a + b)
+        // Idempotency keys only need to outlive client retries.
+        let c = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '1 day'")
+            .execute(&self.pool)
+            .await
+            .map_err(q("deleting old idempotency keys"))?
+            .rows_affected();
+        Ok(a + b + c)
     }
 
     /// A lag series for a chart: one point per `step`, from raw samples and (older) minute aggregates.

@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::plan::{PlanId, TrafficPlan};
+use crate::drill::{DrillEvent, DrillRecord};
+use crate::plan::{PlanId, TrafficPlan, Weights};
+use crate::region::RegionName;
 
 /// A health change of a check or a region (`check_name` is None for a region).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -65,6 +67,46 @@ pub struct AuditRecord {
     pub details: serde_json::Value,
 }
 
+/// A manual operation (failover, switchover, failback, maintenance) and how far it got.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperationRecord {
+    /// Row id (returned to the caller as the operation's record id).
+    pub id: Uuid,
+    /// When requested.
+    pub requested_at: DateTime<Utc>,
+    /// Who.
+    pub actor: String,
+    /// `failover`, `switchover`, `failback`, `maintenance`.
+    pub kind: String,
+    /// The region concerned.
+    pub target: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// `waiting`, `applied`, `verified`, `refused`, `timed_out`, `interrupted`, `superseded`, `resumed`.
+    pub state: String,
+    /// The plan it produced.
+    pub plan_id: Option<PlanId>,
+    /// Anything else (lag seen, force reason …).
+    pub details: serde_json::Value,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Weights an operator pinned with a manual failover or switchover, kept across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HoldRecord {
+    /// The operation that set it.
+    pub operation_id: Uuid,
+    /// Since when.
+    pub since: DateTime<Utc>,
+    /// The pinned weights.
+    pub weights: Weights,
+    /// Why.
+    pub reason: String,
+    /// A region allowed over its lag limit, and why (a forced failover).
+    pub lag_override: Option<(RegionName, String)>,
+}
+
 /// One buffered write.
 #[derive(Debug, Clone)]
 pub enum Write {
@@ -99,6 +141,14 @@ pub enum Write {
     },
     /// An operator action.
     Audit(AuditRecord),
+    /// A drill's row, inserted or updated.
+    Drill(Box<DrillRecord>),
+    /// One entry of a drill's timeline.
+    DrillEvent(Box<DrillEvent>),
+    /// A manual operation's row, inserted or updated.
+    Operation(Box<OperationRecord>),
+    /// The operator hold set (Some) or released (None).
+    Hold(Option<Box<HoldRecord>>),
     /// A batch of lag samples (one per standby per collection).
     LagSamples(Vec<crate::replication::LagSample>),
     /// An incident's timeline, upserted at each milestone.
@@ -123,6 +173,10 @@ impl Write {
             Write::AlarmCleared { .. } => "alarm_cleared",
             Write::Audit(_) => "audit",
             Write::Maintenance { .. } => "maintenance",
+            Write::Drill(_) => "drill",
+            Write::DrillEvent(_) => "drill_event",
+            Write::Operation(_) => "operation",
+            Write::Hold(_) => "hold",
             Write::LagSamples(_) => "lag_samples",
             Write::Incident(_) => "incident",
         }

@@ -83,7 +83,13 @@ async fn status_events_metrics_and_errors() {
 async fn status_stream_pushes_snapshots() {
     let mut app = spawn_app(Spec { powerdns: false, ..Spec::default() }).await;
     app.wait_for_verified(&w(80, 20, 0), Duration::from_secs(30)).await;
-    let mut resp = app.http.get(format!("http://{}/api/v1/stream", app.addr)).send().await.unwrap();
+    let mut resp = app
+        .http
+        .get(format!("http://{}/api/v1/stream", app.addr))
+        .bearer_auth(&app.tokens.viewer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut buf = String::new();
     while !buf.contains("\n\n") {

@@ -15,7 +15,7 @@ use failover_orchestrator::lab::faultproxy::FaultProxy;
 use failover_orchestrator::lab::http_fault::HttpFault;
 use failover_orchestrator::lab::postgres::{PgCluster, PgOptions};
 use failover_orchestrator::lab::powerdns::PowerDns;
-use failover_orchestrator::lab::topology::{ConfigParams, PowerDnsSpec, RegionSpec};
+use failover_orchestrator::lab::topology::{ConfigParams, LabTokens, PowerDnsSpec, RegionSpec};
 use failover_orchestrator::plan::Weights;
 use failover_orchestrator::region::RegionName;
 use failover_orchestrator::status::Status;
@@ -90,6 +90,10 @@ pub struct Spec {
     pub store_dsn: Option<String>,
     /// Region databases (primary, standby, dr): adds a middleware check per region.
     pub region_dsns: Option<[String; 3]>,
+    /// Configure `[auth]` with the tokens in `TestApp::tokens` (default true).
+    pub auth: bool,
+    /// TOML appended to the generated configuration.
+    pub extra: String,
     /// Extra `[regions.postgres]` lines per region (primary, standby, dr).
     pub pg_extra: [Vec<String>; 3],
     /// Put a `FaultProxy` between the orchestrator and each region's app (and database).
@@ -118,6 +122,8 @@ impl Default for Spec {
             powerdns: true,
             store_dsn: None,
             region_dsns: None,
+            auth: true,
+            extra: String::new(),
             pg_extra: Default::default(),
             fault_proxies: false,
             store_proxy: false,
@@ -141,6 +147,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub config: Config,
     pub plan_file: std::path::PathBuf,
+    /// Viewer, operator and admin tokens (configured when `Spec::auth`).
+    pub tokens: LabTokens,
     /// Fault proxies in front of the region apps (primary, standby, dr), when asked for.
     pub proxies: Vec<FaultProxy>,
     /// Fault proxies in front of the region databases, when asked for.
@@ -264,6 +272,13 @@ pub async fn spawn_app(spec: Spec) -> TestApp {
     }
     let plan_file = std::env::temp_dir().join(format!("fo-test-plan-{}-{n}.json", std::process::id()));
     params.file = Some(plan_file.clone());
+    let tokens = LabTokens::generate();
+    if spec.auth {
+        let path = std::env::temp_dir().join(format!("fo-test-tokens-{}-{n}", std::process::id()));
+        std::fs::write(&path, tokens.file_text()).unwrap();
+        params.tokens_file = Some(path);
+    }
+    params.extra = spec.extra.clone();
     let text = params.to_toml();
     let config =
         Config::parse(&text, "test", &|k| (k == PDNS_KEY_ENV).then(|| key.clone())).expect("valid test config");
@@ -292,6 +307,7 @@ pub async fn spawn_app(spec: Spec) -> TestApp {
         config_text: text,
         pdns_key: key,
         direct_store_dsn,
+        tokens,
     }
 }
 
@@ -333,12 +349,61 @@ impl TestApp {
         self.status.borrow().plan.as_ref().map(|p| p.plan.weights.clone()).unwrap_or_default()
     }
 
-    /// GET a path of the API as JSON, with its status code.
+    /// GET a path of the API as JSON (with the viewer token), with its status code.
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let r = self.http.get(format!("http://{}{path}", self.addr)).send().await.unwrap();
+        self.get_as(path, Some(&self.tokens.viewer)).await
+    }
+
+    /// GET a path as JSON with the given token (None: no Authorization header).
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut req = self.http.get(format!("http://{}{path}", self.addr));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
         let code = r.status().as_u16();
         let body = r.json().await.unwrap_or(serde_json::Value::Null);
         (code, body)
+    }
+
+    /// POST JSON with the operator token.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.post_as(path, body, Some(&self.tokens.operator), None).await
+    }
+
+    /// POST JSON with the given token and Idempotency-Key.
+    pub async fn post_as(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+        token: Option<&str>,
+        idempotency_key: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.http.post(format!("http://{}{path}", self.addr)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(k) = idempotency_key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let r = req.send().await.unwrap();
+        let code = r.status().as_u16();
+        let body = r.json().await.unwrap_or(serde_json::Value::Null);
+        (code, body)
+    }
+
+    /// Polls a drill until it is finished; returns it with its timeline.
+    pub async fn wait_drill_finished(&self, id: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (code, d) = self.get(&format!("/api/v1/drills/{id}")).await;
+            assert_eq!(code, 200, "{d}");
+            if d["finished_at"].is_string() {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "drill {id} not finished after {timeout:?}: {d}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Asks PowerDNS `n` times and returns the answers.

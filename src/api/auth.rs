@@ -1,0 +1,164 @@
+//! The authentication and audit middleware.
+//!
+//! Every request is matched against [`crate::auth::access`]: public routes pass,
+//! others need a bearer token (`Authorization: Bearer …`; the SSE stream also
+//! takes `?access_token=` because browsers' EventSource cannot set headers)
+//! whose role is high enough — 401 without a valid token, 403 with too low a
+//! role. Without an `[auth]` section reads are open and mutations get a 403
+//! saying how to configure tokens.
+//!
+//! Every mutating request (anything but GET/HEAD) is written to the audit log
+//! after it finishes — who, what, on what, the outcome and the request id —
+//! including the ones refused here. Handlers add detail with an [`AuditNote`]
+//! response extension. Tokens are never logged or stored.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{ApiError, AppState, REQUEST_ID};
+use crate::auth::{Access, Principal, Role};
+use crate::store::records::{AuditRecord, Write};
+
+/// What a handler tells the audit log about a mutation.
+#[derive(Debug, Clone, Default)]
+pub struct AuditNote {
+    /// The action (`drill.start`, `failover` …).
+    pub action: String,
+    /// What it was about (region, drill id).
+    pub target: Option<String>,
+    /// Extra detail (ids of the records created, the reason).
+    pub details: serde_json::Value,
+    /// Whether the response was replayed from an Idempotency-Key.
+    pub replayed: bool,
+}
+
+/// The request id set by the request-id layer.
+pub fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+fn bearer(req: &Request, path: &str) -> Option<String> {
+    if let Some(v) = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        return v.strip_prefix("Bearer ").map(|t| t.trim().to_string());
+    }
+    if path == "/api/v1/stream" {
+        return req
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")).map(|t| t.to_string()));
+    }
+    None
+}
+
+/// The caller, or why not (with the caller's name when the token was valid but its role too low).
+fn check(s: &AppState, req: &Request, path: &str) -> Result<Option<Principal>, (ApiError, Option<String>)> {
+    let method = req.method().as_str();
+    let Some(auth) = &s.config.auth else {
+        let read = matches!(*req.method(), Method::GET | Method::HEAD);
+        return if read {
+            Ok(Some(Principal { name: "anonymous".into(), role: Role::Viewer }))
+        } else {
+            Err((
+                ApiError::Forbidden(
+                    "mutations are disabled because no [auth] section is configured: add [auth] tokens_file = \"…\" \
+                     (lines `name role sha256-hex-of-token`, role operator or admin) and send Authorization: Bearer <token>"
+                        .into(),
+                ),
+                None,
+            ))
+        };
+    };
+    let needed = match crate::auth::access(
+        method,
+        path,
+        auth.healthz_public,
+        s.config.orchestrator.metrics_public,
+        auth.public_reads,
+    ) {
+        Access::Public => return Ok(bearer(req, path).and_then(|t| auth.tokens.authenticate(&t))),
+        Access::Needs(r) => r,
+    };
+    let Some(token) = bearer(req, path) else {
+        return Err((
+            ApiError::Unauthorized("a bearer token is required: send Authorization: Bearer <token>".into()),
+            None,
+        ));
+    };
+    let Some(p) = auth.tokens.authenticate(&token) else {
+        return Err((ApiError::Unauthorized("the bearer token is not valid".into()), None));
+    };
+    if !p.role.allows(needed) {
+        let e = ApiError::Forbidden(format!("`{}` has role {}, this needs {needed}", p.name, p.role));
+        return Err((e, Some(p.name)));
+    }
+    Ok(Some(p))
+}
+
+/// Authenticates, authorises and (for mutations) audits one request.
+pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    let mutating = !matches!(*req.method(), Method::GET | Method::HEAD);
+    let method = req.method().to_string();
+    let rid = request_id(req.headers());
+    let at = Utc::now();
+    match check(&s, &req, &path) {
+        Err((e, who)) => {
+            if mutating {
+                let note = AuditNote { action: format!("{method} {path}"), ..Default::default() };
+                let who = who.as_deref().unwrap_or("anonymous");
+                audit(&s, who, &note, &format!("{} {e}", e.status().as_u16()), rid, at);
+            }
+            e.into_response()
+        }
+        Ok(principal) => {
+            let actor = principal.as_ref().map(|p| p.name.clone()).unwrap_or_else(|| "anonymous".into());
+            if let Some(p) = principal {
+                req.extensions_mut().insert(p);
+            }
+            let resp = next.run(req).await;
+            if mutating {
+                let note = resp
+                    .extensions()
+                    .get::<AuditNote>()
+                    .cloned()
+                    .unwrap_or_else(|| AuditNote { action: format!("{method} {path}"), ..Default::default() });
+                let status = resp.status();
+                let mut outcome = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or(""));
+                if note.replayed {
+                    outcome.push_str(" (replayed for Idempotency-Key)");
+                }
+                audit(&s, &actor, &note, outcome.trim(), rid, at);
+            }
+            resp
+        }
+    }
+}
+
+fn audit(
+    s: &AppState,
+    actor: &str,
+    note: &AuditNote,
+    outcome: &str,
+    request_id: Option<String>,
+    at: chrono::DateTime<Utc>,
+) {
+    s.writes.send(Write::Audit(AuditRecord {
+        id: Uuid::new_v4(),
+        at,
+        actor: actor.to_string(),
+        action: note.action.clone(),
+        target: note.target.clone(),
+        outcome: outcome.to_string(),
+        request_id,
+        details: if note.details.is_null() { json!({}) } else { note.details.clone() },
+    }));
+}

@@ -1,0 +1,440 @@
+//! Drills: planned, recorded failover exercises. PURE.
+//!
+//! A drill shifts traffic in steps (e.g. 50 % then 100 % of the evacuated
+//! region's share) onto a target, holds each step while the engine watches
+//! probes and lag, and rolls back to the plan it started from. This module
+//! holds the judgement: request validation, step planning, the preflight,
+//! the state names and the report. The engine (`engine::ops`) drives the
+//! lifecycle, the store records it step by step, and [`schedule`] turns
+//! `[[schedule.drills]]` into runs.
+//!
+//! Nothing here reads a clock or does I/O.
+
+pub mod schedule;
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::decide::RegionInput;
+use crate::health::Health;
+use crate::plan::{PlanId, Weights};
+use crate::policy::{LagLimit, LagReading, Policy};
+use crate::region::RegionName;
+
+/// Longest hold per step an operator may ask for.
+pub const MAX_HOLD: Duration = Duration::from_secs(6 * 3600);
+/// Errors kept verbatim in a report (the count goes on).
+pub const MAX_REPORTED_ERRORS: usize = 50;
+
+/// Identifies one drill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DrillId(pub Uuid);
+
+impl DrillId {
+    /// A fresh random id.
+    pub fn new() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+impl Default for DrillId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for DrillId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A bad field of a request: the API turns it into a 400 naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    /// The offending field (`steps[2]`, `evacuate` …).
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+fn bad(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+    FieldError { field: field.into(), message: message.into() }
+}
+
+/// A drill request as received, before validation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DrillRequest {
+    /// The region to evacuate.
+    pub evacuate: Option<String>,
+    /// The region to shift to (default: the first eligible in the failover order).
+    pub target: Option<String>,
+    /// Percent of the evacuated share moved at each step (default `[100]`).
+    pub steps: Option<Vec<i64>>,
+    /// Hold per step in seconds (default 30).
+    pub hold_seconds: Option<f64>,
+    /// Plan and record only.
+    pub dry_run: bool,
+    /// Why.
+    pub reason: String,
+}
+
+/// A validated drill: what to move, in which steps, how long to hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillSpec {
+    /// The region to evacuate (None: shift from every other region).
+    pub evacuate: Option<RegionName>,
+    /// The region to shift to (None: chosen at preflight).
+    pub target: Option<RegionName>,
+    /// Percent of the share moved at each step, increasing, each 1–100.
+    pub steps: Vec<u32>,
+    /// Hold per step, in milliseconds (kept as a plain number in the store).
+    pub hold_ms: u64,
+    /// Plan and record only; touch no provider.
+    pub dry_run: bool,
+    /// Why.
+    pub reason: String,
+    /// The `[[schedule.drills]]` entry that started it, if any.
+    pub schedule: Option<String>,
+    /// The weights of each step, planned at preflight from the baseline.
+    #[serde(default)]
+    pub planned: Vec<Weights>,
+}
+
+impl DrillSpec {
+    /// The hold per step.
+    pub fn hold(&self) -> Duration {
+        Duration::from_millis(self.hold_ms)
+    }
+}
+
+/// Validates a request against the configured regions.
+///
+/// # Errors
+/// The first bad field, named.
+pub fn validate(policy: &Policy, req: &DrillRequest) -> Result<DrillSpec, FieldError> {
+    let region = |field: &str, v: &Option<String>| -> Result<Option<RegionName>, FieldError> {
+        match v {
+            None => Ok(None),
+            Some(n) if policy.regions.iter().any(|r| r.name.as_str() == n) => Ok(Some(RegionName::new(n.clone()))),
+            Some(n) => Err(bad(
+                field,
+                format!(
+                    "unknown region `{n}` (one of {})",
+                    policy.regions.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    };
+    let evacuate = region("evacuate", &req.evacuate)?;
+    let target = region("target", &req.target)?;
+    if evacuate.is_none() && target.is_none() {
+        return Err(bad("evacuate", "name the region to evacuate (or a `target` to shift to)"));
+    }
+    if evacuate.is_some() && evacuate == target {
+        return Err(bad("target", "must differ from `evacuate`"));
+    }
+    let raw_steps = req.steps.clone().unwrap_or_else(|| vec![100]);
+    if raw_steps.is_empty() {
+        return Err(bad("steps", "give at least one step, e.g. [50, 100]"));
+    }
+    let mut steps = Vec::with_capacity(raw_steps.len());
+    for (i, s) in raw_steps.iter().enumerate() {
+        if !(1..=100).contains(s) {
+            return Err(bad(format!("steps[{i}]"), format!("{s} is outside 1–100 (percent of the share to move)")));
+        }
+        let s = *s as u32;
+        if steps.last().is_some_and(|prev| *prev >= s) {
+            return Err(bad(format!("steps[{i}]"), "steps must increase, e.g. [25, 50, 100]"));
+        }
+        steps.push(s);
+    }
+    let hold = req.hold_seconds.unwrap_or(30.0);
+    if !hold.is_finite() || hold < 0.0 {
+        return Err(bad("hold_seconds", format!("{hold} must be a non-negative number of seconds")));
+    }
+    if hold > MAX_HOLD.as_secs_f64() {
+        return Err(bad("hold_seconds", format!("{hold} is over the maximum of {} s", MAX_HOLD.as_secs())));
+    }
+    let reason = req.reason.trim();
+    if reason.is_empty() {
+        return Err(bad("reason", "say why (it goes into the audit log and the drill record)"));
+    }
+    if reason.len() > 500 {
+        return Err(bad("reason", "at most 500 characters"));
+    }
+    Ok(DrillSpec {
+        evacuate,
+        target,
+        steps,
+        hold_ms: (hold * 1000.0).round() as u64,
+        dry_run: req.dry_run,
+        reason: reason.to_string(),
+        schedule: None,
+        planned: Vec::new(),
+    })
+}
+
+/// The target when the request named none: the first region in failover order,
+/// other than the evacuated one, that is up, not drained and within its lag limit.
+pub fn choose_target(policy: &Policy, regions: &[RegionInput], evacuate: Option<&RegionName>) -> Option<RegionName> {
+    policy.failover_order.iter().filter(|r| Some(*r) != evacuate).find_map(|name| {
+        let r = regions.iter().find(|r| &r.name == name)?;
+        let limit = policy.region(name).map(|p| p.max_lag).unwrap_or_default();
+        (r.health == Health::Up && !r.maintenance && limit.admits(r.lag.as_ref()).is_ok()).then(|| name.clone())
+    })
+}
+
+/// The weights of every step: each step moves its percentage of every source's
+/// baseline share onto the target (sources: the evacuated region, or every other region).
+pub fn plan_steps(
+    baseline: &Weights,
+    evacuate: Option<&RegionName>,
+    target: &RegionName,
+    steps: &[u32],
+) -> Vec<Weights> {
+    steps
+        .iter()
+        .map(|pct| {
+            let mut w = baseline.clone();
+            let sources: Vec<RegionName> = match evacuate {
+                Some(e) => vec![e.clone()],
+                None => baseline.0.keys().filter(|r| *r != target).cloned().collect(),
+            };
+            for s in &sources {
+                let moved = baseline.get(s) * pct.min(&100) / 100;
+                w.shift(s, target, moved);
+            }
+            w
+        })
+        .collect()
+}
+
+/// What the preflight looks at.
+#[derive(Debug, Clone)]
+pub struct Preflight<'a> {
+    /// Whether this orchestrator leads.
+    pub leader: bool,
+    /// Another drill or operation holding the lock, described.
+    pub busy: Option<String>,
+    /// Why traffic is not on its normal, verified plan (a real failover in progress), if so.
+    pub not_normal: Option<String>,
+    /// The target region, as the decision core sees it (None: no eligible target found).
+    pub target: Option<&'a RegionInput>,
+    /// The target's lag limit (`max_lag_on_failover`).
+    pub target_limit: LagLimit,
+    /// The evacuated region's current weight, when one is evacuated.
+    pub evacuate_weight: Option<u32>,
+}
+
+/// Every reason to refuse a drill (empty: go).
+pub fn preflight(p: &Preflight<'_>) -> Vec<String> {
+    let mut why = Vec::new();
+    if !p.leader {
+        why.push("this orchestrator is not the leader: run the drill on the leader".to_string());
+    }
+    if let Some(b) = &p.busy {
+        why.push(format!("{b} is in progress: wait for it or abort it first"));
+    }
+    if let Some(n) = &p.not_normal {
+        why.push(format!("a real failover is in progress: {n}"));
+    }
+    match p.target {
+        None => why.push("no region is eligible as the drill's target (up, not drained, within its lag limit)".into()),
+        Some(t) => {
+            if t.health != Health::Up {
+                why.push(format!("target {} is {}, not up", t.name, t.health));
+            }
+            if t.maintenance {
+                why.push(format!("target {} is drained for maintenance", t.name));
+            }
+            if let Err(e) = p.target_limit.admits(t.lag.as_ref()) {
+                why.push(format!("target {} is over max_lag_on_failover: {e}", t.name));
+            }
+        }
+    }
+    if p.evacuate_weight == Some(0) {
+        why.push("the evacuated region serves no traffic: there is nothing to shift".into());
+    }
+    why
+}
+
+/// Where a drill is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DrillState {
+    /// A step's plan is being applied and verified.
+    Shifting,
+    /// A step is verified and held while probes and lag are watched.
+    Holding,
+    /// Returning to the plan the drill started from.
+    RollingBack,
+    /// Every step held and the rollback was verified.
+    Completed,
+    /// Stopped early (by an operator, a degraded target, lag, or a real failure) and rolled back.
+    Aborted,
+    /// A step or the rollback could not be verified.
+    Failed,
+    /// The orchestrator restarted mid-drill; the drill was rolled back at start-up.
+    Interrupted,
+    /// Planned and recorded only; no provider was touched.
+    DryRun,
+}
+
+impl DrillState {
+    /// Stable name for storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrillState::Shifting => "shifting",
+            DrillState::Holding => "holding",
+            DrillState::RollingBack => "rolling_back",
+            DrillState::Completed => "completed",
+            DrillState::Aborted => "aborted",
+            DrillState::Failed => "failed",
+            DrillState::Interrupted => "interrupted",
+            DrillState::DryRun => "dry_run",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<DrillState> {
+        [
+            DrillState::Shifting,
+            DrillState::Holding,
+            DrillState::RollingBack,
+            DrillState::Completed,
+            DrillState::Aborted,
+            DrillState::Failed,
+            DrillState::Interrupted,
+            DrillState::DryRun,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+    }
+
+    /// Whether the drill is over.
+    pub fn is_final(self) -> bool {
+        !matches!(self, DrillState::Shifting | DrillState::Holding | DrillState::RollingBack)
+    }
+}
+
+impl fmt::Display for DrillState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The drill's report, filled in as it runs and stored with it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrillReport {
+    /// Request → the first step verified by read-back on every provider, in ms.
+    pub time_to_shift_ms: Option<u64>,
+    /// Rollback decided → rollback verified, in ms.
+    pub time_to_rollback_ms: Option<u64>,
+    /// Steps verified.
+    pub steps_verified: u32,
+    /// Errors seen during the drill (probe failures, provider failures), the first [`MAX_REPORTED_ERRORS`].
+    pub errors: Vec<String>,
+    /// All errors seen.
+    pub error_count: u64,
+    /// Largest replication lag of the target seen during the drill, bytes.
+    pub max_lag_bytes: Option<u64>,
+    /// Largest replication lag of the target seen during the drill, seconds.
+    pub max_lag_seconds: Option<f64>,
+    /// The data a real failover at the worst moment would have lost (RPO implied by the max lag).
+    pub rpo: Option<String>,
+    /// Why it ended as it did.
+    pub outcome_reason: Option<String>,
+}
+
+impl DrillReport {
+    /// Notes an error.
+    pub fn note_error(&mut self, msg: String) {
+        self.error_count += 1;
+        if self.errors.len() < MAX_REPORTED_ERRORS {
+            self.errors.push(msg);
+        }
+    }
+
+    /// Notes a lag reading of the target; keeps the maxima and the RPO they imply.
+    pub fn note_lag(&mut self, lag: &LagReading) {
+        if let Some(b) = lag.bytes {
+            self.max_lag_bytes = Some(self.max_lag_bytes.map_or(b, |m| m.max(b)));
+        }
+        if let Some(t) = lag.time {
+            let s = t.as_secs_f64();
+            self.max_lag_seconds = Some(self.max_lag_seconds.map_or(s, |m| m.max(s)));
+        }
+        let parts: Vec<String> = [
+            self.max_lag_seconds.map(|s| format!("≤ {s:.3} s of transactions")),
+            self.max_lag_bytes.map(|b| format!("≤ {b} bytes of WAL")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !parts.is_empty() {
+            self.rpo = Some(parts.join(", "));
+        }
+    }
+}
+
+/// Milliseconds between two instants (0 when reversed).
+pub fn millis_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
+    to.signed_duration_since(from).num_milliseconds().max(0) as u64
+}
+
+/// One entry of a drill's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillEvent {
+    /// Row id.
+    pub id: Uuid,
+    /// The drill.
+    pub drill_id: DrillId,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// `preflight`, `step_planned`, `step_sent`, `step_verified`, `hold_done`, `error`, `abort`,
+    /// `rollback_sent`, `rollback_verified`, `finished`.
+    pub kind: String,
+    /// Step index (0-based), when about a step.
+    pub step: Option<u32>,
+    /// The plan sent, when one was.
+    pub plan_id: Option<PlanId>,
+    /// The weights of that step or plan.
+    pub weights: Option<Weights>,
+    /// A sentence.
+    pub detail: String,
+}
+
+/// A drill as stored: the row the store keeps and the API shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillRecord {
+    /// Id.
+    pub id: DrillId,
+    /// When requested.
+    pub requested_at: DateTime<Utc>,
+    /// Who (token name, or `schedule:<name>`).
+    pub actor: String,
+    /// The validated request (with the target chosen).
+    pub spec: DrillSpec,
+    /// The weights before the drill.
+    pub baseline: Weights,
+    /// State.
+    pub state: DrillState,
+    /// Current or last step (0-based).
+    pub step: Option<u32>,
+    /// The report.
+    pub report: DrillReport,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests;
