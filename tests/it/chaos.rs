@@ -638,27 +638,28 @@ async fn start_child(app: &TestApp, path: &std::path::Path) -> Child {
     Child { proc, api }
 }
 
-async fn child_status(http: &reqwest::Client, api: SocketAddr) -> Option<serde_json::Value> {
-    http.get(format!("http://{api}/api/v1/status")).send().await.ok()?.json().await.ok()
+async fn child_status(http: &reqwest::Client, api: SocketAddr, token: &str) -> Option<serde_json::Value> {
+    http.get(format!("http://{api}/api/v1/status")).bearer_auth(token).send().await.ok()?.json().await.ok()
 }
 
 async fn wait_child(
     http: &reqwest::Client,
     api: SocketAddr,
+    token: &str,
     path: &std::path::Path,
     what: &str,
     pred: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Some(s) = child_status(http, api).await {
+        if let Some(s) = child_status(http, api, token).await {
             if pred(&s) {
                 return s;
             }
         }
         if Instant::now() > deadline {
             let log = std::fs::read_to_string(path.with_extension("log")).unwrap_or_default();
-            let last = child_status(http, api).await;
+            let last = child_status(http, api, token).await;
             panic!("timed out waiting for {what}; last status {last:?}; orchestrator log:\n{log}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -687,22 +688,26 @@ async fn chaos_orchestrator_killed_mid_failover_resumes_after_restart() {
     let http = reqwest::Client::new();
 
     let mut a = start_child(&app, &path).await;
-    let sa = wait_child(&http, a.api, &path, "first orchestrator steady", |s| plan_is(s, 80, 20, true)).await;
+    let sa =
+        wait_child(&http, a.api, &app.tokens.viewer, &path, "first orchestrator steady", |s| plan_is(s, 80, 20, true))
+            .await;
     let epoch_a = sa["leadership"]["epoch"].as_i64().unwrap();
     let t0 = Utc::now();
     app.apps[0].kill().await;
-    wait_child(&http, a.api, &path, "failover decided", |s| plan_is(s, 0, 100, false)).await;
+    wait_child(&http, a.api, &app.tokens.viewer, &path, "failover decided", |s| plan_is(s, 0, 100, false)).await;
     a.proc.start_kill().unwrap();
     a.proc.wait().await.unwrap();
 
     let mut b = start_child(&app, &path).await;
-    let sb = wait_child(&http, b.api, &path, "second orchestrator verified the failover", |s| plan_is(s, 0, 100, true))
-        .await;
+    let sb = wait_child(&http, b.api, &app.tokens.viewer, &path, "second orchestrator verified the failover", |s| {
+        plan_is(s, 0, 100, true)
+    })
+    .await;
     let epoch_b = sb["leadership"]["epoch"].as_i64().unwrap();
     assert!(epoch_b > epoch_a, "a newer epoch after the restart");
     let answers = app.dig_many(10).await;
     assert!(answers.iter().all(|x| *x == app.addresses[1]), "{answers:?}");
-    wait_child(&http, b.api, &path, "store flushed", |s| s["store"]["pending"] == 0).await;
+    wait_child(&http, b.api, &app.tokens.viewer, &path, "store flushed", |s| s["store"]["pending"] == 0).await;
     let s = seen(&store, t0).await;
     let verified: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM plans WHERE decided_at >= $1 AND epoch = $2 AND verified_at IS NOT NULL AND (weights->>'primary')::int = 0",
