@@ -21,7 +21,7 @@ use failover_orchestrator::lab::bench;
 use failover_orchestrator::lab::cli::LabTuning;
 use failover_orchestrator::lab::measure::{Summary, lab_flips};
 use failover_orchestrator::lab::postgres::{PgCluster, PgOptions};
-use failover_orchestrator::lab::topology::{ConfigParams, RegionSpec};
+use failover_orchestrator::lab::topology::ConfigParams;
 use failover_orchestrator::replication::sampler::LagSampler;
 use serde_json::json;
 
@@ -169,12 +169,7 @@ async fn flip(intervals: &[Duration], fall: u32, runs: usize) -> anyhow::Result<
 }
 
 fn cpu_seconds() -> f64 {
-    // utime + stime of this process, in clock ticks (100 Hz on Linux).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
+    bench::process_cpu_seconds()
 }
 
 async fn lag(cost_window: Duration) -> anyhow::Result<serde_json::Value> {
@@ -185,16 +180,8 @@ async fn lag(cost_window: Duration) -> anyhow::Result<serde_json::Value> {
     let regions = [("primary", &primary), ("standby", &standby), ("dr", &dr)]
         .iter()
         .enumerate()
-        .map(|(i, (name, pg))| RegionSpec {
-            name: name.to_string(),
-            role: name.to_string(),
-            weight: [80, 20, 0][i],
-            address: IpAddr::V4(Ipv4Addr::new(127, 0, 9, i as u8 + 1)),
-            app_url: "http://127.0.0.1:9/health".into(),
-            tcp_target: "127.0.0.1:9".into(),
-            pg_dsn: Some(pg.dsn()),
-            pg_expect_recovery: None,
-            pg_extra: vec![format!("application_name = \"bench-{name}\"")],
+        .map(|(i, (name, pg))| {
+            bench::placeholder_region(i, name, Some(pg.dsn()), vec![format!("application_name = \"bench-{name}\"")])
         })
         .collect();
     let mut params = ConfigParams::new("postgres://unused@127.0.0.1:1/x".into(), "127.0.0.1:0".parse()?, regions);

@@ -23,6 +23,27 @@ use crate::observation::Outcome;
 use crate::probe::runner::Runner;
 use crate::region::{CheckId, Layer, RegionName};
 
+/// Region `i` (0 primary, 1 standby, 2 dr, weights 80/20/0) of a bench configuration whose
+/// app checks point at a closed port: for benches that exercise something else.
+pub fn placeholder_region(
+    i: usize,
+    name: &str,
+    pg_dsn: Option<String>,
+    pg_extra: Vec<String>,
+) -> super::topology::RegionSpec {
+    super::topology::RegionSpec {
+        name: name.to_string(),
+        role: name.to_string(),
+        weight: [80, 20, 0][i.min(2)],
+        address: IpAddr::V4(Ipv4Addr::new(127, 0, 9, i as u8 + 1)),
+        app_url: "http://127.0.0.1:9/health".into(),
+        tcp_target: "127.0.0.1:9".into(),
+        pg_dsn,
+        pg_expect_recovery: None,
+        pg_extra,
+    }
+}
+
 /// CPU seconds (user + system) of this process so far.
 pub fn process_cpu_seconds() -> f64 {
     cpu_of("/proc/self/stat")
@@ -148,21 +169,7 @@ pub fn decide_throughput(window: Duration) -> anyhow::Result<Value> {
     let params = super::topology::ConfigParams::new(
         "postgres://unused@127.0.0.1:1/x".into(),
         "127.0.0.1:0".parse()?,
-        ["primary", "standby", "dr"]
-            .iter()
-            .enumerate()
-            .map(|(i, n)| super::topology::RegionSpec {
-                name: n.to_string(),
-                role: n.to_string(),
-                weight: [80, 20, 0][i],
-                address: IpAddr::V4(Ipv4Addr::new(127, 0, 9, i as u8 + 1)),
-                app_url: "http://127.0.0.1:9/health".into(),
-                tcp_target: "127.0.0.1:9".into(),
-                pg_dsn: None,
-                pg_expect_recovery: None,
-                pg_extra: vec![],
-            })
-            .collect(),
+        ["primary", "standby", "dr"].iter().enumerate().map(|(i, n)| placeholder_region(i, n, None, vec![])).collect(),
     );
     let mut params = params;
     params.file = Some("/tmp/unused.json".into());
