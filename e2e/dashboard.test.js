@@ -67,7 +67,10 @@ async function waitForStatus(pred, timeoutMs, what) {
   for (;;) {
     const { body } = await getJson("/api/v1/status");
     if (body && pred(body)) return body;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      const last = body ? { weights: (body.regions || []).map((r) => [r.name, r.weight, r.health, r.maintenance]), reasons: body.acting && body.acting.reasons, hold: body.operator_hold, drill: body.drill } : null;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last status: ${JSON.stringify(last)}`);
+    }
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -105,13 +108,6 @@ async function drillsApiPresent() {
   const fromDoc = await openapiHas("/api/v1/drills");
   if (fromDoc !== null) return fromDoc;
   return endpointExists("POST", "/api/v1/drills", {});
-}
-
-async function maintenanceApiPresent() {
-  const fromDoc = await openapiHas("/api/v1/regions/{name}/maintenance");
-  if (fromDoc !== null) return fromDoc;
-  // No body and no token: a real handler refuses (401/400/422) without draining anything.
-  return endpointExists("POST", "/api/v1/regions/dr/maintenance", null);
 }
 
 before(async () => {
@@ -261,33 +257,40 @@ test("the events timeline filters by kind and region and loads older pages", { t
   for (let i = 1; i < times.length; i += 1) assert.ok(times[i - 1] >= times[i], "older pages append in order");
 });
 
-test("maintenance: the confirmation dialog works from the keyboard and says when the API is not there yet", { timeout: 30000 }, async (t) => {
-  if (await maintenanceApiPresent()) {
-    t.skip("maintenance API present in this build: the 'not available' path cannot be shown");
-    return;
-  }
-  const btn = card(page, "dr").locator('[data-action="maintenance"]');
+test("maintenance: from the keyboard, drain the standby (its share moves), keep the token, undrain", { timeout: 90000 }, async () => {
+  const tok = process.env.FO_OPERATOR_TOKEN;
+  assert.ok(tok, "scripts/e2e.sh exports the lab's operator token");
+  await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.operator-token"));
+  const btn = card(page, "standby").locator('[data-action="maintenance"]');
   await btn.focus();
   await page.keyboard.press("Enter");
   const dlg = page.locator("#action-dialog");
   await dlg.waitFor({ state: "visible" });
-  assert.match(await page.locator("#dlg-title").innerText(), /Drain dr/);
+  assert.match(await page.locator("#dlg-title").innerText(), /Drain standby/);
   assert.match(await page.locator("#dlg-body .preview").innerText(), /after/); // the plan it will apply
   assert.ok(await page.locator("#dlg-token").isVisible(), "asks for the operator token");
-  await page.locator("#dlg-token").fill("e2e-token");
-  await page.locator("#dlg-reason").fill("e2e: checking the dialog");
+  await page.locator("#dlg-token").fill(tok);
+  await page.locator("#dlg-reason").fill("e2e: drain the standby");
   await page.keyboard.press("Enter"); // submits the form
-  await page.locator("#dlg-error").waitFor({ state: "visible", timeout: 10000 });
-  assert.match(await page.locator("#dlg-error").innerText(), /Not available in this version/);
+  await page.locator("#dlg-ok").waitFor({ state: "visible", timeout: 10000 });
   await page.keyboard.press("Escape");
   await dlg.waitFor({ state: "hidden" });
+  await waitForStatus((s) => s.regions.map((r) => r.weight).join() === "100,0,0", 30000, "standby drained");
+  // The page itself shows the drained state (not just the server).
+  await card(page, "standby").locator("p.maint").waitFor({ timeout: 15000 });
+  assert.match(await card(page, "standby").locator("p.maint").innerText(), /In maintenance \(drained\): e2e: drain the standby/);
+  assert.equal(await btn.innerText(), "End maintenance…");
   // The token is kept for the tab: the next dialog does not ask again.
-  assert.equal(await page.evaluate(() => sessionStorage.getItem("failover-orchestrator.operator-token")), "e2e-token");
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("failover-orchestrator.operator-token")), tok);
   await btn.click();
   await dlg.waitFor({ state: "visible" });
   assert.equal(await page.locator("#dlg-token-row").isVisible(), false);
-  await page.locator("#dlg-cancel").click();
-  await dlg.waitFor({ state: "hidden" });
+  assert.match(await page.locator("#dlg-title").innerText(), /End maintenance of standby/);
+  await page.locator("#dlg-reason").fill("e2e: undrain");
+  await page.locator("#dlg-confirm").click();
+  await page.locator("#dlg-ok").waitFor({ state: "visible", timeout: 10000 });
+  await page.keyboard.press("Escape");
+  await waitForStatus((s) => s.regions.map((r) => r.weight).join() === "80,20,0", 60000, "standby back after undrain");
 });
 
 test("actions (mocked answers): a 4xx message is shown as text, and a 401 asks for the token again", { timeout: 30000 }, async () => {
@@ -315,11 +318,12 @@ test("actions (mocked answers): a 4xx message is shown as text, and a 401 asks f
   assert.equal(await page.evaluate(() => window.__xss), undefined);
 });
 
-test("drills: a dry-run drill starts from the dialog, shows a banner, and can be aborted", { timeout: 120000 }, async (t) => {
+test("drills: a dry-run drill from the page shows in the timeline; a live drill shows a banner and can be aborted", { timeout: 120000 }, async (t) => {
   if (!(await drillsApiPresent())) { t.skip("drills API not in this build"); return; }
   const tok = process.env.FO_OPERATOR_TOKEN;
   if (!tok) { t.skip("drills API present, but FO_OPERATOR_TOKEN is not set for this run"); return; }
   await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.operator-token"));
+  // Dry run: every step planned and recorded, no provider touched; it finishes at once.
   await page.locator("#drill-start").click();
   await page.selectOption("#dr-region", "primary");
   await page.locator("#dr-steps").fill("50, 100");
@@ -330,12 +334,30 @@ test("drills: a dry-run drill starts from the dialog, shows a banner, and can be
   await page.locator("#dlg-reason").fill("e2e dry-run drill");
   await page.locator("#dlg-confirm").click();
   await page.locator("#dlg-ok").waitFor({ state: "visible", timeout: 10000 });
+  await page.keyboard.press("Escape");
+  await page.waitForFunction(() => /drill\.start/.test(document.getElementById("events").textContent), null, { timeout: 15000 });
+  const { body: st } = await getJson("/api/v1/status");
+  assert.deepEqual(st.regions.map((r) => r.weight), [80, 20, 0], "a dry run moves no traffic");
+  await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-drill-timeline.png"), fullPage: false });
+  // Live drill: the banner shows while it holds; abort rolls back.
+  await page.locator("#drill-start").click();
+  await page.selectOption("#dr-region", "primary");
+  await page.locator("#dr-steps").fill("50");
+  await page.locator("#dr-hold").fill("60");
+  await page.locator('input[name="dr-mode"][value="live"]').check();
+  await page.locator("#dlg-reason").fill("e2e live drill");
+  await page.locator("#dlg-confirm").click();
+  await page.locator("#dlg-ok").waitFor({ state: "visible", timeout: 10000 });
+  await page.keyboard.press("Escape");
   await page.locator('[data-banner="drill"]').waitFor({ timeout: 15000 });
+  await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-drill.png"), fullPage: false });
   await page.locator('[data-banner="drill"] [data-abort-drill]').click();
   await page.locator("#dlg-reason").fill("e2e: abort");
   await page.locator("#dlg-confirm").click();
   await page.locator("#dlg-ok").waitFor({ state: "visible", timeout: 10000 });
+  await page.keyboard.press("Escape");
   await page.locator('[data-banner="drill"]').waitFor({ state: "detached", timeout: 60000 });
+  await waitForStatus((s) => s.regions.map((r) => r.weight).join() === "80,20,0", 30000, "rolled back to 80/20");
 });
 
 test("drills: a refused token shows the server's 401 message in the dialog", { timeout: 30000 }, async (t) => {
@@ -349,13 +371,24 @@ test("drills: a refused token shows the server's 401 message in the dialog", { t
   await page.keyboard.press("Escape");
 });
 
-test("viewer token: when reads need a token the page says so", { timeout: 30000 }, async (t) => {
-  const r = await fetch(`${FO_URL}/api/v1/events?limit=1`);
-  if (r.status !== 401 && r.status !== 403) { t.skip("viewer tokens not in this build (events are readable without a token)"); return; }
-  const p = await newPage("viewer");
-  await p.goto(`${FO_URL}/`);
-  await p.waitForFunction(() => /requires a token/.test(document.getElementById("events-msg").textContent), null, { timeout: 15000 });
-  await p.close();
+test("viewer token: a viewer sees everything but cannot start a drill", { timeout: 60000 }, async (t) => {
+  if (!(await drillsApiPresent())) { t.skip("drills API not in this build"); return; }
+  const viewer = process.env.FO_VIEWER_TOKEN;
+  if (!viewer) { t.skip("FO_VIEWER_TOKEN is not set for this run"); return; }
+  const before = await getJson("/api/v1/drills");
+  await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.operator-token"));
+  await page.locator("#drill-start").click();
+  await page.selectOption("#dr-region", "primary");
+  await page.locator('input[name="dr-mode"][value="dry"]').check();
+  await page.locator("#dlg-token").fill(viewer);
+  await page.locator("#dlg-reason").fill("e2e: viewer tries a drill");
+  await page.locator("#dlg-confirm").click();
+  await page.waitForFunction(() => /Refused \(403\)/.test(document.getElementById("dlg-error").textContent), null, { timeout: 10000 });
+  await page.keyboard.press("Escape");
+  assert.equal(await page.locator('[data-banner="drill"]').count(), 0, "no drill started");
+  const after = await getJson("/api/v1/drills");
+  assert.deepEqual(JSON.stringify(after.body).length, JSON.stringify(before.body).length, "the drill list is unchanged");
+  await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.operator-token"));
 });
 
 test("synthetic status (fixture): lag, drill, follower and alarm banners render; text is escaped; the stream reconnects", { timeout: 60000 }, async () => {

@@ -89,6 +89,14 @@ if [[ -z "$ready" ]]; then
     exit 1
 fi
 echo "e2e: lab ready" >&2
+# The lab prints the tokens it generated; the tests act as operator and as viewer.
+FO_OPERATOR_TOKEN="$(sed -n 's/^ *operator token  *\([^ ]*\).*$/\1/p' "$LAB_LOG" | head -n 1)"
+FO_VIEWER_TOKEN="$(sed -n 's/^ *viewer token  *\([^ ]*\).*$/\1/p' "$LAB_LOG" | head -n 1)"
+if [[ -z "$FO_OPERATOR_TOKEN" || -z "$FO_VIEWER_TOKEN" ]]; then
+    echo "e2e: the lab banner did not show the operator and viewer tokens" >&2
+    exit 1
+fi
+export FO_OPERATOR_TOKEN FO_VIEWER_TOKEN
 
 set +e
 (cd e2e && node --test --test-concurrency=1 --test-reporter=spec dashboard.test.js)

@@ -248,6 +248,8 @@ pub struct Engine {
     synced: bool,
     dirty: bool,
     last_publish: Option<Instant>,
+    /// Open incident timelines (issue 7).
+    incidents: crate::incidents::Tracker,
 }
 
 /// What the engine resumes from after a restart.
@@ -369,6 +371,7 @@ impl Engine {
             synced: false,
             dirty: true,
             last_publish: None,
+            incidents: crate::incidents::Tracker::new(),
         }
     }
 
@@ -450,8 +453,10 @@ impl Engine {
         }
         let layer = rt.layer;
         rt.last = Some(obs.clone());
+        self.incident_probe(&obs);
         self.note_drill_observation(&obs);
         if let Some(t) = transition {
+            self.incident_transition(&obs.check.region, Some(&obs.check.name), t.from, t.to, obs.at);
             info!(region = %obs.check.region, check = %obs.check.name, from = %t.from, to = %t.to, error = obs.error.as_deref(), "check health changed");
             self.metrics.set_check_health(&obs.check, layer, t.to);
             self.store.send(Write::Transition(TransitionRecord {
@@ -487,7 +492,8 @@ impl Engine {
                 to: h.to_string(),
                 detail,
             }));
-            let text = format!("region {region}: {} → {h}", rt.health);
+            let from = rt.health;
+            let text = format!("region {region}: {from} → {h}");
             rt.health = h;
             rt.since = Some(at);
             self.metrics.set_region_health(region, h);
@@ -498,6 +504,7 @@ impl Engine {
                 at,
                 json!({ "region": region, "health": h }),
             );
+            self.incident_transition(region, None, from, h, at);
         }
     }
 
@@ -560,6 +567,7 @@ impl Engine {
             return;
         }
         let Some(cur) = &mut self.plan else { return };
+        let first_report = !cur.providers.contains_key(&rep.provider);
         cur.providers.insert(rep.provider.clone(), rep.clone());
         let all_verified = self
             .config
@@ -632,6 +640,7 @@ impl Engine {
                 self.raise_alarm(key, msg, rep.at);
             }
         }
+        self.incident_report(&rep, first_report || rep.result == ApplyResult::Verified, newly_verified);
         if let Some(weights) = promote_after {
             self.maybe_promote(&weights, rep.at);
         }
@@ -951,6 +960,7 @@ impl Engine {
         if !recorded {
             warn!(plan = %plan.id, "plan not yet recorded (store slow or down); applying anyway, record is buffered");
         }
+        self.incident_plan(&plan);
         self.plan = Some(CurrentPlan { plan: plan.clone(), recorded, providers: BTreeMap::new(), verified_at: None });
         self.notify(
             NotifyKind::Plan,
@@ -1124,5 +1134,72 @@ impl Engine {
 fn cur_providers_insert(plan: &mut Option<CurrentPlan>, rep: ApplyReport) {
     if let Some(cur) = plan {
         cur.providers.insert(rep.provider.clone(), rep);
+    }
+}
+
+/// Incident timeline hooks (issue 7): the engine tells the pure tracker what it saw and
+/// stores every incident it returns.
+impl Engine {
+    fn store_incident(&self, incident: crate::incidents::Incident) {
+        self.store.send(Write::Incident(Box::new(incident)));
+    }
+
+    fn incident_probe(&mut self, obs: &Observation) {
+        let region = &obs.check.region;
+        let up = self.regions.get(region).is_some_and(|r| r.health == Health::Up);
+        if obs.outcome != Outcome::Ok {
+            if let Some(i) = self.incidents.probe_failed(region, up, &obs.check.name, obs.error.as_deref(), obs.at) {
+                self.store_incident(i);
+            }
+        } else if up
+            && self
+                .checks
+                .iter()
+                .filter(|(id, _)| &id.region == region)
+                .all(|(_, c)| c.state.fail_streak == 0 && c.state.bad_streak == 0)
+        {
+            self.incidents.settled(region);
+        }
+    }
+
+    fn incident_transition(
+        &mut self,
+        region: &RegionName,
+        check: Option<&str>,
+        from: Health,
+        to: Health,
+        at: DateTime<Utc>,
+    ) {
+        if let Some(i) = self.incidents.transition(region, check, &from.to_string(), &to.to_string(), at) {
+            self.store_incident(i);
+        }
+    }
+
+    fn incident_plan(&mut self, plan: &TrafficPlan) {
+        let quorum = self
+            .regions
+            .iter()
+            .filter(|(_, r)| r.health == Health::Down)
+            .map(|(name, _)| (name.clone(), (1, self.config.policy.quorum)))
+            .collect();
+        let before = self.memory.current.clone();
+        for i in self.incidents.plan_decided(plan, &before, &quorum, plan.decided_at) {
+            self.store_incident(i);
+        }
+    }
+
+    fn incident_report(&mut self, rep: &ApplyReport, first_report: bool, all_verified: bool) {
+        let outcome = match &rep.result {
+            ApplyResult::Verified => format!("verified after {} attempt(s)", rep.attempts),
+            ApplyResult::Failed { error, .. } => format!("failed (attempt {}): {error}", rep.attempts),
+            ApplyResult::Superseded => "superseded".to_string(),
+            ApplyResult::CircuitOpen { retry_in } => {
+                format!("circuit open, next probe in {}", humantime::format_duration(*retry_in))
+            }
+            ApplyResult::Drift { live, .. } => format!("drift: serves {live}"),
+        };
+        for i in self.incidents.report(rep.plan_id, &rep.provider, &outcome, first_report, all_verified, rep.at) {
+            self.store_incident(i);
+        }
     }
 }

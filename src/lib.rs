@@ -8,6 +8,8 @@
 //! - [`health`] (pure) applies fall/rise hysteresis per check and combines layers into region health.
 //! - [`decide`] (pure) turns policy, region health, lag, quorum, the current plan and `now` into the
 //!   weights wanted, with every reason and alarm.
+//! - [`incidents`] (pure) turns what the engine sees into one timeline per traffic move, from the
+//!   first failed probe to the verified flip, so the product measures its own detection-to-flip.
 //! - [`engine`] is the actor shell around the two pure modules: it owns the live state, records
 //!   every transition and plan in the [`store`], and hands plans to the applier.
 //! - [`traffic`] holds the `TrafficProvider` trait and one file per provider (file, PowerDNS,
@@ -35,6 +37,7 @@ pub mod decide;
 pub mod drill;
 pub mod engine;
 pub mod health;
+pub mod incidents;
 pub mod lab;
 pub mod metrics;
 pub mod notify;

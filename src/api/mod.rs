@@ -13,6 +13,7 @@ pub mod dashboard;
 pub mod dto;
 pub mod error;
 pub mod idempotency;
+pub mod incidents;
 pub mod openapi;
 pub mod operator;
 
@@ -98,6 +99,8 @@ fn routes() -> Routes {
         .get("/api/v1/events", events)
         .get("/api/v1/stream", stream)
         .get("/api/v1/regions/{name}/lag", lag_series)
+        .get("/api/v1/incidents", incidents::list)
+        .get("/api/v1/incidents/{id}", incidents::one)
         .get("/api/v1/openapi.json", openapi_json)
         .get("/api/v1/drills", operator::list_drills)
         .post("/api/v1/drills", operator::start_drill)

@@ -35,6 +35,7 @@ impl Modify for Bearer {
         super::healthz, super::metrics, super::status, super::events, super::stream, super::lag_series, super::openapi_json,
         operator::start_drill, operator::list_drills, operator::get_drill, operator::abort_drill,
         operator::failover, operator::switchover, operator::failback, operator::maintenance, operator::audit,
+        super::incidents::list, super::incidents::one,
     ),
     components(schemas(
         DrillRequestDto, AbortRequestDto, FailoverRequestDto, SwitchoverRequestDto, FailbackRequestDto,

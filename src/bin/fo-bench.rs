@@ -1,8 +1,11 @@
 //! Benchmarks: print figures and write JSON to `artifacts/bench/`; they never assert times.
 //!
-//! `fo-bench flip`  detection-to-flip in the lab (break the primary → PowerDNS answers move)
-//! `fo-bench lag`   lag accuracy (measured vs truth while replay is paused) and collection cost
-//! `fo-bench all`   both, plus a markdown table in `artifacts/bench/RESULTS.md`
+//! `fo-bench flip`    detection-to-flip in the lab (break the primary → PowerDNS answers move)
+//! `fo-bench lag`     lag accuracy (measured vs truth while replay is paused) and collection cost
+//! `fo-bench probes`  HTTP checks per second on one core, CPU and peak RSS, 10 … 10 000 checks
+//! `fo-bench decide`  decisions per second of the pure decision core
+//! `fo-bench api`     `GET /api/v1/status` p50/p99 at a fixed rate while the lab's probes run
+//! `fo-bench all`     everything, plus a markdown table in `artifacts/bench/RESULTS.md`
 
 #![allow(clippy::print_stdout)]
 
@@ -14,9 +17,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use failover_orchestrator::config::Config;
+use failover_orchestrator::lab::bench;
+use failover_orchestrator::lab::cli::LabTuning;
 use failover_orchestrator::lab::measure::{Summary, lab_flips};
 use failover_orchestrator::lab::postgres::{PgCluster, PgOptions};
-use failover_orchestrator::lab::topology::{ConfigParams, RegionSpec};
+use failover_orchestrator::lab::topology::ConfigParams;
 use failover_orchestrator::replication::sampler::LagSampler;
 use serde_json::json;
 
@@ -35,14 +40,34 @@ enum Cmd {
     /// Detection-to-flip in the lab.
     Flip {
         /// Probe intervals to measure at.
-        #[arg(long, value_delimiter = ',', default_value = "500ms")]
+        #[arg(long, value_delimiter = ',', default_value = "250ms,500ms,1s")]
         intervals: Vec<humantime::Duration>,
         /// fall.
         #[arg(long, default_value_t = 3)]
         fall: u32,
         /// Runs per interval.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 20)]
         runs: usize,
+    },
+    /// Probe throughput and cost.
+    Probes {
+        /// Numbers of checks to run (interval 1 s each).
+        #[arg(long, value_delimiter = ',', default_value = "10,100,1000,10000")]
+        counts: Vec<usize>,
+        /// Measurement window per count.
+        #[arg(long, default_value = "10s")]
+        window: humantime::Duration,
+    },
+    /// Decision-core throughput.
+    Decide,
+    /// API latency under load while probes run.
+    Api {
+        /// Requests per second.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// How long.
+        #[arg(long, default_value = "15s")]
+        window: humantime::Duration,
     },
     /// Lag accuracy and collection cost.
     Lag {
@@ -67,12 +92,31 @@ async fn main() -> anyhow::Result<()> {
             let r = lag(cost_window.into()).await?;
             write(&cli.out, "lag.json", &r)?;
         }
+        Cmd::Probes { counts, window } => {
+            let r = probes(&counts, window.into()).await?;
+            write(&cli.out, "probes.json", &r)?;
+        }
+        Cmd::Decide => {
+            let r = decide()?;
+            write(&cli.out, "decide.json", &r)?;
+        }
+        Cmd::Api { rate, window } => {
+            let r = api(rate, window.into()).await?;
+            write(&cli.out, "api.json", &r)?;
+        }
         Cmd::All => {
-            let f = flip(&[Duration::from_millis(500)], 3, 5).await?;
+            let intervals = [Duration::from_millis(250), Duration::from_millis(500), Duration::from_secs(1)];
+            let f = flip(&intervals, 3, 20).await?;
             write(&cli.out, "flip.json", &f)?;
             let l = lag(Duration::from_secs(30)).await?;
             write(&cli.out, "lag.json", &l)?;
-            let md = markdown(&f, &l);
+            let p = probes(&[10, 100, 1000, 10_000], Duration::from_secs(10)).await?;
+            write(&cli.out, "probes.json", &p)?;
+            let d = decide()?;
+            write(&cli.out, "decide.json", &d)?;
+            let a = api(200, Duration::from_secs(15)).await?;
+            write(&cli.out, "api.json", &a)?;
+            let md = markdown(&f, &l) + &markdown_more(&p, &d, &a);
             std::fs::write(cli.out.join("RESULTS.md"), &md)?;
             println!("\n{md}");
         }
@@ -102,7 +146,10 @@ async fn flip(intervals: &[Duration], fall: u32, runs: usize) -> anyhow::Result<
     let mut rows = Vec::new();
     for &interval in intervals {
         println!("detection-to-flip at interval {} fall {fall}: {runs} runs …", humantime::format_duration(interval));
-        let times = lab_flips(interval, fall, runs).await?;
+        // Short failback (hold 1 s, one step) so that 20 runs take minutes, not a quarter hour.
+        let tuning =
+            LabTuning { dwell: Duration::from_secs(1), failback_hold: Duration::from_secs(1), failback_step: 80 };
+        let times = lab_flips(interval, fall, runs, tuning).await?;
         let s = Summary::of(&times);
         let floor = interval.as_secs_f64() * 1000.0 * f64::from(fall);
         println!(
@@ -122,12 +169,7 @@ async fn flip(intervals: &[Duration], fall: u32, runs: usize) -> anyhow::Result<
 }
 
 fn cpu_seconds() -> f64 {
-    // utime + stime of this process, in clock ticks (100 Hz on Linux).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
+    bench::process_cpu_seconds()
 }
 
 async fn lag(cost_window: Duration) -> anyhow::Result<serde_json::Value> {
@@ -138,16 +180,8 @@ async fn lag(cost_window: Duration) -> anyhow::Result<serde_json::Value> {
     let regions = [("primary", &primary), ("standby", &standby), ("dr", &dr)]
         .iter()
         .enumerate()
-        .map(|(i, (name, pg))| RegionSpec {
-            name: name.to_string(),
-            role: name.to_string(),
-            weight: [80, 20, 0][i],
-            address: IpAddr::V4(Ipv4Addr::new(127, 0, 9, i as u8 + 1)),
-            app_url: "http://127.0.0.1:9/health".into(),
-            tcp_target: "127.0.0.1:9".into(),
-            pg_dsn: Some(pg.dsn()),
-            pg_expect_recovery: None,
-            pg_extra: vec![format!("application_name = \"bench-{name}\"")],
+        .map(|(i, (name, pg))| {
+            bench::placeholder_region(i, name, Some(pg.dsn()), vec![format!("application_name = \"bench-{name}\"")])
         })
         .collect();
     let mut params = ConfigParams::new("postgres://unused@127.0.0.1:1/x".into(), "127.0.0.1:0".parse()?, regions);
@@ -264,6 +298,83 @@ fn markdown(f: &serde_json::Value, l: &serde_json::Value) -> String {
         l["accuracy"]["idle_max_measured_s"].as_f64().unwrap_or(0.0),
         l["cost"]["cpu_percent_of_one_core"].as_f64().unwrap_or(0.0),
         l["cost"]["queries_per_second"].as_f64().unwrap_or(0.0)
+    ));
+    s
+}
+
+async fn probes(counts: &[usize], window: Duration) -> anyhow::Result<serde_json::Value> {
+    println!("probe throughput: {counts:?} checks at a 1 s interval, {} each …", humantime::format_duration(window));
+    let r = bench::probe_throughput(counts, window, 8).await?;
+    for row in r["probes"].as_array().into_iter().flatten() {
+        println!(
+            "  {:>6} checks: {:>8.0} probes/s, probe thread {:.1} % CPU, process {:.1} % CPU, peak RSS {:.0} MiB, {} failed",
+            row["checks"],
+            row["probes_per_s"].as_f64().unwrap_or(0.0),
+            row["probe_thread_cpu_percent"].as_f64().unwrap_or(0.0),
+            row["process_cpu_percent"].as_f64().unwrap_or(0.0),
+            row["peak_rss_mib"].as_f64().unwrap_or(0.0),
+            row["failed"]
+        );
+    }
+    Ok(json!({ "machine": machine(), "result": r }))
+}
+
+fn decide() -> anyhow::Result<serde_json::Value> {
+    println!("decision core: 3 s …");
+    let r = bench::decide_throughput(Duration::from_secs(3))?;
+    println!(
+        "  {:.0} decisions/s ({:.0} ns each)",
+        r["decisions_per_s"].as_f64().unwrap_or(0.0),
+        r["ns_per_decision"].as_f64().unwrap_or(0.0)
+    );
+    Ok(json!({ "machine": machine(), "result": r }))
+}
+
+async fn api(rate: u32, window: Duration) -> anyhow::Result<serde_json::Value> {
+    println!("API: GET /api/v1/status at {rate}/s for {} while the lab probes …", humantime::format_duration(window));
+    let lab =
+        failover_orchestrator::lab::cli::Lab::start("127.0.0.1:0".parse()?, Duration::from_millis(500), 3).await?;
+    let app = failover_orchestrator::app::App::build(lab.config.clone(), Default::default()).await?;
+    let addr = app.addr();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(app.run(cancel.clone()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = bench::http_load(&format!("http://{addr}/api/v1/status"), rate, window).await;
+    cancel.cancel();
+    let _ = task.await;
+    lab.stop().await;
+    println!(
+        "  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  errors {}",
+        r["p50_ms"].as_f64().unwrap_or(0.0),
+        r["p99_ms"].as_f64().unwrap_or(0.0),
+        r["max_ms"].as_f64().unwrap_or(0.0),
+        r["errors"]
+    );
+    Ok(json!({ "machine": machine(), "result": r }))
+}
+
+fn markdown_more(p: &serde_json::Value, d: &serde_json::Value, a: &serde_json::Value) -> String {
+    let mut s = String::from(
+        "\n| probe throughput (HTTP, 1 s interval) | probes/s | probe thread CPU | process CPU | peak RSS |\n|---|---|---|---|---|\n",
+    );
+    for r in p["result"]["probes"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "| {} checks | {:.0} | {:.1} % | {:.1} % | {:.0} MiB |\n",
+            r["checks"],
+            r["probes_per_s"].as_f64().unwrap_or(0.0),
+            r["probe_thread_cpu_percent"].as_f64().unwrap_or(0.0),
+            r["process_cpu_percent"].as_f64().unwrap_or(0.0),
+            r["peak_rss_mib"].as_f64().unwrap_or(0.0)
+        ));
+    }
+    s.push_str(&format!(
+        "\n| decision core | API `GET /api/v1/status` at {}/s |\n|---|---|\n| {:.0} decisions/s ({:.0} ns each) | p50 {:.1} ms, p99 {:.1} ms, {} errors |\n",
+        a["result"]["rate_per_s"],
+        d["result"]["decisions_per_s"].as_f64().unwrap_or(0.0),
+        d["result"]["ns_per_decision"].as_f64().unwrap_or(0.0),
+        a["result"]["p50_ms"].as_f64().unwrap_or(0.0),
+        a["result"]["p99_ms"].as_f64().unwrap_or(0.0),
+        a["result"]["errors"]
     ));
     s
 }

@@ -199,6 +199,8 @@ pub struct CheckConfig {
     pub rise: u32,
     /// Latency above which a success is degraded.
     pub degraded_latency: Option<Duration>,
+    /// Hedged attempts per probe within `timeout`; the probe fails only when every one fails.
+    pub attempts: u32,
 }
 
 /// A traffic provider, validated.
@@ -1028,6 +1030,7 @@ fn validate_check(
     }
     let fall = count(key, "fall", c.fall, 3, p);
     let rise = count(key, "rise", c.rise, 2, p);
+    let attempts = count(key, "attempts", c.attempts, DEFAULT_ATTEMPTS, p);
     Some(CheckConfig {
         id: CheckId::new(region?.clone(), name?),
         layer: layer?,
@@ -1038,8 +1041,13 @@ fn validate_check(
         fall: fall?,
         rise: rise?,
         degraded_latency: c.degraded_latency,
+        attempts: attempts?,
     })
 }
+
+/// Default hedged attempts per probe: at 30 % connection loss and `fall = 3`, a false
+/// down needs 9 lost connections in a row (≈ 2e-5) instead of 3 (≈ 3e-2).
+pub const DEFAULT_ATTEMPTS: u32 = 3;
 
 fn count(key: &str, field: &str, v: Option<i64>, default: u32, p: &mut Problems) -> Option<u32> {
     match v {

@@ -204,6 +204,8 @@ pub struct RawCheck {
     pub fall: Option<i64>,
     /// Consecutive successes before the check is up again.
     pub rise: Option<i64>,
+    /// Hedged attempts per probe; the probe fails only when all fail (default 3).
+    pub attempts: Option<i64>,
 }
 
 /// `[[providers]]`: where plans are applied, tagged by `type`.

@@ -87,12 +87,42 @@ pub struct Lab {
     pub tokens: LabTokens,
 }
 
+/// Policy timings of the lab's configuration (the benchmarks shorten failback to run many flips).
+#[derive(Debug, Clone, Copy)]
+pub struct LabTuning {
+    /// `policy.dwell`.
+    pub dwell: Duration,
+    /// `policy.failback_hold`.
+    pub failback_hold: Duration,
+    /// `policy.failback_step`.
+    pub failback_step: u32,
+}
+
+impl Default for LabTuning {
+    fn default() -> Self {
+        Self { dwell: Duration::from_secs(3), failback_hold: Duration::from_secs(5), failback_step: 20 }
+    }
+}
+
 impl Lab {
     /// Starts the databases, apps and PowerDNS, and renders the configuration.
     ///
     /// # Errors
     /// When a server does not start (PostgreSQL or PowerDNS missing: run `scripts/install-deps.sh`).
     pub async fn start(listen: SocketAddr, interval: Duration, fall: u32) -> anyhow::Result<Lab> {
+        Self::start_tuned(listen, interval, fall, LabTuning::default()).await
+    }
+
+    /// [`Lab::start`] with other policy timings.
+    ///
+    /// # Errors
+    /// As [`Lab::start`].
+    pub async fn start_tuned(
+        listen: SocketAddr,
+        interval: Duration,
+        fall: u32,
+        tuning: LabTuning,
+    ) -> anyhow::Result<Lab> {
         let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let ips: Vec<IpAddr> = (11..=13).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i))).collect();
         let plain = PgOptions::default();
@@ -136,8 +166,9 @@ impl Lab {
         params.fast_interval = (interval / 5).max(Duration::from_millis(50));
         params.degraded_latency = params.timeout / 2;
         params.fall = fall;
-        params.dwell = Duration::from_secs(3);
-        params.failback_hold = Duration::from_secs(5);
+        params.dwell = tuning.dwell;
+        params.failback_hold = tuning.failback_hold;
+        params.failback_step = tuning.failback_step;
         params.powerdns = Some(PowerDnsSpec {
             api_url: pdns.api_url().trim_end_matches("/api/v1").to_string(),
             api_key_env: PDNS_KEY_ENV.into(),

@@ -116,8 +116,13 @@ pub async fn wait_for(
 ///
 /// # Errors
 /// When the lab cannot start or a measurement fails.
-pub async fn lab_flips(interval: Duration, fall: u32, runs: usize) -> anyhow::Result<Vec<Duration>> {
-    let lab = super::cli::Lab::start("127.0.0.1:0".parse()?, interval, fall).await?;
+pub async fn lab_flips(
+    interval: Duration,
+    fall: u32,
+    runs: usize,
+    tuning: super::cli::LabTuning,
+) -> anyhow::Result<Vec<Duration>> {
+    let lab = super::cli::Lab::start_tuned("127.0.0.1:0".parse()?, interval, fall, tuning).await?;
     let app = crate::app::App::build(lab.config.clone(), crate::app::AppOptions::default()).await?;
     let mut status = app.status();
     let cancel = tokio_util::sync::CancellationToken::new();

@@ -7,10 +7,12 @@
 //! supervised child process that dies with this process, even on SIGKILL.
 
 pub mod app_stub;
+pub mod bench;
 pub mod bind;
 pub mod cli;
 pub mod faultproxy;
 pub mod haproxy;
+pub mod http_fault;
 pub mod measure;
 pub mod moto;
 pub mod postgres;

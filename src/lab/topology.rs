@@ -84,6 +84,8 @@ pub struct ConfigParams {
     pub file: Option<PathBuf>,
     /// Lag collection interval.
     pub replication_interval: Duration,
+    /// Hedged attempts per probe (None: the product default).
+    pub attempts: Option<u32>,
     /// `[auth] tokens_file`, if any.
     pub tokens_file: Option<PathBuf>,
     /// `[auth] public_reads` (the lab's dashboard reads without a token).
@@ -153,6 +155,7 @@ impl ConfigParams {
             powerdns: None,
             file: None,
             replication_interval: Duration::from_millis(500),
+            attempts: None,
             tokens_file: None,
             public_reads: false,
             extra: String::new(),
@@ -193,7 +196,7 @@ impl ConfigParams {
                     let _ = writeln!(s, "{line}");
                 }
             }
-            let common = format!(
+            let mut common = format!(
                 "interval = \"{}\"\nfast_interval = \"{}\"\ntimeout = \"{}\"\nfall = {}\nrise = {}",
                 d(self.interval),
                 d(self.fast_interval),
@@ -201,6 +204,9 @@ impl ConfigParams {
                 self.fall,
                 self.rise
             );
+            if let Some(n) = self.attempts {
+                let _ = write!(common, "\nattempts = {n}");
+            }
             let _ = writeln!(
                 s,
                 "[[regions.checks]]\nname = \"host\"\nlayer = \"infra\"\ntype = \"tcp\"\ntarget = \"{}\"\n{common}",

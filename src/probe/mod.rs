@@ -6,6 +6,7 @@
 //! check's own interval, one task per check, so a slow target never delays
 //! another.
 
+pub mod attempts;
 pub mod http;
 pub mod postgres;
 pub mod runner;
@@ -27,17 +28,20 @@ pub struct ProbeResult {
     pub error: Option<String>,
     /// Extra facts (e.g. `in_recovery=false`).
     pub detail: Option<String>,
+    /// The latency of the attempt that answered, when it differs from the whole
+    /// probe's (see [`attempts`]); None: the runner measures the whole probe.
+    pub latency: Option<Duration>,
 }
 
 impl ProbeResult {
     /// A correct answer.
     pub fn ok(detail: Option<String>) -> Self {
-        Self { ok: true, error: None, detail }
+        Self { ok: true, error: None, detail, latency: None }
     }
 
     /// A failure with its reason.
     pub fn failed(error: impl Into<String>) -> Self {
-        Self { ok: false, error: Some(error.into()), detail: None }
+        Self { ok: false, error: Some(error.into()), detail: None, latency: None }
     }
 }
 
@@ -54,7 +58,7 @@ pub trait Probe: Send + Sync {
 
 /// Builds the probe for a check.
 pub fn build(check: &CheckConfig, http: &reqwest::Client) -> Arc<dyn Probe> {
-    match &check.kind {
+    let probe: Arc<dyn Probe> = match &check.kind {
         CheckKind::Tcp { target } => Arc::new(tcp::TcpProbe::new(target.clone())),
         CheckKind::Http { url, expect_status, body_contains } => Arc::new(http::HttpProbe::new(
             http.clone(),
@@ -66,7 +70,8 @@ pub fn build(check: &CheckConfig, http: &reqwest::Client) -> Arc<dyn Probe> {
         CheckKind::Postgres { dsn, expect_recovery } => {
             Arc::new(postgres::PostgresProbe::new(dsn.clone(), *expect_recovery, check.timeout))
         }
-    }
+    };
+    if check.attempts > 1 { Arc::new(attempts::Attempts::new(probe, check.attempts, check.timeout)) } else { probe }
 }
 
 /// An HTTP client for probes: no connection reuse, so every probe really connects.

@@ -74,7 +74,8 @@ impl Runner {
     pub(crate) async fn tick(&self) -> Observation {
         let started = Instant::now();
         let result = tokio::time::timeout(self.check.timeout, self.probe.probe()).await;
-        let latency = started.elapsed();
+        // A probe rescued by a later attempt reports that attempt's own latency.
+        let latency = result.as_ref().ok().and_then(|r| r.latency).unwrap_or_else(|| started.elapsed());
         let (outcome, error, detail) = match result {
             Err(_) => (
                 Outcome::Failed,

@@ -5,6 +5,7 @@
 //! it returns, so a store outage never stalls the engine. Every row id is
 //! chosen by the orchestrator, which makes a retried write idempotent.
 
+pub mod incidents;
 pub mod operations;
 pub mod records;
 pub mod writer;
@@ -162,6 +163,7 @@ impl Store {
     pub async fn write(&self, w: &Write) -> Result<(), StoreError> {
         let mut tx: Transaction<'_, Postgres> = self.pool.begin().await.map_err(q("opening a transaction"))?;
         match w {
+            Write::Incident(i) => incidents::upsert(&mut tx, i).await?,
             Write::Transition(t) => {
                 sqlx::query(
                     "INSERT INTO health_transitions (id, at, vantage, region, check_name, layer, from_health, to_health, detail)

@@ -151,6 +151,8 @@ pub enum Write {
     Hold(Option<Box<HoldRecord>>),
     /// A batch of lag samples (one per standby per collection).
     LagSamples(Vec<crate::replication::LagSample>),
+    /// An incident's timeline, upserted at each milestone.
+    Incident(Box<crate::incidents::Incident>),
     /// A region drained (Some) or undrained (None).
     Maintenance {
         /// The region.
@@ -176,6 +178,7 @@ impl Write {
             Write::Operation(_) => "operation",
             Write::Hold(_) => "hold",
             Write::LagSamples(_) => "lag_samples",
+            Write::Incident(_) => "incident",
         }
     }
 }

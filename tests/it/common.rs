@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use failover_orchestrator::app::{App, AppOptions};
 use failover_orchestrator::config::Config;
 use failover_orchestrator::lab::app_stub::AppStub;
+use failover_orchestrator::lab::faultproxy::FaultProxy;
+use failover_orchestrator::lab::http_fault::HttpFault;
 use failover_orchestrator::lab::postgres::{PgCluster, PgOptions};
 use failover_orchestrator::lab::powerdns::PowerDns;
 use failover_orchestrator::lab::topology::{ConfigParams, LabTokens, PowerDnsSpec, RegionSpec};
@@ -94,6 +96,14 @@ pub struct Spec {
     pub extra: String,
     /// Extra `[regions.postgres]` lines per region (primary, standby, dr).
     pub pg_extra: [Vec<String>; 3],
+    /// Put a `FaultProxy` between the orchestrator and each region's app (and database).
+    pub fault_proxies: bool,
+    /// Put a `FaultProxy` between the orchestrator and its store.
+    pub store_proxy: bool,
+    /// Put an `HttpFault` (500s) and a `FaultProxy` (timeouts) in front of the PowerDNS API.
+    pub provider_proxy: bool,
+    /// Hedged attempts per probe (None: the product default).
+    pub attempts: Option<u32>,
 }
 
 impl Default for Spec {
@@ -115,6 +125,10 @@ impl Default for Spec {
             auth: true,
             extra: String::new(),
             pg_extra: Default::default(),
+            fault_proxies: false,
+            store_proxy: false,
+            provider_proxy: false,
+            attempts: None,
         }
     }
 }
@@ -135,6 +149,30 @@ pub struct TestApp {
     pub plan_file: std::path::PathBuf,
     /// Viewer, operator and admin tokens (configured when `Spec::auth`).
     pub tokens: LabTokens,
+    /// Fault proxies in front of the region apps (primary, standby, dr), when asked for.
+    pub proxies: Vec<FaultProxy>,
+    /// Fault proxies in front of the region databases, when asked for.
+    pub pg_proxies: Vec<FaultProxy>,
+    /// Fault proxy in front of the store, when asked for.
+    pub store_proxy: Option<FaultProxy>,
+    /// HTTP-level (500s) and TCP-level fault injection in front of the PowerDNS API.
+    pub provider_faults: Option<(HttpFault, FaultProxy)>,
+    /// The rendered configuration and the PowerDNS key (to start more orchestrators on it).
+    pub config_text: String,
+    pub pdns_key: String,
+    /// The store's DSN without the store proxy.
+    pub direct_store_dsn: String,
+}
+
+/// `dsn` with its `host:port` replaced by `addr`.
+pub fn dsn_via(dsn: &str, addr: SocketAddr) -> String {
+    let (scheme_user, rest) = dsn.split_once('@').expect("dsn has user@host");
+    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
+    format!("{scheme_user}@{addr}{path}")
+}
+
+async fn proxy_to(upstream: SocketAddr) -> FaultProxy {
+    FaultProxy::start("127.0.0.1:0".parse().unwrap(), upstream).await.expect("start a fault proxy")
 }
 
 /// Region names of the test topology.
@@ -147,8 +185,27 @@ pub async fn spawn_app(spec: Spec) -> TestApp {
     let mut apps = Vec::new();
     let mut regions = Vec::new();
     let mut addresses = Vec::new();
+    let mut proxies = Vec::new();
+    let mut pg_proxies = Vec::new();
     for (i, name) in REGIONS.iter().enumerate() {
         let app = AppStub::start(name, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        // With fault proxies, every check of the region goes through its proxy.
+        let (app_url, tcp_target) = if spec.fault_proxies {
+            let p = proxy_to(app.addr()).await;
+            let r = (format!("http://{}/health", p.addr()), p.addr().to_string());
+            proxies.push(p);
+            r
+        } else {
+            (app.health_url(), app.addr().to_string())
+        };
+        let mut pg_dsn = spec.region_dsns.as_ref().map(|d| d[i].clone());
+        if let (true, Some(dsn)) = (spec.fault_proxies, &pg_dsn) {
+            let upstream: SocketAddr =
+                dsn.split_once('@').unwrap().1.split('/').next().unwrap().parse().expect("dsn host:port");
+            let p = proxy_to(upstream).await;
+            pg_dsn = Some(dsn_via(dsn, p.addr()));
+            pg_proxies.push(p);
+        }
         // DNS answers only need to be distinct; nothing listens there.
         let address = IpAddr::V4(Ipv4Addr::new(127, 1 + (n / 250 % 200) as u8, (n % 250) as u8, 11 + i as u8));
         regions.push(RegionSpec {
@@ -156,19 +213,28 @@ pub async fn spawn_app(spec: Spec) -> TestApp {
             role: name.to_string(),
             weight: [80, 20, 0][i],
             address,
-            app_url: app.health_url(),
-            tcp_target: app.addr().to_string(),
-            pg_dsn: spec.region_dsns.as_ref().map(|d| d[i].clone()),
+            app_url,
+            tcp_target,
+            pg_dsn,
             pg_expect_recovery: spec.region_dsns.as_ref().map(|_| i != 0),
             pg_extra: spec.pg_extra[i].clone(),
         });
         addresses.push(address);
         apps.push(app);
     }
-    let store_dsn = match &spec.store_dsn {
+    let mut store_dsn = match &spec.store_dsn {
         Some(d) => d.clone(),
         None => fresh_database().await,
     };
+    let direct_store_dsn = store_dsn.clone();
+    let mut store_proxy = None;
+    if spec.store_proxy {
+        let upstream: SocketAddr =
+            store_dsn.split_once('@').unwrap().1.split('/').next().unwrap().parse().expect("store dsn host:port");
+        let p = proxy_to(upstream).await;
+        store_dsn = dsn_via(&store_dsn, p.addr());
+        store_proxy = Some(p);
+    }
     let mut params = ConfigParams::new(store_dsn, "127.0.0.1:0".parse().unwrap(), regions);
     params.interval = spec.interval;
     params.fast_interval = spec.fast_interval;
@@ -180,15 +246,24 @@ pub async fn spawn_app(spec: Spec) -> TestApp {
     params.failback = spec.failback.into();
     params.failback_hold = spec.failback_hold;
     params.failback_step = spec.failback_step;
+    params.attempts = spec.attempts;
     let zone = format!("t{n}.test.");
     let record = format!("app.{zone}");
     let mut key = String::new();
+    let mut provider_faults = None;
     if spec.powerdns {
         let pdns = pdns().await;
         pdns.create_zone(&zone).await.unwrap();
         key = pdns.api_key().to_string();
+        let mut api_url = pdns.api_url().trim_end_matches("/api/v1").to_string();
+        if spec.provider_proxy {
+            let http = HttpFault::start("127.0.0.1:0".parse().unwrap(), &api_url).await.unwrap();
+            let tcp = proxy_to(http.addr()).await;
+            api_url = format!("http://{}", tcp.addr());
+            provider_faults = Some((http, tcp));
+        }
         params.powerdns = Some(PowerDnsSpec {
-            api_url: pdns.api_url().trim_end_matches("/api/v1").to_string(),
+            api_url,
             api_key_env: PDNS_KEY_ENV.into(),
             zone: zone.clone(),
             record: record.clone(),
@@ -225,6 +300,13 @@ pub async fn spawn_app(spec: Spec) -> TestApp {
         http: reqwest::Client::new(),
         config,
         plan_file,
+        proxies,
+        pg_proxies,
+        store_proxy,
+        provider_faults,
+        config_text: text,
+        pdns_key: key,
+        direct_store_dsn,
         tokens,
     }
 }

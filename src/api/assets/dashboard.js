@@ -768,8 +768,12 @@
       ok.textContent = `Accepted${id ? ` (id ${id})` : ""}. The dashboard updates when the orchestrator acts.`;
       ok.hidden = false;
       $("dlg-confirm").disabled = true;
-      setTimeout(() => { if ($("action-dialog").open) $("action-dialog").close(); }, 1500);
+      // Close this dialog shortly — unless the operator has opened another one meanwhile.
+      const shown = dialogSpec;
+      setTimeout(() => { if ($("action-dialog").open && dialogSpec === shown) $("action-dialog").close(); }, 1500);
+      // The audit entry is written just after the answer: read the timeline now and again shortly.
       refreshEvents(false);
+      setTimeout(() => refreshEvents(false), 1200);
     } else if (routeMissing(resp.status, body)) {
       dialogError(`<strong>Not available in this version.</strong> This orchestrator has no <code>${esc(req.url.replace(/\?.*$/, ""))}</code> API yet (HTTP ${resp.status}).`);
     } else if (resp.status === 401) {

@@ -1,0 +1,377 @@
+//! Incidents: every traffic move away from a region as one timeline. PURE.
+//!
+//! The engine feeds the [`Tracker`] what it sees: the first failed probe of a
+//! region that was up (a *candidate* incident opens), check and region health
+//! transitions, the plan decided, the providers' apply reports and the
+//! read-back verification. A candidate that clears without a plan moving
+//! traffic (one lost packet) is forgotten and never written; one that leads to
+//! a plan becomes an [`Incident`] and is returned, after every milestone, for
+//! the engine to store. A plan that moves traffic with no candidate (a drill,
+//! a drain, an operator's failover) opens its incident at the decision.
+//!
+//! So the product measures its own detection-to-flip: `first failed probe →
+//! read-back verified` of a real incident, with every step in between.
+//!
+//! No I/O, no clock reads: time is an argument.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::plan::{PlanId, PlanKind, TrafficPlan, Weights};
+use crate::region::RegionName;
+
+/// One step of an incident's timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// The first failed (or degraded) probe of a region that was up.
+    FirstFailedProbe,
+    /// A check of the region changed health.
+    CheckTransition,
+    /// The region changed health.
+    RegionTransition,
+    /// Enough vantages agree (with a single orchestrator: its own, quorum 1).
+    QuorumReached,
+    /// The plan moving traffic was decided.
+    PlanDecided,
+    /// A provider's first write attempt ended (verified or failed).
+    ProviderWrite,
+    /// Every provider read the plan back as applied.
+    ReadBackVerified,
+    /// DNS answers were seen to follow the plan.
+    DnsPropagationSeen,
+}
+
+/// One milestone: a step, when, and what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Milestone {
+    /// What happened.
+    pub step: Step,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Details (check, from → to, provider, attempts …).
+    pub detail: String,
+}
+
+/// A failover (or degrade shift, drain, drill) as one timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    /// Id.
+    pub id: Uuid,
+    /// The region traffic moved away from.
+    pub region: RegionName,
+    /// When the first milestone happened.
+    pub opened_at: DateTime<Utc>,
+    /// The plan that moved traffic, once decided.
+    pub plan_id: Option<PlanId>,
+    /// Its kind (`failover`, `degrade_shift`, `drain` …).
+    pub kind: Option<String>,
+    /// Weights before and after.
+    pub from_weights: Option<Weights>,
+    /// Weights the plan set.
+    pub to_weights: Option<Weights>,
+    /// Every milestone, in order.
+    pub timeline: Vec<Milestone>,
+    /// When the plan was verified on every provider (the incident's flip).
+    pub verified_at: Option<DateTime<Utc>>,
+}
+
+impl Incident {
+    fn open(region: &RegionName, at: DateTime<Utc>) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            region: region.clone(),
+            opened_at: at,
+            plan_id: None,
+            kind: None,
+            from_weights: None,
+            to_weights: None,
+            timeline: Vec::new(),
+            verified_at: None,
+        }
+    }
+
+    fn push(&mut self, step: Step, at: DateTime<Utc>, detail: impl Into<String>) {
+        self.timeline.push(Milestone { step, at, detail: detail.into() });
+    }
+
+    /// The first time `step` happened.
+    pub fn first(&self, step: Step) -> Option<DateTime<Utc>> {
+        self.timeline.iter().find(|m| m.step == step).map(|m| m.at)
+    }
+
+    /// Milliseconds from the first milestone to `step`, if it happened.
+    pub fn ms_to(&self, step: Step) -> Option<i64> {
+        self.first(step).map(|t| (t - self.opened_at).num_milliseconds())
+    }
+
+    /// The headline figures: milliseconds from the first failed probe to detection
+    /// (region down or degraded), decision and verified flip.
+    pub fn figures(&self) -> Figures {
+        Figures {
+            detection_ms: self.ms_to(Step::RegionTransition),
+            decision_ms: self.ms_to(Step::PlanDecided),
+            flip_ms: self.ms_to(Step::ReadBackVerified),
+            dns_ms: self.ms_to(Step::DnsPropagationSeen),
+        }
+    }
+}
+
+/// Milliseconds from an incident's first milestone to each headline step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Figures {
+    /// To the region's health transition.
+    pub detection_ms: Option<i64>,
+    /// To the plan decision.
+    pub decision_ms: Option<i64>,
+    /// To read-back verification on every provider.
+    pub flip_ms: Option<i64>,
+    /// To DNS answers following.
+    pub dns_ms: Option<i64>,
+}
+
+/// Open candidates and incidents, per region.
+#[derive(Debug, Clone, Default)]
+pub struct Tracker {
+    /// Candidates (no plan yet) and incidents waiting for verification.
+    open: BTreeMap<RegionName, Incident>,
+}
+
+impl Tracker {
+    /// An empty tracker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Open incidents and candidates.
+    pub fn open(&self) -> impl Iterator<Item = &Incident> {
+        self.open.values()
+    }
+
+    /// A probe of `region` failed (or was slow) while the region was `region_up`.
+    /// Opens a candidate on the first one; returns the incident to store if it has a plan.
+    pub fn probe_failed(
+        &mut self,
+        region: &RegionName,
+        region_up: bool,
+        check: &str,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Option<Incident> {
+        if self.open.contains_key(region) || !region_up {
+            return None;
+        }
+        let mut i = Incident::open(region, at);
+        i.push(Step::FirstFailedProbe, at, format!("{check}: {}", error.unwrap_or("failed")));
+        self.open.insert(region.clone(), i);
+        None
+    }
+
+    /// A check (`Some(name)`) or the region (`None`) changed health.
+    /// Returns the incident to store when it already has a plan.
+    pub fn transition(
+        &mut self,
+        region: &RegionName,
+        check: Option<&str>,
+        from: &str,
+        to: &str,
+        at: DateTime<Utc>,
+    ) -> Option<Incident> {
+        let bad = matches!(to, "down" | "degraded");
+        let i = match self.open.get_mut(region) {
+            Some(i) => i,
+            // A region that degrades without a failed probe (e.g. lag): open at the transition.
+            None if bad && check.is_none() => self.open.entry(region.clone()).or_insert(Incident::open(region, at)),
+            None => return None,
+        };
+        match check {
+            Some(c) => i.push(Step::CheckTransition, at, format!("{c}: {from} → {to}")),
+            None => i.push(Step::RegionTransition, at, format!("{from} → {to}")),
+        }
+        i.plan_id.is_some().then(|| i.clone())
+    }
+
+    /// The region is clean again (every check ok, region up): a candidate without a plan
+    /// was a blip and is forgotten.
+    pub fn settled(&mut self, region: &RegionName) {
+        if self.open.get(region).is_some_and(|i| i.plan_id.is_none()) {
+            self.open.remove(region);
+        }
+    }
+
+    /// A plan was decided. Every region whose weight it lowers gets (or opens) an incident
+    /// carrying the plan; `quorum` is `(votes, needed)` for regions decided down.
+    /// Returns the incidents to store.
+    pub fn plan_decided(
+        &mut self,
+        plan: &TrafficPlan,
+        before: &Weights,
+        quorum: &BTreeMap<RegionName, (usize, usize)>,
+        at: DateTime<Utc>,
+    ) -> Vec<Incident> {
+        let mut out = Vec::new();
+        // Returning traffic (failback) and start-up plans are not incidents.
+        if matches!(plan.kind, PlanKind::Failback | PlanKind::Normal) {
+            return out;
+        }
+        for (region, w) in plan.weights.iter() {
+            if w >= before.get(region) {
+                continue;
+            }
+            let i = self.open.entry(region.clone()).or_insert_with(|| Incident::open(region, at));
+            if i.plan_id.is_some() {
+                // A second step of the same move (e.g. degraded, then down): a new incident.
+                *i = Incident::open(region, at);
+            }
+            if let Some((votes, needed)) = quorum.get(region) {
+                i.push(Step::QuorumReached, at, format!("{votes} of {needed} vantage(s) see {region} down"));
+            }
+            i.push(
+                Step::PlanDecided,
+                at,
+                format!("{}: {} → {} ({})", plan.kind.as_str(), before, plan.weights, plan.reason),
+            );
+            i.plan_id = Some(plan.id);
+            i.kind = Some(plan.kind.as_str().to_string());
+            i.from_weights = Some(before.clone());
+            i.to_weights = Some(plan.weights.clone());
+            out.push(i.clone());
+        }
+        out
+    }
+
+    /// A provider reported on a plan. `all_verified` is true once every provider verified it;
+    /// the incident is then complete and closed. Returns the incidents to store.
+    pub fn report(
+        &mut self,
+        plan: PlanId,
+        provider: &str,
+        outcome: &str,
+        first_report: bool,
+        all_verified: bool,
+        at: DateTime<Utc>,
+    ) -> Vec<Incident> {
+        let regions: Vec<RegionName> =
+            self.open.iter().filter(|(_, i)| i.plan_id == Some(plan)).map(|(r, _)| r.clone()).collect();
+        let mut out = Vec::new();
+        for r in regions {
+            let Some(i) = self.open.get_mut(&r) else { continue };
+            if first_report {
+                i.push(Step::ProviderWrite, at, format!("{provider}: {outcome}"));
+            }
+            if all_verified && i.verified_at.is_none() {
+                i.push(Step::ReadBackVerified, at, "every provider read the plan back");
+                i.verified_at = Some(at);
+                out.push(i.clone());
+                self.open.remove(&r);
+            } else if first_report {
+                out.push(i.clone());
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+    use crate::plan::Epoch;
+
+    fn t(ms: i64) -> DateTime<Utc> {
+        Utc.timestamp_millis_opt(1_700_000_000_000 + ms).unwrap()
+    }
+
+    fn w(p: u32, s: u32) -> Weights {
+        Weights::from_pairs([(RegionName::new("primary"), p), (RegionName::new("standby"), s)])
+    }
+
+    fn plan(weights: Weights, at: DateTime<Utc>) -> TrafficPlan {
+        TrafficPlan {
+            id: PlanId::new(),
+            epoch: Epoch(1),
+            weights,
+            kind: PlanKind::Failover,
+            reason: "primary is down".into(),
+            reasons: vec![],
+            inputs: json!({}),
+            decided_at: at,
+        }
+    }
+
+    #[test]
+    fn a_failover_is_one_timeline_from_first_failed_probe_to_verified() {
+        let p = RegionName::new("primary");
+        let mut tr = Tracker::new();
+        assert!(tr.probe_failed(&p, true, "app", Some("503"), t(0)).is_none());
+        assert!(tr.probe_failed(&p, true, "app", Some("503"), t(100)).is_none(), "only the first opens");
+        assert!(tr.transition(&p, Some("app"), "up", "down", t(200)).is_none(), "not stored before a plan");
+        tr.transition(&p, None, "up", "down", t(200));
+        let pl = plan(w(0, 100), t(210));
+        let quorum = BTreeMap::from([(p.clone(), (1, 1))]);
+        let stored = tr.plan_decided(&pl, &w(80, 20), &quorum, t(210));
+        assert_eq!(stored.len(), 1);
+        let stored = tr.report(pl.id, "pdns", "verified", true, false, t(300));
+        assert_eq!(stored.len(), 1);
+        let stored = tr.report(pl.id, "file", "verified", true, true, t(320));
+        let i = &stored[0];
+        let steps: Vec<Step> = i.timeline.iter().map(|m| m.step).collect();
+        assert_eq!(
+            steps,
+            vec![
+                Step::FirstFailedProbe,
+                Step::CheckTransition,
+                Step::RegionTransition,
+                Step::QuorumReached,
+                Step::PlanDecided,
+                Step::ProviderWrite,
+                Step::ProviderWrite,
+                Step::ReadBackVerified
+            ]
+        );
+        let f = i.figures();
+        assert_eq!((f.detection_ms, f.decision_ms, f.flip_ms), (Some(200), Some(210), Some(320)));
+        assert_eq!(tr.open().count(), 0, "closed once verified");
+    }
+
+    #[test]
+    fn a_blip_without_a_plan_is_forgotten() {
+        let p = RegionName::new("primary");
+        let mut tr = Tracker::new();
+        tr.probe_failed(&p, true, "app", None, t(0));
+        tr.settled(&p);
+        assert_eq!(tr.open().count(), 0);
+    }
+
+    #[test]
+    fn a_region_already_down_opens_nothing_on_more_failures() {
+        let p = RegionName::new("primary");
+        let mut tr = Tracker::new();
+        tr.probe_failed(&p, false, "app", None, t(0));
+        assert_eq!(tr.open().count(), 0);
+    }
+
+    #[test]
+    fn a_plan_without_a_candidate_opens_its_own_incident() {
+        // A drain or a drill: no failed probe, still one timeline.
+        let mut tr = Tracker::new();
+        let pl = plan(w(0, 100), t(0));
+        let stored = tr.plan_decided(&pl, &w(80, 20), &BTreeMap::new(), t(0));
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].timeline[0].step, Step::PlanDecided);
+    }
+
+    #[test]
+    fn a_failback_opens_no_incident() {
+        let mut tr = Tracker::new();
+        let mut pl = plan(w(80, 20), t(0));
+        pl.kind = PlanKind::Failback;
+        assert!(tr.plan_decided(&pl, &w(40, 60), &BTreeMap::new(), t(0)).is_empty());
+        assert_eq!(tr.open().count(), 0);
+    }
+}
