@@ -5,9 +5,13 @@
 //! `fo-bench probes`  HTTP checks per second on one core, CPU and peak RSS, 10 … 10 000 checks
 //! `fo-bench decide`  decisions per second of the pure decision core
 //! `fo-bench api`     `GET /api/v1/status` p50/p99 at a fixed rate while the lab's probes run
+//! `fo-bench compare` ours against HAProxy health checks and PowerDNS `ifurlup` (same targets)
 //! `fo-bench all`     everything, plus a markdown table in `artifacts/bench/RESULTS.md`
 
 #![allow(clippy::print_stdout)]
+
+#[path = "fo_bench/compare.rs"]
+mod compare;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -75,6 +79,24 @@ enum Cmd {
         #[arg(long, default_value = "30s")]
         cost_window: humantime::Duration,
     },
+    /// Side by side with HAProxy health checks and PowerDNS `ifurlup` on the same targets.
+    Compare {
+        /// Runs per fault for the time to move.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// How long the 30 % connection loss lasts.
+        #[arg(long, default_value = "30s")]
+        window: humantime::Duration,
+        /// Check interval of all three (whole seconds: PowerDNS's granularity).
+        #[arg(long, default_value = "1s")]
+        interval: humantime::Duration,
+        /// fall (ours and HAProxy).
+        #[arg(long, default_value_t = 3)]
+        fall: u32,
+        /// rise (ours and HAProxy).
+        #[arg(long, default_value_t = 2)]
+        rise: u32,
+    },
     /// Everything, with a markdown summary.
     All,
 }
@@ -104,6 +126,18 @@ async fn main() -> anyhow::Result<()> {
             let r = api(rate, window.into()).await?;
             write(&cli.out, "api.json", &r)?;
         }
+        Cmd::Compare { runs, window, interval, fall, rise } => {
+            let opts = failover_orchestrator::lab::compare::CompareOptions {
+                runs,
+                window: window.into(),
+                interval: interval.into(),
+                fall,
+                rise,
+                ..compare::defaults()
+            };
+            let r = compare::compare(opts, machine()).await?;
+            write(&cli.out, "compare.json", &r)?;
+        }
         Cmd::All => {
             let intervals = [Duration::from_millis(250), Duration::from_millis(500), Duration::from_secs(1)];
             let f = flip(&intervals, 3, 20).await?;
@@ -116,7 +150,9 @@ async fn main() -> anyhow::Result<()> {
             write(&cli.out, "decide.json", &d)?;
             let a = api(200, Duration::from_secs(15)).await?;
             write(&cli.out, "api.json", &a)?;
-            let md = markdown(&f, &l) + &markdown_more(&p, &d, &a);
+            let c = compare::compare(compare::defaults(), machine()).await?;
+            write(&cli.out, "compare.json", &c)?;
+            let md = markdown(&f, &l) + &markdown_more(&p, &d, &a) + &compare::markdown(&c);
             std::fs::write(cli.out.join("RESULTS.md"), &md)?;
             println!("\n{md}");
         }
@@ -147,8 +183,12 @@ async fn flip(intervals: &[Duration], fall: u32, runs: usize) -> anyhow::Result<
     for &interval in intervals {
         println!("detection-to-flip at interval {} fall {fall}: {runs} runs …", humantime::format_duration(interval));
         // Short failback (hold 1 s, one step) so that 20 runs take minutes, not a quarter hour.
-        let tuning =
-            LabTuning { dwell: Duration::from_secs(1), failback_hold: Duration::from_secs(1), failback_step: 80 };
+        let tuning = LabTuning {
+            dwell: Duration::from_secs(1),
+            failback_hold: Duration::from_secs(1),
+            failback_step: 80,
+            ..Default::default()
+        };
         let times = lab_flips(interval, fall, runs, tuning).await?;
         let s = Summary::of(&times);
         let floor = interval.as_secs_f64() * 1000.0 * f64::from(fall);

@@ -96,11 +96,19 @@ pub struct LabTuning {
     pub failback_hold: Duration,
     /// `policy.failback_step`.
     pub failback_step: u32,
+    /// When set, the orchestrator probes these addresses (primary, standby, dr) instead of the
+    /// lab's own apps, e.g. fault proxies in front of other apps that a benchmark controls.
+    pub probe_targets: Option<[SocketAddr; 3]>,
 }
 
 impl Default for LabTuning {
     fn default() -> Self {
-        Self { dwell: Duration::from_secs(3), failback_hold: Duration::from_secs(5), failback_step: 20 }
+        Self {
+            dwell: Duration::from_secs(3),
+            failback_hold: Duration::from_secs(5),
+            failback_step: 20,
+            probe_targets: None,
+        }
     }
 }
 
@@ -147,13 +155,14 @@ impl Lab {
         let mut specs = Vec::new();
         for (i, pg) in [primary, standby, dr].into_iter().enumerate() {
             let app = AppStub::start(names[i], SocketAddr::new(ips[i], 0)).await?;
+            let target = tuning.probe_targets.map_or(app.addr(), |t| t[i]);
             specs.push(RegionSpec {
                 name: names[i].into(),
                 role: roles[i].into(),
                 weight: weights[i],
                 address: ips[i],
-                app_url: app.health_url(),
-                tcp_target: app.addr().to_string(),
+                app_url: format!("http://{target}/health"),
+                tcp_target: target.to_string(),
                 pg_dsn: Some(pg.dsn()),
                 pg_expect_recovery: Some(i != 0),
                 pg_extra: Vec::new(),

@@ -10,6 +10,7 @@ pub mod app_stub;
 pub mod bench;
 pub mod bind;
 pub mod cli;
+pub mod compare;
 pub mod faultproxy;
 pub mod haproxy;
 pub mod http_fault;
