@@ -624,6 +624,9 @@ impl Engine {
             }
         }
         if let Some(p) = &rep.propagation {
+            for i in self.incidents.propagated(rep.plan_id, &rep.provider, p.converged, p.elapsed.as_millis(), rep.at) {
+                self.store_incident(i);
+            }
             let key = ("propagation_slow".to_string(), None);
             if p.converged {
                 self.clear_alarm(&key, rep.at);

@@ -138,7 +138,12 @@ pub struct Figures {
 pub struct Tracker {
     /// Candidates (no plan yet) and incidents waiting for verification.
     open: BTreeMap<RegionName, Incident>,
+    /// Recently verified incidents, kept for the DNS propagation step that follows.
+    verified: Vec<Incident>,
 }
+
+/// Verified incidents kept waiting for their DNS propagation step.
+const KEEP_VERIFIED: usize = 16;
 
 impl Tracker {
     /// An empty tracker.
@@ -266,8 +271,40 @@ impl Tracker {
                 i.push(Step::ReadBackVerified, at, "every provider read the plan back");
                 i.verified_at = Some(at);
                 out.push(i.clone());
-                self.open.remove(&r);
+                if let Some(done) = self.open.remove(&r) {
+                    self.verified.push(done);
+                    if self.verified.len() > KEEP_VERIFIED {
+                        self.verified.remove(0);
+                    }
+                }
             } else if first_report {
+                out.push(i.clone());
+            }
+        }
+        out
+    }
+}
+
+impl Tracker {
+    /// A DNS provider saw every authoritative server (and resolver) serve `plan` at `at`
+    /// (`converged`), or gave up. Adds the last step to the incidents of that plan;
+    /// returns them to store.
+    pub fn propagated(
+        &mut self,
+        plan: PlanId,
+        provider: &str,
+        converged: bool,
+        elapsed_ms: u128,
+        at: DateTime<Utc>,
+    ) -> Vec<Incident> {
+        let mut out = Vec::new();
+        for i in self.verified.iter_mut().chain(self.open.values_mut()).filter(|i| i.plan_id == Some(plan)) {
+            if converged && i.first(Step::DnsPropagationSeen).is_none() {
+                i.push(
+                    Step::DnsPropagationSeen,
+                    at,
+                    format!("{provider}: every server answers the new plan ({elapsed_ms} ms after the write)"),
+                );
                 out.push(i.clone());
             }
         }
@@ -337,6 +374,13 @@ mod tests {
         let f = i.figures();
         assert_eq!((f.detection_ms, f.decision_ms, f.flip_ms), (Some(200), Some(210), Some(320)));
         assert_eq!(tr.open().count(), 0, "closed once verified");
+        // DNS propagation, seen after verification, completes the same timeline once.
+        let stored = tr.propagated(pl.id, "pdns", true, 40, t(360));
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].timeline.last().map(|m| m.step), Some(Step::DnsPropagationSeen));
+        assert_eq!(stored[0].figures().dns_ms, Some(360));
+        assert!(tr.propagated(pl.id, "pdns", true, 40, t(400)).is_empty(), "recorded once");
+        assert!(tr.propagated(PlanId::new(), "pdns", true, 40, t(400)).is_empty(), "other plans untouched");
     }
 
     #[test]

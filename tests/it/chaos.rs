@@ -231,9 +231,18 @@ async fn chaos_primary_app_down_fails_over_with_one_recorded_timeline() {
     ] {
         assert!(steps.contains(&step), "{step:?} missing from {steps:?}");
     }
-    // The API serves the same timeline.
-    let (code, body) = app.get(&format!("/api/v1/incidents/{}", incident.id)).await;
-    assert_eq!(code, 200, "{body}");
+    // The API serves the same timeline, completed by the DNS propagation seen on PowerDNS.
+    let deadline = std::time::Instant::now() + T;
+    let body = loop {
+        let (code, body) = app.get(&format!("/api/v1/incidents/{}", incident.id)).await;
+        assert_eq!(code, 200, "{body}");
+        if body["timeline"].as_array().is_some_and(|t| t.iter().any(|m| m["step"] == "dns_propagation_seen")) {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "no DNS propagation step: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(body["figures"]["dns_ms"].as_i64().is_some(), "{body}");
     assert_eq!(body["region"], "primary");
     assert!(body["figures"]["flip_ms"].as_i64().is_some(), "{body}");
     let (code, list) = app.get("/api/v1/incidents").await;
