@@ -6,7 +6,7 @@
 #
 # Installs chromium with apt only when it is missing (never downloads a browser),
 # runs `npm ci` in e2e/ only when node_modules is missing, always stops the lab.
-# Screenshots land in artifacts/ (gitignored) and docs/dashboard.png.
+# Screenshots land in artifacts/ (gitignored); FO_UPDATE_DOCS=1 also refreshes docs/dashboard.png.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
