@@ -743,6 +743,77 @@ async fn chaos_orchestrator_killed_mid_failover_resumes_after_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_orchestrator_killed_mid_drill_rolls_back_after_restart() {
+    // As above, real processes: a live drill holds traffic on the standby when the
+    // orchestrator is SIGKILLed; the next one rolls it back and records it as interrupted.
+    let mut app = ready(Spec::default()).await;
+    app.cancel.cancel();
+    let task = std::mem::replace(&mut app.task, tokio::spawn(async { Ok(()) }));
+    task.await.unwrap().unwrap();
+    let store = Store::connect_lazy(&secrecy::SecretString::from(app.direct_store_dsn.clone())).unwrap();
+    let dir = std::env::temp_dir().join(format!("fo-chaos-drill-kill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("regions.toml");
+    let http = reqwest::Client::new();
+
+    let mut a = start_child(&app, &path).await;
+    wait_child(&http, a.api, &app.tokens.viewer, &path, "first orchestrator steady", |s| plan_is(s, 80, 20, true))
+        .await;
+    let t0 = Utc::now();
+    let resp = http
+        .post(format!("http://{}/api/v1/drills", a.api))
+        .bearer_auth(&app.tokens.operator)
+        .json(&serde_json::json!({ "evacuate": "primary", "steps": [100], "hold_seconds": 300, "dry_run": false, "reason": "chaos: kill mid-drill" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "drill start: {}", resp.status());
+    let drill: serde_json::Value = resp.json().await.unwrap();
+    let id = drill["id"].as_str().expect("drill id").to_string();
+    wait_child(&http, a.api, &app.tokens.viewer, &path, "drill holding on the standby", |s| plan_is(s, 0, 100, true))
+        .await;
+    a.proc.start_kill().unwrap();
+    a.proc.wait().await.unwrap();
+
+    let mut b = start_child(&app, &path).await;
+    wait_child(&http, b.api, &app.tokens.viewer, &path, "rolled back after the restart", |s| plan_is(s, 80, 20, true))
+        .await;
+    let answers = app.dig_many(20).await;
+    assert!(answers.contains(&app.addresses[0]), "DNS answers the primary again: {answers:?}");
+    let d = loop {
+        let d: serde_json::Value = http
+            .get(format!("http://{}/api/v1/drills/{id}", b.api))
+            .bearer_auth(&app.tokens.viewer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if d["state"] == "interrupted" || Utc::now() - t0 > chrono::Duration::seconds(60) {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(d["state"], "interrupted", "{d}");
+    wait_child(&http, b.api, &app.tokens.viewer, &path, "store flushed", |s| s["store"]["pending"] == 0).await;
+    let s = seen(&store, t0).await;
+    b.proc.start_kill().unwrap();
+    b.proc.wait().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    report(&Row::from_seen(
+        "14 orchestrator killed mid-drill",
+        "orchestrator as a process, live drill evacuating the primary, holding",
+        "SIGKILL while the drill holds 0/100/0, restart".into(),
+        "restart rolls the drill back to 80/20 and records it interrupted",
+        format!("80/20/0 verified again; drill {} {}", &id[..8], d["state"].as_str().unwrap_or("?")),
+        t0,
+        &s,
+        0,
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_fast_confirmation_beats_interval_times_fall() {
     // interval 1 s, fast 100 ms, fall 3: without fast re-probe a hard failure needs ≥ 2 s after the
     // first failed probe (two more intervals); with it, ~200 ms. The bound asserted is the
