@@ -394,10 +394,7 @@ async fn control_app(
             );
         }
     };
-    match result {
-        Ok(()) => (axum::http::StatusCode::OK, Json(json!({ "region": name, "app": action }))),
-        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": e.to_string() }))),
-    }
+    control_answer(&name, "app", &action, result)
 }
 
 async fn control_pg(
@@ -424,8 +421,18 @@ async fn control_pg(
             );
         }
     };
+    control_answer(&name, "postgres", &action, result)
+}
+
+/// The control endpoint's answer: `{region, <what>: action}` or a 500 with the error.
+fn control_answer(
+    name: &str,
+    what: &str,
+    action: &str,
+    result: anyhow::Result<()>,
+) -> (axum::http::StatusCode, Json<serde_json::Value>) {
     match result {
-        Ok(()) => (axum::http::StatusCode::OK, Json(json!({ "region": name, "postgres": action }))),
+        Ok(()) => (axum::http::StatusCode::OK, Json(json!({ "region": name, what: action }))),
         Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": e.to_string() }))),
     }
 }

@@ -54,6 +54,32 @@ fn config(t: &Topology, tag: &str) -> Arc<Config> {
     Arc::new(Config::parse(&text, "lag test", &|_| None).unwrap())
 }
 
+/// Writes `rows` rows of `pad` bytes on the primary, producing WAL for the standbys to fall behind on.
+async fn write_wal(c: &mut sqlx::PgConnection, rows: i32, pad: i32) {
+    sqlx::query("CREATE TABLE IF NOT EXISTS filler (id serial primary key, pad text)").execute(&mut *c).await.unwrap();
+    sqlx::query("INSERT INTO filler (pad) SELECT repeat('x', $2) FROM generate_series(1, $1)")
+        .bind(rows)
+        .bind(pad)
+        .execute(&mut *c)
+        .await
+        .unwrap();
+}
+
+/// Harness settings over the topology: no PowerDNS, and per-standby `[regions.postgres]` lines.
+fn lag_spec(t: &Topology, tag: &str, standby: &[&str], dr: &[&str]) -> Spec {
+    let lines = |name: &str, extra: &[&str]| {
+        std::iter::once(format!("application_name = \"{tag}-{name}\""))
+            .chain(extra.iter().map(|l| l.to_string()))
+            .collect::<Vec<_>>()
+    };
+    Spec {
+        region_dsns: Some([t.primary.dsn(), t.standby.dsn(), t.dr.dsn()]),
+        powerdns: false,
+        pg_extra: [vec![], lines("standby", standby), lines("dr", dr)],
+        ..Spec::default()
+    }
+}
+
 fn of<'a>(samples: &'a [LagSample], region: &str) -> &'a LagSample {
     samples.iter().find(|s| s.region.as_str() == region).unwrap()
 }
@@ -112,11 +138,7 @@ async fn lag_is_zero_when_idle_grows_while_paused_and_recovers() {
     // Paused replay while the primary writes: bytes and seconds grow, state says paused.
     sqlx::query("SELECT pg_wal_replay_pause()").execute(&mut sc).await.unwrap();
     let paused_at = Instant::now();
-    sqlx::query("CREATE TABLE IF NOT EXISTS filler (id serial primary key, pad text)").execute(&mut c).await.unwrap();
-    sqlx::query("INSERT INTO filler (pad) SELECT repeat('x', 200) FROM generate_series(1, 20000)")
-        .execute(&mut c)
-        .await
-        .unwrap();
+    write_wal(&mut c, 20_000, 200).await;
     let samples = tick_until(&mut sampler, "paused standby lags", |s| {
         let x = of(s, "standby");
         x.state == LagState::Paused && x.bytes.is_some_and(|b| b > 1_000_000) && x.seconds.is_some_and(|v| v >= 2.0)
@@ -147,21 +169,7 @@ async fn lag_is_zero_when_idle_grows_while_paused_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lag_is_stored_served_as_a_series_and_gates_failover() {
     let t = topology("lagg").await;
-    let dsns = [t.primary.dsn(), t.standby.dsn(), t.dr.dsn()];
-    let spec = Spec {
-        region_dsns: Some(dsns),
-        powerdns: false,
-        pg_extra: [
-            vec![],
-            vec![
-                "application_name = \"lagg-standby\"".into(),
-                "max_lag = \"2s\"".into(),
-                "degrade_lag = \"30s\"".into(),
-            ],
-            vec!["application_name = \"lagg-dr\"".into(), "max_lag = \"60s\"".into()],
-        ],
-        ..Spec::default()
-    };
+    let spec = lag_spec(&t, "lagg", &["max_lag = \"2s\"", "degrade_lag = \"30s\""], &["max_lag = \"60s\""]);
     let mut app = spawn_app(spec).await;
     app.wait_for_verified(&w(80, 20, 0), Duration::from_secs(30)).await;
     app.wait_for("lag in status", Duration::from_secs(30), |s| {
@@ -192,11 +200,7 @@ async fn lag_is_stored_served_as_a_series_and_gates_failover() {
     let mut sc = t.standby.connect().await.unwrap();
     sqlx::query("SELECT pg_wal_replay_pause()").execute(&mut sc).await.unwrap();
     let mut c = t.primary.connect().await.unwrap();
-    sqlx::query("CREATE TABLE filler (id serial primary key, pad text)").execute(&mut c).await.unwrap();
-    sqlx::query("INSERT INTO filler (pad) SELECT repeat('x', 100) FROM generate_series(1, 5000)")
-        .execute(&mut c)
-        .await
-        .unwrap();
+    write_wal(&mut c, 5_000, 100).await;
     app.wait_for("standby over its limit", Duration::from_secs(30), |s| {
         s.regions[1].lag.as_ref().is_some_and(|l| l.seconds.is_some_and(|v| v > 3.0))
     })
@@ -223,17 +227,7 @@ async fn lag_is_stored_served_as_a_series_and_gates_failover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_target_within_its_limit_keeps_traffic_and_alarms() {
     let t = topology("lagn").await;
-    let dsns = [t.primary.dsn(), t.standby.dsn(), t.dr.dsn()];
-    let spec = Spec {
-        region_dsns: Some(dsns),
-        powerdns: false,
-        pg_extra: [
-            vec![],
-            vec!["application_name = \"lagn-standby\"".into(), "max_lag_bytes = 100000".into()],
-            vec!["application_name = \"lagn-dr\"".into(), "max_lag_bytes = 100000".into()],
-        ],
-        ..Spec::default()
-    };
+    let spec = lag_spec(&t, "lagn", &["max_lag_bytes = 100000"], &["max_lag_bytes = 100000"]);
     let mut app = spawn_app(spec).await;
     app.wait_for_verified(&w(80, 20, 0), Duration::from_secs(30)).await;
     for pg in [&t.standby, &t.dr] {
@@ -241,11 +235,7 @@ async fn no_target_within_its_limit_keeps_traffic_and_alarms() {
         sqlx::query("SELECT pg_wal_replay_pause()").execute(&mut c).await.unwrap();
     }
     let mut c = t.primary.connect().await.unwrap();
-    sqlx::query("CREATE TABLE filler (id serial primary key, pad text)").execute(&mut c).await.unwrap();
-    sqlx::query("INSERT INTO filler (pad) SELECT repeat('x', 100) FROM generate_series(1, 20000)")
-        .execute(&mut c)
-        .await
-        .unwrap();
+    write_wal(&mut c, 20_000, 100).await;
     app.wait_for("both over the byte limit", Duration::from_secs(30), |s| {
         s.regions[1..].iter().all(|r| r.lag.as_ref().is_some_and(|l| l.bytes.is_some_and(|b| b > 100_000)))
     })
