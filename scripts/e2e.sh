@@ -32,7 +32,9 @@ if [[ ! -d e2e/node_modules ]]; then
     (cd e2e && npm ci --no-audit --no-fund)
 fi
 
-cargo build --bin failover-orchestrator
+# The same build as `cargo test --workspace --all-targets` (dev-dependency features included),
+# so that after the tests this builds nothing again.
+cargo build --workspace --all-targets
 
 free_port() {
     node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
@@ -44,7 +46,7 @@ export FO_URL="http://127.0.0.1:$API_PORT"
 export FO_CONTROL_URL="http://127.0.0.1:$CTL_PORT"
 LAB_LOG="$ARTIFACTS/e2e-lab.log"
 
-target/debug/failover-orchestrator lab --listen "127.0.0.1:$API_PORT" --control "127.0.0.1:$CTL_PORT" >"$LAB_LOG" 2>&1 &
+target/debug/fo-lab --listen "127.0.0.1:$API_PORT" --control "127.0.0.1:$CTL_PORT" >"$LAB_LOG" 2>&1 &
 LAB_PID=$!
 
 stop_lab() {

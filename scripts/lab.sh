@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Starts the local three-region lab with the dashboard (http://127.0.0.1:8080/).
 # Installs PostgreSQL and PowerDNS first when they are missing (Debian/Ubuntu).
-# Extra arguments go to `failover-orchestrator lab` (see --help).
+# Extra arguments go to `fo-lab` (see `target/debug/fo-lab --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
-cargo build --bin failover-orchestrator
-exec target/debug/failover-orchestrator lab "$@"
+cargo build -p fo-lab --bin fo-lab
+exec target/debug/fo-lab "$@"

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
-cargo test --all-targets
+cargo test --workspace --all-targets
 if [ -x scripts/e2e.sh ]; then
     scripts/e2e.sh
 fi

@@ -23,9 +23,10 @@
 //!   engine drives them, the store records them step by step.
 //! - [`cli`] is the operators' command-line client of the API (`status`, `drill`, `failover` …).
 //! - [`app`] wires it all: the only place that spawns tasks; [`shutdown`] turns signals into
-//!   cancellation.
-//! - [`lab`] starts a self-contained three-region lab on loopback (PostgreSQL with streaming
-//!   replication, region apps, PowerDNS) for the `lab` command and the integration tests.
+//!   cancellation; [`logging`] installs the log subscriber for a binary's `main`.
+//!
+//! The local lab, the test harness and the benchmarks are separate crates of the workspace
+//! (`lab/`, `bench/`): nothing of them is linked into the `failover-orchestrator` binary.
 
 pub mod api;
 pub mod app;
@@ -38,7 +39,7 @@ pub mod drill;
 pub mod engine;
 pub mod health;
 pub mod incidents;
-pub mod lab;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod observation;

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use failover_orchestrator::app::{App, AppOptions};
 use failover_orchestrator::cli::{OperatorCmd, Target};
 use failover_orchestrator::config::{Config, ConfigError};
-use failover_orchestrator::shutdown;
+use failover_orchestrator::{logging, shutdown};
 use tokio_util::sync::CancellationToken;
 
 /// Keeps a multi-region, active-active service serving when a region fails.
@@ -38,22 +38,9 @@ enum Cmd {
         #[arg(short, long, default_value = "regions.toml", env = "FO_CONFIG")]
         config: PathBuf,
     },
-    /// Start the local three-region lab (PostgreSQL with streaming replication, apps, PowerDNS, orchestrator).
-    Lab(failover_orchestrator::lab::cli::LabArgs),
     /// Operator commands over the API (status, drill, failover, switchover, failback, maintenance).
     #[command(flatten)]
     Operator(OperatorCmd),
-}
-
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }
 
 #[tokio::main]
@@ -62,7 +49,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Serve { config } => {
-            init_logging(cli.log_json);
+            logging::init(cli.log_json);
             match serve(&config).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -73,16 +60,6 @@ async fn main() -> ExitCode {
             }
         }
         Cmd::Operator(cmd) => operator(&cli.target, &cmd).await,
-        Cmd::Lab(args) => {
-            init_logging(cli.log_json);
-            match failover_orchestrator::lab::cli::run(args).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("lab failed: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
     }
 }
 

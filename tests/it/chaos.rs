@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use failover_orchestrator::health::Health;
 use failover_orchestrator::incidents::{Incident, Step};
-use failover_orchestrator::lab::faultproxy::Faults;
-use failover_orchestrator::lab::postgres::{PgCluster, PgOptions};
 use failover_orchestrator::store::Store;
+use fo_lab::faultproxy::Faults;
+use fo_lab::postgres::{PgCluster, PgOptions};
 use serde::Serialize;
 use sqlx::PgPool;
 

@@ -10,16 +10,16 @@ use std::time::{Duration, Instant};
 
 use failover_orchestrator::app::{App, AppOptions};
 use failover_orchestrator::config::Config;
-use failover_orchestrator::lab::app_stub::AppStub;
-use failover_orchestrator::lab::faultproxy::FaultProxy;
-use failover_orchestrator::lab::http_fault::HttpFault;
-use failover_orchestrator::lab::postgres::{PgCluster, PgOptions};
-use failover_orchestrator::lab::powerdns::PowerDns;
-use failover_orchestrator::lab::topology::{ConfigParams, LabTokens, PowerDnsSpec, RegionSpec};
 use failover_orchestrator::plan::Weights;
 use failover_orchestrator::region::RegionName;
 use failover_orchestrator::status::Status;
 use failover_orchestrator::store::Store;
+use fo_lab::app_stub::AppStub;
+use fo_lab::faultproxy::FaultProxy;
+use fo_lab::http_fault::HttpFault;
+use fo_lab::postgres::{PgCluster, PgOptions};
+use fo_lab::powerdns::PowerDns;
+use fo_lab::topology::{ConfigParams, LabTokens, PowerDnsSpec, RegionSpec};
 use tokio::sync::{OnceCell, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -411,7 +411,7 @@ impl TestApp {
         let dns = pdns().await.dns_addr();
         let mut out = Vec::new();
         for _ in 0..n {
-            if let Some(a) = failover_orchestrator::lab::cli::dig(dns, &self.record).await.unwrap() {
+            if let Some(a) = fo_lab::lab::dig(dns, &self.record).await.unwrap() {
                 out.push(a);
             }
         }

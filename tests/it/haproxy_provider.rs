@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use failover_orchestrator::config::{HaproxyAdmin, HaproxyConfig, OnDrift, ProviderGuard};
-use failover_orchestrator::lab::app_stub::AppStub;
-use failover_orchestrator::lab::haproxy::{BACKEND, Haproxy};
 use failover_orchestrator::metrics::Metrics;
 use failover_orchestrator::plan::Weights;
 use failover_orchestrator::region::RegionName;
 use failover_orchestrator::traffic::applier::{Applier, ApplyResult, ProviderSlot, RetryPolicy};
 use failover_orchestrator::traffic::haproxy::HaproxyProvider;
 use failover_orchestrator::traffic::{ProviderError, TrafficProvider, nonzero};
+use fo_lab::app_stub::AppStub;
+use fo_lab::haproxy::{BACKEND, Haproxy};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 

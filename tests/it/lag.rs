@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use failover_orchestrator::config::Config;
-use failover_orchestrator::lab::postgres::{PgCluster, PgOptions};
-use failover_orchestrator::lab::topology::{ConfigParams, RegionSpec};
 use failover_orchestrator::replication::lag::parse_lsn;
 use failover_orchestrator::replication::sampler::LagSampler;
 use failover_orchestrator::replication::{LagSample, LagSource, LagState};
+use fo_lab::postgres::{PgCluster, PgOptions};
+use fo_lab::topology::{ConfigParams, RegionSpec};
 use sqlx::Row;
 
 use crate::common::{Spec, spawn_app, w};

@@ -54,7 +54,7 @@ async fn applies_reads_back_is_idempotent_and_refuses_stale_epochs() {
     // DNS serves only the region left.
     p.apply(&plan(5, w(0, 0, 100))).await.unwrap();
     for _ in 0..10 {
-        let a = failover_orchestrator::lab::cli::dig(server.dns_addr(), &format!("app.{zone}")).await.unwrap();
+        let a = fo_lab::lab::dig(server.dns_addr(), &format!("app.{zone}")).await.unwrap();
         assert_eq!(a, Some("127.0.10.3".parse().unwrap()));
     }
 

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use failover_orchestrator::health::Health;
-use failover_orchestrator::lab::postgres::{PgCluster, PgOptions};
+use fo_lab::postgres::{PgCluster, PgOptions};
 
 use crate::common::{Spec, spawn_app, w};
 

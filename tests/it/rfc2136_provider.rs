@@ -6,11 +6,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use failover_orchestrator::config::{Rfc2136Config, TsigAlgorithm};
-use failover_orchestrator::lab::bind::{Bind, KEY_NAME};
 use failover_orchestrator::plan::Epoch;
 use failover_orchestrator::traffic::propagation::{self, Expect};
 use failover_orchestrator::traffic::rfc2136::{Rfc2136Provider, served};
 use failover_orchestrator::traffic::{ProviderError, TrafficProvider};
+use fo_lab::bind::{Bind, KEY_NAME};
 
 use crate::common::{init_tracing, plan, test_addresses, unique, w};
 

@@ -7,11 +7,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use failover_orchestrator::config::{AwsKeys, Route53Config, Route53Target};
-use failover_orchestrator::lab::moto::Moto;
 use failover_orchestrator::plan::Epoch;
 use failover_orchestrator::region::RegionName;
 use failover_orchestrator::traffic::route53::Route53Provider;
 use failover_orchestrator::traffic::{ProviderError, TrafficProvider, nonzero};
+use fo_lab::moto::Moto;
 
 use crate::common::{REGIONS, init_tracing, plan, test_addresses, unique, w};
 

@@ -1,7 +1,7 @@
 //! A small HTTP reverse proxy that can answer errors instead of forwarding:
 //! the provider-API side of the chaos scenarios ("PowerDNS API returns 500s").
 //!
-//! The TCP-level [`FaultProxy`](super::faultproxy::FaultProxy) covers timeouts,
+//! The TCP-level [`FaultProxy`](crate::faultproxy::FaultProxy) covers timeouts,
 //! resets and refusals; an HTTP 500 needs someone who speaks HTTP. Put this in
 //! front of the real API and, when needed, a `FaultProxy` in front of this.
 //! It forwards method, path, query, body and the `X-API-Key` / `Content-Type`

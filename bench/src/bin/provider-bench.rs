@@ -16,11 +16,11 @@ use failover_orchestrator::config::{
     AwsKeys, HaproxyAdmin, HaproxyConfig, PowerDnsConfig, Rfc2136Config, Route53Config, Route53Target, TsigAlgorithm,
     WebhookConfig,
 };
-use failover_orchestrator::lab::app_stub::AppStub;
-use failover_orchestrator::lab::{bind, haproxy, moto, powerdns};
 use failover_orchestrator::plan::{Epoch, PlanId, PlanKind, TrafficPlan, Weights};
 use failover_orchestrator::region::RegionName;
 use failover_orchestrator::traffic::TrafficProvider;
+use fo_lab::app_stub::AppStub;
+use fo_lab::{bind, haproxy, moto, powerdns};
 
 const REGIONS: [&str; 3] = ["primary", "standby", "dr"];
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

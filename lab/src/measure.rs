@@ -11,8 +11,8 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::cli::{RECORD, Shared, dig};
-use crate::status::Status;
+use crate::lab::{RECORD, Shared, dig};
+use failover_orchestrator::status::Status;
 
 /// Distribution summary in milliseconds.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
@@ -120,10 +120,12 @@ pub async fn lab_flips(
     interval: Duration,
     fall: u32,
     runs: usize,
-    tuning: super::cli::LabTuning,
+    tuning: crate::lab::LabTuning,
 ) -> anyhow::Result<Vec<Duration>> {
-    let lab = super::cli::Lab::start_tuned("127.0.0.1:0".parse()?, interval, fall, tuning).await?;
-    let app = crate::app::App::build(lab.config.clone(), crate::app::AppOptions::default()).await?;
+    let lab = crate::lab::Lab::start_tuned("127.0.0.1:0".parse()?, interval, fall, tuning).await?;
+    let app =
+        failover_orchestrator::app::App::build(lab.config.clone(), failover_orchestrator::app::AppOptions::default())
+            .await?;
     let mut status = app.status();
     let cancel = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(app.run(cancel.clone()));
@@ -146,16 +148,19 @@ pub async fn lab_flips(
 /// When the API refuses a drill or one does not finish within two minutes.
 pub async fn drills(
     api: SocketAddr,
-    tokens: &super::topology::LabTokens,
+    tokens: &crate::topology::LabTokens,
     status: &mut watch::Receiver<Arc<Status>>,
     n: usize,
 ) -> anyhow::Result<Vec<(Duration, Duration)>> {
-    let client = crate::cli::client::Client::new(&format!("http://{api}"), Some(tokens.operator.clone()))?;
+    let client =
+        failover_orchestrator::cli::client::Client::new(&format!("http://{api}"), Some(tokens.operator.clone()))?;
     let mut out = Vec::new();
     for _ in 0..n {
         wait_for(status, Duration::from_secs(120), |s| {
             s.drill.is_none()
-                && s.regions.iter().all(|r| r.weight == r.normal_weight && r.health == crate::health::Health::Up)
+                && s.regions
+                    .iter()
+                    .all(|r| r.weight == r.normal_weight && r.health == failover_orchestrator::health::Health::Up)
                 && s.plan.as_ref().is_some_and(|p| p.verified_at.is_some())
         })
         .await

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::process::{SpawnOpts, Supervised, free_port, stop_taken, tail_file, unique_temp_dir, wait_for_tcp};
+use crate::process::{SpawnOpts, Supervised, free_port, stop_taken, tail_file, unique_temp_dir, wait_for_tcp};
 
 /// The HAProxy binary.
 pub const HAPROXY: &str = "/usr/sbin/haproxy";

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 
-use super::process::{SpawnOpts, Supervised, free_port_tcp_udp, stop_taken, tail_file, unique_temp_dir, wait_for_tcp};
+use crate::process::{SpawnOpts, Supervised, free_port_tcp_udp, stop_taken, tail_file, unique_temp_dir, wait_for_tcp};
 
 /// The server binary.
 pub const NAMED: &str = "/usr/sbin/named";
@@ -79,7 +79,7 @@ impl Bind {
         // TCP is up once the zone is loaded; confirm it answers for the zone.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let soa = crate::traffic::propagation::query_addresses(
+            let soa = failover_orchestrator::traffic::propagation::query_addresses(
                 self.addr,
                 &format!("ns1.{}", self.zone),
                 Duration::from_millis(500),

@@ -31,8 +31,8 @@ async fn wait_nothing_left(pid: u32) {
 }
 
 async fn start_lab() -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_failover-orchestrator"))
-        .args(["lab", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fo-lab"))
+        .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)

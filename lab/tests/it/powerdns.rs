@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use failover_orchestrator::lab::powerdns::PowerDns;
+use fo_lab::powerdns::PowerDns;
 use serde_json::json;
 
 fn lua_rrset(content: &str) -> serde_json::Value {

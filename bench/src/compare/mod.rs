@@ -16,6 +16,8 @@
 //!
 //! Figures are returned for the benchmark binary to print; nothing here asserts a time.
 
+pub mod report;
+
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -26,12 +28,12 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::app_stub::AppStub;
-use super::cli::{Lab, LabTuning, RECORD, dig};
-use super::faultproxy::FaultProxy;
-use super::haproxy::{BACKEND, BackendServer, Haproxy, HttpCheck};
-use super::measure::Summary;
-use crate::status::Status;
+use failover_orchestrator::status::Status;
+use fo_lab::app_stub::AppStub;
+use fo_lab::faultproxy::FaultProxy;
+use fo_lab::haproxy::{BACKEND, BackendServer, Haproxy, HttpCheck};
+use fo_lab::lab::{Lab, LabTuning, RECORD, dig};
+use fo_lab::measure::Summary;
 
 /// The `ifurlup` name in the lab zone.
 pub const LUA_RECORD: &str = "lua.lab.test.";
@@ -270,7 +272,9 @@ pub async fn run(opts: CompareOptions, mut progress: impl FnMut(&str)) -> anyhow
         ips[0], ips[0], ips[1]
     );
     lab.pdns.replace_rrset("lab.test.", LUA_RECORD, "LUA", 1, std::slice::from_ref(&lua)).await?;
-    let app = crate::app::App::build(lab.config.clone(), crate::app::AppOptions::default()).await?;
+    let app =
+        failover_orchestrator::app::App::build(lab.config.clone(), failover_orchestrator::app::AppOptions::default())
+            .await?;
     let status = app.status();
     let cancel = CancellationToken::new();
     let task = tokio::spawn(app.run(cancel.clone()));
@@ -315,7 +319,7 @@ pub async fn run(opts: CompareOptions, mut progress: impl FnMut(&str)) -> anyhow
 /// Starts a fault proxy per app on its region address, all at one common port.
 async fn start_proxies(ips: &[IpAddr; 3], apps: &[AppStub]) -> anyhow::Result<(Vec<FaultProxy>, u16)> {
     for _ in 0..50 {
-        let port = super::process::free_port(ips[0]);
+        let port = fo_lab::process::free_port(ips[0]);
         let mut proxies = Vec::new();
         for (ip, app) in ips.iter().zip(apps) {
             match FaultProxy::start(SocketAddr::new(*ip, port), app.addr()).await {
@@ -506,7 +510,7 @@ impl Bench {
 
     async fn haproxy_primary_up(&self) -> Option<bool> {
         let text = self.haproxy.command(&format!("show servers state {BACKEND}")).await.ok()?;
-        let servers = crate::traffic::haproxy::parse_servers_state(&text).ok()?;
+        let servers = failover_orchestrator::traffic::haproxy::parse_servers_state(&text).ok()?;
         servers.iter().find(|s| s.name == "primary").map(|s| s.op_state == 2)
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! [`PowerDns::start`] creates a temp dir with a fresh sqlite database and a
 //! `pdns.conf`, runs `pdns_server --config-dir=DIR` under
-//! [`super::process::Supervised`] (stop signal `SIGTERM`, cleanup dir = the
+//! [`crate::process::Supervised`] (stop signal `SIGTERM`, cleanup dir = the
 //! temp dir) and waits until the API answers.  All caches are disabled so
 //! changes made through the API are visible to the very next query.
 //!
@@ -21,7 +21,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::process::{SpawnOpts, StopSignal, Supervised, free_port, free_port_tcp_udp, tail_file, unique_temp_dir};
+use crate::process::{SpawnOpts, StopSignal, Supervised, free_port, free_port_tcp_udp, tail_file, unique_temp_dir};
 
 /// The server binary.
 pub const PDNS_SERVER: &str = "/usr/sbin/pdns_server";

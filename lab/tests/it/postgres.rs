@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use failover_orchestrator::lab::postgres::{PgCluster, PgOptions};
+use fo_lab::postgres::{PgCluster, PgOptions};
 use sqlx::Connection;
 
 fn ip(s: &str) -> IpAddr {

@@ -120,7 +120,7 @@ impl LabTokens {
 
     /// The tokens file text: `name role sha256` lines.
     pub fn file_text(&self) -> String {
-        use crate::auth::hash_token;
+        use failover_orchestrator::auth::hash_token;
         format!(
             "# name role sha256-of-token\nlab-viewer viewer {}\nlab-operator operator {}\nlab-admin admin {}\n",
             hash_token(&self.viewer),

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use failover_orchestrator::lab::process::{SpawnOpts, StopSignal, Supervised, pid_alive, unique_temp_dir};
+use fo_lab::process::{SpawnOpts, StopSignal, Supervised, pid_alive, unique_temp_dir};
 
 fn sleeper(name: &str, dir: &Path) -> Supervised {
     Supervised::spawn(

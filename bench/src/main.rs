@@ -10,23 +10,23 @@
 
 #![allow(clippy::print_stdout)]
 
-#[path = "fo_bench/compare.rs"]
 mod compare;
+mod throughput;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::compare::report;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use failover_orchestrator::config::Config;
-use failover_orchestrator::lab::bench;
-use failover_orchestrator::lab::cli::LabTuning;
-use failover_orchestrator::lab::measure::{Summary, lab_flips};
-use failover_orchestrator::lab::postgres::{PgCluster, PgOptions};
-use failover_orchestrator::lab::topology::ConfigParams;
 use failover_orchestrator::replication::sampler::LagSampler;
+use fo_lab::lab::LabTuning;
+use fo_lab::measure::{Summary, lab_flips};
+use fo_lab::postgres::{PgCluster, PgOptions};
+use fo_lab::topology::ConfigParams;
 use serde_json::json;
 
 #[derive(Parser)]
@@ -127,15 +127,15 @@ async fn main() -> anyhow::Result<()> {
             write(&cli.out, "api.json", &r)?;
         }
         Cmd::Compare { runs, window, interval, fall, rise } => {
-            let opts = failover_orchestrator::lab::compare::CompareOptions {
+            let opts = compare::CompareOptions {
                 runs,
                 window: window.into(),
                 interval: interval.into(),
                 fall,
                 rise,
-                ..compare::defaults()
+                ..report::defaults()
             };
-            let r = compare::compare(opts, machine()).await?;
+            let r = report::compare(opts, machine()).await?;
             write(&cli.out, "compare.json", &r)?;
         }
         Cmd::All => {
@@ -150,9 +150,9 @@ async fn main() -> anyhow::Result<()> {
             write(&cli.out, "decide.json", &d)?;
             let a = api(200, Duration::from_secs(15)).await?;
             write(&cli.out, "api.json", &a)?;
-            let c = compare::compare(compare::defaults(), machine()).await?;
+            let c = report::compare(report::defaults(), machine()).await?;
             write(&cli.out, "compare.json", &c)?;
-            let md = markdown(&f, &l) + &markdown_more(&p, &d, &a) + &compare::markdown(&c);
+            let md = markdown(&f, &l) + &markdown_more(&p, &d, &a) + &report::markdown(&c);
             std::fs::write(cli.out.join("RESULTS.md"), &md)?;
             println!("\n{md}");
         }
@@ -209,7 +209,7 @@ async fn flip(intervals: &[Duration], fall: u32, runs: usize) -> anyhow::Result<
 }
 
 fn cpu_seconds() -> f64 {
-    bench::process_cpu_seconds()
+    throughput::process_cpu_seconds()
 }
 
 async fn lag(cost_window: Duration) -> anyhow::Result<serde_json::Value> {
@@ -221,7 +221,12 @@ async fn lag(cost_window: Duration) -> anyhow::Result<serde_json::Value> {
         .iter()
         .enumerate()
         .map(|(i, (name, pg))| {
-            bench::placeholder_region(i, name, Some(pg.dsn()), vec![format!("application_name = \"bench-{name}\"")])
+            throughput::placeholder_region(
+                i,
+                name,
+                Some(pg.dsn()),
+                vec![format!("application_name = \"bench-{name}\"")],
+            )
         })
         .collect();
     let mut params = ConfigParams::new("postgres://unused@127.0.0.1:1/x".into(), "127.0.0.1:0".parse()?, regions);
@@ -344,7 +349,7 @@ fn markdown(f: &serde_json::Value, l: &serde_json::Value) -> String {
 
 async fn probes(counts: &[usize], window: Duration) -> anyhow::Result<serde_json::Value> {
     println!("probe throughput: {counts:?} checks at a 1 s interval, {} each …", humantime::format_duration(window));
-    let r = bench::probe_throughput(counts, window, 8).await?;
+    let r = throughput::probe_throughput(counts, window, 8).await?;
     for row in r["probes"].as_array().into_iter().flatten() {
         println!(
             "  {:>6} checks: {:>8.0} probes/s, probe thread {:.1} % CPU, process {:.1} % CPU, peak RSS {:.0} MiB, {} failed",
@@ -361,7 +366,7 @@ async fn probes(counts: &[usize], window: Duration) -> anyhow::Result<serde_json
 
 fn decide() -> anyhow::Result<serde_json::Value> {
     println!("decision core: 3 s …");
-    let r = bench::decide_throughput(Duration::from_secs(3))?;
+    let r = throughput::decide_throughput(Duration::from_secs(3))?;
     println!(
         "  {:.0} decisions/s ({:.0} ns each)",
         r["decisions_per_s"].as_f64().unwrap_or(0.0),
@@ -372,14 +377,13 @@ fn decide() -> anyhow::Result<serde_json::Value> {
 
 async fn api(rate: u32, window: Duration) -> anyhow::Result<serde_json::Value> {
     println!("API: GET /api/v1/status at {rate}/s for {} while the lab probes …", humantime::format_duration(window));
-    let lab =
-        failover_orchestrator::lab::cli::Lab::start("127.0.0.1:0".parse()?, Duration::from_millis(500), 3).await?;
+    let lab = fo_lab::lab::Lab::start("127.0.0.1:0".parse()?, Duration::from_millis(500), 3).await?;
     let app = failover_orchestrator::app::App::build(lab.config.clone(), Default::default()).await?;
     let addr = app.addr();
     let cancel = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(app.run(cancel.clone()));
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let r = bench::http_load(&format!("http://{addr}/api/v1/status"), rate, window).await;
+    let r = throughput::http_load(&format!("http://{addr}/api/v1/status"), rate, window).await;
     cancel.cancel();
     let _ = task.await;
     lab.stop().await;

@@ -10,11 +10,11 @@
 //! `--measure-flips N` breaks the primary N times and prints the
 //! detection-to-flip time (break → PowerDNS no longer answering the primary).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use axum::extract::{Path as AxPath, State};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -23,14 +23,11 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::app_stub::AppStub;
-use super::postgres::{PgCluster, PgOptions};
-use super::powerdns::PowerDns;
-use super::topology::{ConfigParams, LabTokens, PowerDnsSpec, RegionSpec};
-use crate::app::{App, AppOptions};
-use crate::config::Config;
+use crate::lab::{Lab, RECORD, Shared};
+use crate::topology::LabTokens;
+use failover_orchestrator::app::{App, AppOptions};
 
-/// Arguments of `failover-orchestrator lab`.
+/// Arguments of `fo-lab`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LabArgs {
     /// Where the orchestrator's API and dashboard listen.
@@ -53,198 +50,6 @@ pub struct LabArgs {
     pub measure_drills: Option<usize>,
 }
 
-/// Environment variable the lab's generated configuration reads the PowerDNS key from.
-pub const PDNS_KEY_ENV: &str = "FO_LAB_PDNS_API_KEY";
-/// The weighted name in the lab.
-pub const RECORD: &str = "app.lab.test.";
-const ZONE: &str = "lab.test.";
-
-/// One lab region.
-pub struct LabRegion {
-    /// Name.
-    pub name: String,
-    /// Its address (app and database listen here).
-    pub ip: IpAddr,
-    /// Its app.
-    pub app: AppStub,
-    /// Its database.
-    pub pg: Option<PgCluster>,
-}
-
-/// Everything the lab started.
-pub struct Lab {
-    /// The orchestrator's store.
-    pub store: PgCluster,
-    /// The regions, primary first.
-    pub regions: Vec<LabRegion>,
-    /// PowerDNS.
-    pub pdns: PowerDns,
-    /// The generated configuration text.
-    pub config_text: String,
-    /// The parsed configuration.
-    pub config: Config,
-    /// API tokens (viewer, operator, admin) in the generated tokens file.
-    pub tokens: LabTokens,
-}
-
-/// Policy timings of the lab's configuration (the benchmarks shorten failback to run many flips).
-#[derive(Debug, Clone, Copy)]
-pub struct LabTuning {
-    /// `policy.dwell`.
-    pub dwell: Duration,
-    /// `policy.failback_hold`.
-    pub failback_hold: Duration,
-    /// `policy.failback_step`.
-    pub failback_step: u32,
-    /// When set, the orchestrator probes these addresses (primary, standby, dr) instead of the
-    /// lab's own apps, e.g. fault proxies in front of other apps that a benchmark controls.
-    pub probe_targets: Option<[SocketAddr; 3]>,
-}
-
-impl Default for LabTuning {
-    fn default() -> Self {
-        Self {
-            dwell: Duration::from_secs(3),
-            failback_hold: Duration::from_secs(5),
-            failback_step: 20,
-            probe_targets: None,
-        }
-    }
-}
-
-impl Lab {
-    /// Starts the databases, apps and PowerDNS, and renders the configuration.
-    ///
-    /// # Errors
-    /// When a server does not start (PostgreSQL or PowerDNS missing: run `scripts/install-deps.sh`).
-    pub async fn start(listen: SocketAddr, interval: Duration, fall: u32) -> anyhow::Result<Lab> {
-        Self::start_tuned(listen, interval, fall, LabTuning::default()).await
-    }
-
-    /// [`Lab::start`] with other policy timings.
-    ///
-    /// # Errors
-    /// As [`Lab::start`].
-    pub async fn start_tuned(
-        listen: SocketAddr,
-        interval: Duration,
-        fall: u32,
-        tuning: LabTuning,
-    ) -> anyhow::Result<Lab> {
-        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let ips: Vec<IpAddr> = (11..=13).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i))).collect();
-        let plain = PgOptions::default();
-        let primary_opts = PgOptions { synchronous_standby_names: Some("standby".into()), ..Default::default() };
-        let (store, primary, pdns) = tokio::try_join!(
-            PgCluster::start_primary("store", lo, &plain),
-            PgCluster::start_primary("primary", ips[0], &primary_opts),
-            PowerDns::start(lo),
-        )
-        .context("starting the lab's servers (missing packages? run scripts/install-deps.sh)")?;
-        store.create_database("failover").await?;
-        let (standby, dr) = tokio::try_join!(
-            PgCluster::start_standby(&primary, "standby", ips[1], &plain),
-            PgCluster::start_standby(&primary, "dr", ips[2], &plain),
-        )
-        .context("starting the standbys")?;
-        pdns.create_zone(ZONE).await?;
-        let names = ["primary", "standby", "dr"];
-        let roles = ["primary", "standby", "dr"];
-        let weights = [80, 20, 0];
-        let mut regions = Vec::new();
-        let mut specs = Vec::new();
-        for (i, pg) in [primary, standby, dr].into_iter().enumerate() {
-            let app = AppStub::start(names[i], SocketAddr::new(ips[i], 0)).await?;
-            let target = tuning.probe_targets.map_or(app.addr(), |t| t[i]);
-            specs.push(RegionSpec {
-                name: names[i].into(),
-                role: roles[i].into(),
-                weight: weights[i],
-                address: ips[i],
-                app_url: format!("http://{target}/health"),
-                tcp_target: target.to_string(),
-                pg_dsn: Some(pg.dsn()),
-                pg_expect_recovery: Some(i != 0),
-                pg_extra: Vec::new(),
-            });
-            regions.push(LabRegion { name: names[i].into(), ip: ips[i], app, pg: Some(pg) });
-        }
-        let mut params = ConfigParams::new(store.dsn_db("failover"), listen, specs);
-        params.interval = interval;
-        params.timeout = interval.mul_f64(0.8).min(Duration::from_secs(2));
-        params.fast_interval = (interval / 5).max(Duration::from_millis(50));
-        params.degraded_latency = params.timeout / 2;
-        params.fall = fall;
-        params.dwell = tuning.dwell;
-        params.failback_hold = tuning.failback_hold;
-        params.failback_step = tuning.failback_step;
-        params.powerdns = Some(PowerDnsSpec {
-            api_url: pdns.api_url().trim_end_matches("/api/v1").to_string(),
-            api_key_env: PDNS_KEY_ENV.into(),
-            zone: ZONE.into(),
-            record: RECORD.into(),
-            dns_addr: pdns.dns_addr(),
-        });
-        let tokens = LabTokens::generate();
-        let dir = std::env::temp_dir().join(format!("failover-lab-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let tokens_file = dir.join("tokens");
-        std::fs::write(&tokens_file, tokens.file_text())?;
-        params.tokens_file = Some(tokens_file);
-        // Loopback only: the dashboard reads without a token; every action needs the operator token.
-        params.public_reads = true;
-        let config_text = params.to_toml();
-        let key = pdns.api_key().to_string();
-        let config = Config::parse(&config_text, "lab regions.toml", &|k| (k == PDNS_KEY_ENV).then(|| key.clone()))
-            .context("the lab's generated configuration is invalid")?;
-        Ok(Lab { store, regions, pdns, config_text, config, tokens })
-    }
-
-    /// The region named `name`.
-    pub fn region_mut(&mut self, name: &str) -> Option<&mut LabRegion> {
-        self.regions.iter_mut().find(|r| r.name == name)
-    }
-
-    /// Stops every server.
-    pub async fn stop(self) {
-        for r in self.regions {
-            if let Some(pg) = r.pg {
-                let _ = pg.stop().await;
-            }
-        }
-        let _ = self.store.stop().await;
-        let _ = self.pdns.stop().await;
-    }
-}
-
-/// Asks PowerDNS for the lab record once (via `dig`) and returns the answered address.
-///
-/// # Errors
-/// When `dig` is missing or the server does not answer.
-pub async fn dig(dns: SocketAddr, name: &str) -> anyhow::Result<Option<IpAddr>> {
-    let out = tokio::process::Command::new("dig")
-        .args([
-            format!("@{}", dns.ip()),
-            "-p".into(),
-            dns.port().to_string(),
-            name.into(),
-            "A".into(),
-            "+short".into(),
-            "+tries=1".into(),
-            "+time=1".into(),
-        ])
-        .output()
-        .await
-        .context("running dig (install bind9-dnsutils)")?;
-    if !out.status.success() {
-        bail!("dig failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.trim().parse().ok()))
-}
-
-/// The lab, shared with the control endpoint.
-pub type Shared = Arc<Mutex<Lab>>;
-
 /// Runs the lab until Ctrl-C (or until the measurement is done).
 ///
 /// # Errors
@@ -259,7 +64,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
     let api = app.addr();
     let mut status = app.status();
     let cancel = CancellationToken::new();
-    tokio::spawn(crate::shutdown::watch_signals(cancel.clone()).context("installing signal handlers")?);
+    tokio::spawn(failover_orchestrator::shutdown::watch_signals(cancel.clone()).context("installing signal handlers")?);
     let app_task = tokio::spawn(app.run(cancel.clone()));
     let dns = lab.pdns.dns_addr();
     let tokens = lab.tokens.clone();
@@ -297,10 +102,10 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
 
     let measured = match (args.measure_flips, args.measure_drills) {
         (Some(n), _) => {
-            Some(super::measure::flips(&shared, &mut status, dns, n).await.map(|times| report_flips(&times)))
+            Some(crate::measure::flips(&shared, &mut status, dns, n).await.map(|times| report_flips(&times)))
         }
         (None, Some(n)) => {
-            Some(super::measure::drills(api, &tokens, &mut status, n).await.map(|runs| report_drills(&runs)))
+            Some(crate::measure::drills(api, &tokens, &mut status, n).await.map(|runs| report_drills(&runs)))
         }
         (None, None) => None,
     };
@@ -334,7 +139,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
 #[allow(clippy::print_stdout)]
 fn print_banner(api: SocketAddr, ctl: SocketAddr, dns: SocketAddr, cfg: &std::path::Path, tokens: &LabTokens) {
     println!(
-        "\nfailover-orchestrator lab is up\n\
+        "\nfo-lab: the lab is up\n\
          \n  dashboard      http://{api}/\
          \n  status         curl -s http://{api}/api/v1/status | jq .\
          \n  events         curl -s http://{api}/api/v1/events | jq .\
@@ -447,8 +252,8 @@ fn report_drills(runs: &[(Duration, Duration)]) {
             back.as_secs_f64() * 1000.0
         );
     }
-    let shift = super::measure::Summary::of(&runs.iter().map(|r| r.0).collect::<Vec<_>>());
-    let back = super::measure::Summary::of(&runs.iter().map(|r| r.1).collect::<Vec<_>>());
+    let shift = crate::measure::Summary::of(&runs.iter().map(|r| r.0).collect::<Vec<_>>());
+    let back = crate::measure::Summary::of(&runs.iter().map(|r| r.1).collect::<Vec<_>>());
     println!(
         "live drills over {} runs (PowerDNS, read-back verified): time to shift median {:.0} ms (min {:.0}, max {:.0}); time to roll back median {:.0} ms (min {:.0}, max {:.0})",
         runs.len(),
@@ -466,7 +271,7 @@ fn report_flips(times: &[Duration]) {
     for (i, t) in times.iter().enumerate() {
         println!("flip {}: {:.0} ms", i + 1, t.as_secs_f64() * 1000.0);
     }
-    let s = super::measure::Summary::of(times);
+    let s = crate::measure::Summary::of(times);
     println!(
         "detection-to-flip over {} runs: median {:.0} ms, p95 {:.0} ms, min {:.0} ms, max {:.0} ms",
         times.len(),

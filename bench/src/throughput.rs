@@ -13,15 +13,15 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::app_stub::AppStub;
-use super::measure::Summary;
-use crate::config::{CheckConfig, CheckKind, Config};
-use crate::decide::{self, Inputs, Memory, RegionInput};
-use crate::health::Health;
-use crate::metrics::Metrics;
-use crate::observation::Outcome;
-use crate::probe::runner::Runner;
-use crate::region::{CheckId, Layer, RegionName};
+use failover_orchestrator::config::{CheckConfig, CheckKind, Config};
+use failover_orchestrator::decide::{self, Inputs, Memory, RegionInput};
+use failover_orchestrator::health::Health;
+use failover_orchestrator::metrics::Metrics;
+use failover_orchestrator::observation::Outcome;
+use failover_orchestrator::probe::runner::Runner;
+use failover_orchestrator::region::{CheckId, Layer, RegionName};
+use fo_lab::app_stub::AppStub;
+use fo_lab::measure::Summary;
 
 /// Region `i` (0 primary, 1 standby, 2 dr, weights 80/20/0) of a bench configuration whose
 /// app checks point at a closed port: for benches that exercise something else.
@@ -30,8 +30,8 @@ pub fn placeholder_region(
     name: &str,
     pg_dsn: Option<String>,
     pg_extra: Vec<String>,
-) -> super::topology::RegionSpec {
-    super::topology::RegionSpec {
+) -> fo_lab::topology::RegionSpec {
+    fo_lab::topology::RegionSpec {
         name: name.to_string(),
         role: name.to_string(),
         weight: [80, 20, 0][i.min(2)],
@@ -100,7 +100,7 @@ pub async fn probe_throughput(counts: &[usize], window: Duration, stubs: usize) 
 }
 
 async fn run_probes(n: usize, urls: &[String], window: Duration) -> anyhow::Result<Value> {
-    let client = crate::probe::http_client().context("http client")?;
+    let client = failover_orchestrator::probe::http_client().context("http client")?;
     let metrics = Arc::new(Metrics::new());
     let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
     let cancel = CancellationToken::new();
@@ -119,9 +119,9 @@ async fn run_probes(n: usize, urls: &[String], window: Duration) -> anyhow::Resu
             fall: 3,
             rise: 2,
             degraded_latency: None,
-            attempts: crate::config::DEFAULT_ATTEMPTS,
+            attempts: failover_orchestrator::config::DEFAULT_ATTEMPTS,
         };
-        let probe = crate::probe::build(&check, &client);
+        let probe = failover_orchestrator::probe::build(&check, &client);
         let runner = Runner::new(check, probe, RegionName::new("bench"), tx.clone(), metrics.clone());
         tokio::spawn(runner.run(cancel.child_token()));
     }
@@ -166,7 +166,7 @@ async fn run_probes(n: usize, urls: &[String], window: Duration) -> anyhow::Resu
 /// # Errors
 /// When the bench configuration is invalid.
 pub fn decide_throughput(window: Duration) -> anyhow::Result<Value> {
-    let params = super::topology::ConfigParams::new(
+    let params = fo_lab::topology::ConfigParams::new(
         "postgres://unused@127.0.0.1:1/x".into(),
         "127.0.0.1:0".parse()?,
         ["primary", "standby", "dr"].iter().enumerate().map(|(i, n)| placeholder_region(i, n, None, vec![])).collect(),

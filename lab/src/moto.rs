@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use super::process::{SpawnOpts, Supervised, free_port, stop_taken, tail_file, unique_temp_dir, wait_for_tcp};
+use crate::process::{SpawnOpts, Supervised, free_port, stop_taken, tail_file, unique_temp_dir, wait_for_tcp};
 
 /// Where `moto_server` is found.
 pub fn moto_server_path() -> PathBuf {
@@ -74,7 +74,7 @@ impl Moto {
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("lab", "lab", None, None, "lab"))
             .endpoint_url(self.endpoint())
-            .http_client(crate::traffic::route53::http_client())
+            .http_client(failover_orchestrator::traffic::route53::http_client())
             .build();
         let reference = format!("fo-{zone}-{}", rand::random::<u32>());
         let out = aws_sdk_route53::Client::from_conf(conf)

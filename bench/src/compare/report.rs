@@ -1,9 +1,9 @@
-//! `fo-bench compare`: prints and tabulates [`failover_orchestrator::lab::compare`]'s report
+//! `fo-bench compare`: prints and tabulates the comparison's report
 //! (ours against HAProxy health checks and PowerDNS `ifurlup`, same targets, same run).
 
 use std::time::Duration;
 
-use failover_orchestrator::lab::compare::{self, CompareOptions};
+use super::CompareOptions;
 use serde_json::json;
 
 /// Runs the comparison, prints its table and returns the JSON for `compare.json`.
@@ -15,7 +15,7 @@ pub async fn compare(opts: CompareOptions, machine: String) -> anyhow::Result<se
         opts.rise,
         opts.runs
     );
-    let r = compare::run(opts, |line| println!("{line}")).await?;
+    let r = super::run(opts, |line| println!("{line}")).await?;
     let v = json!({ "machine": machine, "build": build(), "compare": r });
     println!("\n{}", markdown(&v));
     Ok(v)
@@ -79,9 +79,9 @@ pub fn markdown(v: &serde_json::Value) -> String {
 
 fn label(m: &serde_json::Value) -> &'static str {
     match m.as_str() {
-        Some("ours") => compare::Mechanism::Ours.label(),
-        Some("haproxy") => compare::Mechanism::Haproxy.label(),
-        Some("powerdns_ifurlup") => compare::Mechanism::PowerdnsIfurlup.label(),
+        Some("ours") => super::Mechanism::Ours.label(),
+        Some("haproxy") => super::Mechanism::Haproxy.label(),
+        Some("powerdns_ifurlup") => super::Mechanism::PowerdnsIfurlup.label(),
         _ => "?",
     }
 }

@@ -2,7 +2,7 @@
 //! replication between them.
 //!
 //! A [`PgCluster`] is a data directory in a fresh temp dir plus a `postgres`
-//! server run by [`super::process::Supervised`] (stop signal `SIGINT` = fast
+//! server run by [`crate::process::Supervised`] (stop signal `SIGINT` = fast
 //! shutdown, cleanup dir = the cluster's temp dir).  Primaries are created with
 //! `initdb`, standbys with `pg_basebackup -R` from a running primary, so the
 //! standby's `primary_conninfo` carries its `application_name` and it shows up
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use sqlx::{Connection, PgConnection};
 
-use super::process::{
+use crate::process::{
     SpawnOpts, StopSignal, Supervised, free_port, is_root, make_dir_for, run_command, tail_file, unique_temp_dir,
 };
 
