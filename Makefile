@@ -9,7 +9,7 @@ test:           ## every test (installs PostgreSQL, PowerDNS … when missing)
 
 bench:          ## benchmarks (figures, not assertions) → artifacts/bench/RESULTS.md
 	scripts/install-deps.sh
-	cargo run --release --bin fo-bench -- all
+	cargo run --release -p fo-bench --bin fo-bench -- all
 
 ci:             ## what CI runs
 	bash .ci/run

@@ -13,11 +13,13 @@ use anyhow::{Result, bail};
 
 use crate::process::{SpawnOpts, Supervised, free_port, stop_taken, tail_file, unique_temp_dir, wait_for_tcp};
 
-/// Where `moto_server` is found.
+/// Where `moto_server` is found: `FO_MOTO_SERVER`, else the workspace's `target/moto-venv`
+/// (this crate sits one folder below the workspace root).
 pub fn moto_server_path() -> PathBuf {
-    std::env::var_os("FO_MOTO_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/moto-venv/bin/moto_server"))
+    std::env::var_os("FO_MOTO_SERVER").map(PathBuf::from).unwrap_or_else(|| {
+        let lab = Path::new(env!("CARGO_MANIFEST_DIR"));
+        lab.parent().unwrap_or(lab).join("target/moto-venv/bin/moto_server")
+    })
 }
 
 /// A running moto server; dropping it stops the server.

@@ -3,7 +3,7 @@
 //! local webhook receiver), as the median of repeated runs, plus the traffic
 //! split observed through HAProxy against the plan.
 //!
-//! `cargo run --release --bin provider_bench -- [runs]` (default 30 runs).
+//! `cargo run --release -p fo-bench --bin provider-bench -- [runs]` (default 30 runs).
 //! Prints a table on stdout; needs the packages from `scripts/install-deps.sh`.
 
 use std::collections::BTreeMap;
