@@ -103,6 +103,7 @@ fn convert<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> Result<Vec<T>,
     rows.into_iter().map(T::try_from).collect()
 }
 
+/// Inserts a drill or updates its moving parts (state, step, report, spec, times).
 pub(super) async fn upsert_drill(tx: &mut PgConnection, d: &DrillRecord) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO drills (id, requested_at, actor, reason, dry_run, spec, baseline, state, step, report, updated_at, finished_at)
@@ -128,6 +129,7 @@ pub(super) async fn upsert_drill(tx: &mut PgConnection, d: &DrillRecord) -> Resu
     Ok(())
 }
 
+/// Appends one entry to a drill's timeline (`seq` keeps the order written).
 pub(super) async fn insert_drill_event(tx: &mut PgConnection, e: &DrillEvent) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO drill_events (id, drill_id, at, kind, step, plan_id, weights, detail)

@@ -81,6 +81,7 @@ impl From<EventRow> for Event {
     }
 }
 
+/// Records a health transition; healths and layer are stored as their words.
 pub(super) async fn record_transition(tx: &mut PgConnection, t: &TransitionRecord) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO health_transitions (id, at, vantage, region, check_name, layer, from_health, to_health, detail)
@@ -101,6 +102,7 @@ pub(super) async fn record_transition(tx: &mut PgConnection, t: &TransitionRecor
     Ok(())
 }
 
+/// Records a raised alarm (re-sent on clear with the same id: a no-op then).
 pub(super) async fn record_alarm(tx: &mut PgConnection, a: &AlarmRecord) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO alarms (id, raised_at, kind, region, message) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (id) DO NOTHING",
@@ -116,6 +118,7 @@ pub(super) async fn record_alarm(tx: &mut PgConnection, a: &AlarmRecord) -> Resu
     Ok(())
 }
 
+/// Marks an alarm cleared; the first clearing time wins.
 pub(super) async fn clear_alarm(tx: &mut PgConnection, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
     sqlx::query("UPDATE alarms SET cleared_at = COALESCE(cleared_at, $2) WHERE id = $1")
         .bind(id)
@@ -126,6 +129,7 @@ pub(super) async fn clear_alarm(tx: &mut PgConnection, id: Uuid, at: DateTime<Ut
     Ok(())
 }
 
+/// Appends an entry to the audit log.
 pub(super) async fn record_audit(tx: &mut PgConnection, a: &AuditRecord) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO audit_log (id, at, actor, action, target, outcome, request_id, details)

@@ -1,6 +1,6 @@
 //! SQL of operator control: manual operations, the operator hold, idempotency
 //! keys, and the bookkeeping start-up reads (last scheduled run, previous start).
-//! Drills live in [`drills`](super::drills), the audit log in [`events`](super::events).
+//! Drills live in `store/drills.rs`, the audit log in `store/events.rs`.
 //!
 //! Writes here are called by [`Store::write`] (through the buffering writer) and
 //! are idempotent upserts keyed by orchestrator-chosen ids. Reads serve the API

@@ -58,6 +58,7 @@ impl From<PlanRow> for StoredPlan {
     }
 }
 
+/// Records a decided plan, before it is applied.
 pub(super) async fn record_plan(
     tx: &mut PgConnection,
     plan: &TrafficPlan,
@@ -82,6 +83,7 @@ pub(super) async fn record_plan(
     Ok(())
 }
 
+/// Merges one provider's apply report into its plan; the first verification time wins.
 pub(super) async fn record_outcome(
     tx: &mut PgConnection,
     plan_id: PlanId,
