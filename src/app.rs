@@ -88,13 +88,7 @@ impl App {
         let holder = format!("{}@{}", config.orchestrator.vantage, hostname());
         let leadership = coord::single(&store, &holder).await.context("taking the leadership epoch")?;
         let last = store.last_plan().await.context("reading the last plan")?;
-        let maintenance = store
-            .maintenance()
-            .await
-            .context("reading maintenance")?
-            .into_iter()
-            .map(|(r, why)| (RegionName::new(r), why))
-            .collect();
+        let maintenance = store.maintenance().await.context("reading maintenance")?.into_iter().collect();
         let hold = store.hold().await.context("reading the operator hold")?;
         let interrupted_drill = recover_drills(&store).await.context("reading unfinished drills")?;
         for msg in store.settle_operations(last.as_ref().map(|p| p.plan.id)).await.context("settling operations")? {
@@ -102,7 +96,7 @@ impl App {
             record_system_audit(&store, "operation.recovered", &msg).await;
         }
         report_missed_drills(&config, &store, previous_start).await;
-        let writer = store.last_promoted().await.context("reading the last promotion")?.map(RegionName::new);
+        let writer = store.last_promoted().await.context("reading the last promotion")?;
         let resume = Resume { plan: last.map(|p| p.plan), maintenance, hold, interrupted_drill, writer };
         let providers = match opts.providers {
             Some(p) => p,

@@ -462,12 +462,12 @@ impl Engine {
             self.store.send(Write::Transition(TransitionRecord {
                 id: Uuid::new_v4(),
                 at: obs.at,
-                vantage: self.config.orchestrator.vantage.to_string(),
-                region: obs.check.region.to_string(),
+                vantage: self.config.orchestrator.vantage.clone(),
+                region: obs.check.region.clone(),
                 check_name: Some(obs.check.name.clone()),
-                layer: Some(layer.to_string()),
-                from: t.from.to_string(),
-                to: t.to.to_string(),
+                layer: Some(layer),
+                from: t.from,
+                to: t.to,
                 detail: obs.error.clone().or(obs.detail.clone()),
             }));
             self.update_region(&obs.check.region, obs.at, obs.error.clone());
@@ -484,12 +484,12 @@ impl Engine {
             self.store.send(Write::Transition(TransitionRecord {
                 id: Uuid::new_v4(),
                 at,
-                vantage: self.config.orchestrator.vantage.to_string(),
-                region: region.to_string(),
+                vantage: self.config.orchestrator.vantage.clone(),
+                region: region.clone(),
                 check_name: None,
                 layer: None,
-                from: rt.health.to_string(),
-                to: h.to_string(),
+                from: rt.health,
+                to: h,
                 detail,
             }));
             let from = rt.health;
@@ -715,7 +715,7 @@ impl Engine {
                 id,
                 raised_at: step.at,
                 kind: key.0.clone(),
-                region: key.1.as_ref().map(|r| r.to_string()),
+                region: key.1.clone(),
                 message: message.clone(),
             }));
             self.alarms.insert(key, ActiveAlarm { id, message, since: step.at });
@@ -738,7 +738,7 @@ impl Engine {
                     id,
                     raised_at: at,
                     kind: key.0.clone(),
-                    region: key.1.as_ref().map(|r| r.to_string()),
+                    region: key.1.clone(),
                     message: msg.clone(),
                 }));
                 self.notify(
@@ -792,7 +792,7 @@ impl Engine {
                 id: a.id,
                 raised_at: a.since,
                 kind: key.0.clone(),
-                region: key.1.as_ref().map(|r| r.to_string()),
+                region: key.1.clone(),
                 message: a.message,
             }));
             self.store.send(Write::AlarmCleared { id: a.id, at });
@@ -957,7 +957,7 @@ impl Engine {
         info!(plan = %plan.id, kind = plan.kind.as_str(), weights = %plan.weights, reason = %plan.reason, "new plan");
         let ack = self.store.send_acked(Write::Plan {
             plan: Box::new(plan.clone()),
-            vantage: self.config.orchestrator.vantage.to_string(),
+            vantage: self.config.orchestrator.vantage.clone(),
         });
         let recorded = matches!(tokio::time::timeout(RECORD_WAIT, ack).await, Ok(Ok(())));
         if !recorded {

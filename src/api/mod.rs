@@ -44,6 +44,7 @@ use crate::config::Config;
 use crate::engine::Command;
 use crate::metrics::Metrics;
 use crate::status::Status;
+use crate::store::EventKind;
 use crate::store::Store;
 use crate::store::writer::StoreHandle;
 
@@ -198,20 +199,19 @@ async fn events(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::BadRequest { field: "limit".into(), message: format!("{limit} is outside 1–500") });
     }
-    if let Some(k) = &q.kind {
-        if !["transition", "plan", "alarm", "audit"].contains(&k.as_str()) {
-            return Err(ApiError::BadRequest {
-                field: "kind".into(),
-                message: format!("`{k}` is not one of transition, plan, alarm, audit"),
-            });
-        }
-    }
+    let kind = match q.kind.as_deref() {
+        None => None,
+        Some(k) => Some(EventKind::parse(k).ok_or_else(|| ApiError::BadRequest {
+            field: "kind".into(),
+            message: format!("`{k}` is not one of transition, plan, alarm, audit"),
+        })?),
+    };
     if let Some(r) = &q.region {
         if !s.config.regions.iter().any(|x| x.name.as_str() == r) {
             return Err(ApiError::BadRequest { field: "region".into(), message: format!("unknown region `{r}`") });
         }
     }
-    let events = s.store.events(q.before, limit, q.region.as_deref(), q.kind.as_deref()).await.map_err(|e| {
+    let events = s.store.events(q.before, limit, q.region.as_deref(), kind).await.map_err(|e| {
         ApiError::Unavailable(format!("the store is unreachable ({e}); recent state is in /api/v1/status"))
     })?;
     let next_before = if events.len() as i64 == limit { events.last().map(|e| e.at) } else { None };

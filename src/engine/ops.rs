@@ -317,10 +317,10 @@ impl Engine {
         let op = self.operation(now, "maintenance", Some(&region), &reason, &actor);
         if drain {
             self.maintenance.insert(region.clone(), reason.clone());
-            self.store.send(Write::Maintenance { region: region.to_string(), drain: Some((now, reason)) });
+            self.store.send(Write::Maintenance { region: region.clone(), drain: Some((now, reason)) });
         } else {
             self.maintenance.remove(&region);
-            self.store.send(Write::Maintenance { region: region.to_string(), drain: None });
+            self.store.send(Write::Maintenance { region: region.clone(), drain: None });
         }
         let plan = self.step(now).await;
         let reasons = self.decision.as_ref().map(|(_, d)| d.reasons.clone()).unwrap_or_default();

@@ -1,7 +1,8 @@
 //! The `incidents` table: one row per incident, its whole timeline as JSON,
 //! upserted at each milestone (so a retried or re-ordered write converges).
 
-use sqlx::{PgConnection, Row};
+use serde_json::Value;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{Store, StoreError, q};
@@ -9,7 +10,7 @@ use crate::incidents::Incident;
 
 /// Inserts or replaces an incident.
 pub(super) async fn upsert(conn: &mut PgConnection, i: &Incident) -> Result<(), StoreError> {
-    let body = serde_json::to_value(i).unwrap_or(serde_json::Value::Null);
+    let body = serde_json::to_value(i).unwrap_or(Value::Null);
     sqlx::query(
         "INSERT INTO incidents (id, region, opened_at, plan_id, kind, verified_at, body)
          VALUES ($1,$2,$3,$4,$5,$6,$7)
@@ -31,18 +32,25 @@ pub(super) async fn upsert(conn: &mut PgConnection, i: &Incident) -> Result<(), 
     Ok(())
 }
 
+/// The incident a stored body describes. The body is the whole timeline as
+/// JSON, whose shape grows with the code: one an older version wrote that no
+/// longer parses is left out of the listing rather than failing it.
+fn parse(body: Value) -> Option<Incident> {
+    serde_json::from_value(body).ok()
+}
+
 impl Store {
     /// The newest incidents first.
     ///
     /// # Errors
     /// [`StoreError::Query`].
     pub async fn incidents(&self, limit: i64) -> Result<Vec<Incident>, StoreError> {
-        let rows = sqlx::query("SELECT body FROM incidents ORDER BY opened_at DESC, id LIMIT $1")
+        let bodies: Vec<Value> = sqlx::query_scalar("SELECT body FROM incidents ORDER BY opened_at DESC, id LIMIT $1")
             .bind(limit)
             .fetch_all(self.pool())
             .await
             .map_err(q("listing incidents"))?;
-        Ok(rows.into_iter().filter_map(|r| serde_json::from_value(r.get("body")).ok()).collect())
+        Ok(bodies.into_iter().filter_map(parse).collect())
     }
 
     /// One incident.
@@ -50,11 +58,11 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`].
     pub async fn incident(&self, id: Uuid) -> Result<Option<Incident>, StoreError> {
-        let row = sqlx::query("SELECT body FROM incidents WHERE id = $1")
+        let body: Option<Value> = sqlx::query_scalar("SELECT body FROM incidents WHERE id = $1")
             .bind(id)
             .fetch_optional(self.pool())
             .await
             .map_err(q("reading an incident"))?;
-        Ok(row.and_then(|r| serde_json::from_value(r.get("body")).ok()))
+        Ok(body.and_then(parse))
     }
 }

@@ -1,5 +1,6 @@
-//! SQL of operator control: drills and their timeline, manual operations, the
-//! operator hold, idempotency keys, and the audit log read.
+//! SQL of operator control: manual operations, the operator hold, idempotency
+//! keys, and the bookkeeping start-up reads (last scheduled run, previous start).
+//! Drills live in `store/drills.rs`, the audit log in `store/events.rs`.
 //!
 //! Writes here are called by [`Store::write`] (through the buffering writer) and
 //! are idempotent upserts keyed by orchestrator-chosen ids. Reads serve the API
@@ -10,54 +11,9 @@ use serde_json::Value;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use super::{AuditRecord, HoldRecord, OperationRecord, Store, StoreError, q};
-use crate::drill::{DrillEvent, DrillId, DrillRecord, DrillReport, DrillState};
-use crate::plan::{PlanId, Weights};
+use super::{HoldRecord, OperationRecord, Store, StoreError, q};
+use crate::plan::PlanId;
 use crate::region::RegionName;
-
-pub(super) async fn upsert_drill(tx: &mut PgConnection, d: &DrillRecord) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO drills (id, requested_at, actor, reason, dry_run, spec, baseline, state, step, report, updated_at, finished_at)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
-         ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, step = EXCLUDED.step, report = EXCLUDED.report,
-             spec = EXCLUDED.spec, updated_at = EXCLUDED.updated_at, finished_at = EXCLUDED.finished_at",
-    )
-    .bind(d.id.0)
-    .bind(d.requested_at)
-    .bind(&d.actor)
-    .bind(&d.spec.reason)
-    .bind(d.spec.dry_run)
-    .bind(serde_json::to_value(&d.spec).unwrap_or(Value::Null))
-    .bind(serde_json::to_value(&d.baseline).unwrap_or(Value::Null))
-    .bind(d.state.as_str())
-    .bind(d.step.map(|s| s as i32))
-    .bind(serde_json::to_value(&d.report).unwrap_or(Value::Null))
-    .bind(d.updated_at)
-    .bind(d.finished_at)
-    .execute(tx)
-    .await
-    .map_err(q("recording a drill"))?;
-    Ok(())
-}
-
-pub(super) async fn insert_drill_event(tx: &mut PgConnection, e: &DrillEvent) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO drill_events (id, drill_id, at, kind, step, plan_id, weights, detail)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(e.id)
-    .bind(e.drill_id.0)
-    .bind(e.at)
-    .bind(&e.kind)
-    .bind(e.step.map(|s| s as i32))
-    .bind(e.plan_id.map(|p| p.0))
-    .bind(e.weights.as_ref().and_then(|w| serde_json::to_value(w).ok()))
-    .bind(&e.detail)
-    .execute(tx)
-    .await
-    .map_err(q("recording a drill event"))?;
-    Ok(())
-}
 
 pub(super) async fn upsert_operation(tx: &mut PgConnection, o: &OperationRecord) -> Result<(), StoreError> {
     sqlx::query(
@@ -102,31 +58,6 @@ pub(super) async fn set_hold(tx: &mut PgConnection, h: Option<&HoldRecord>) -> R
     Ok(())
 }
 
-fn drill_from_row(r: &sqlx::postgres::PgRow) -> DrillRecord {
-    let state: String = r.get("state");
-    DrillRecord {
-        id: DrillId(r.get("id")),
-        requested_at: r.get("requested_at"),
-        actor: r.get("actor"),
-        spec: serde_json::from_value(r.get("spec")).unwrap_or_else(|_| crate::drill::DrillSpec {
-            evacuate: None,
-            target: None,
-            steps: vec![],
-            hold_ms: 0,
-            dry_run: r.get("dry_run"),
-            reason: r.get("reason"),
-            schedule: None,
-            planned: Vec::new(),
-        }),
-        baseline: serde_json::from_value::<Weights>(r.get("baseline")).unwrap_or_default(),
-        state: DrillState::parse(&state).unwrap_or(DrillState::Failed),
-        step: r.get::<Option<i32>, _>("step").map(|s| s as u32),
-        report: serde_json::from_value::<DrillReport>(r.get("report")).unwrap_or_default(),
-        updated_at: r.get("updated_at"),
-        finished_at: r.get("finished_at"),
-    }
-}
-
 /// Outcome of claiming an idempotency key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IdempotencyClaim {
@@ -141,65 +72,27 @@ pub enum IdempotencyClaim {
     },
 }
 
+/// A used key, as read back when it is claimed again.
+#[derive(sqlx::FromRow)]
+struct IdempotencyRow {
+    fingerprint: String,
+    status: Option<i16>,
+    body: Option<Value>,
+}
+
+impl TryFrom<IdempotencyRow> for IdempotencyClaim {
+    type Error = StoreError;
+
+    fn try_from(r: IdempotencyRow) -> Result<Self, StoreError> {
+        let status = r
+            .status
+            .map(|s| u16::try_from(s).map_err(|_| StoreError::bad_value("status", s, "HTTP status")))
+            .transpose()?;
+        Ok(IdempotencyClaim::Seen { fingerprint: r.fingerprint, response: status.zip(r.body) })
+    }
+}
+
 impl Store {
-    /// The newest drills first.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`].
-    pub async fn drills(&self, limit: i64) -> Result<Vec<DrillRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM drills ORDER BY requested_at DESC, id LIMIT $1")
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await
-            .map_err(q("reading drills"))?;
-        Ok(rows.iter().map(drill_from_row).collect())
-    }
-
-    /// One drill with its timeline, oldest event first.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`].
-    pub async fn drill(&self, id: DrillId) -> Result<Option<(DrillRecord, Vec<DrillEvent>)>, StoreError> {
-        let Some(row) = sqlx::query("SELECT * FROM drills WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(q("reading a drill"))?
-        else {
-            return Ok(None);
-        };
-        let events = sqlx::query("SELECT * FROM drill_events WHERE drill_id = $1 ORDER BY seq")
-            .bind(id.0)
-            .fetch_all(self.pool())
-            .await
-            .map_err(q("reading a drill's timeline"))?
-            .into_iter()
-            .map(|r| DrillEvent {
-                id: r.get("id"),
-                drill_id: DrillId(r.get("drill_id")),
-                at: r.get("at"),
-                kind: r.get("kind"),
-                step: r.get::<Option<i32>, _>("step").map(|s| s as u32),
-                plan_id: r.get::<Option<Uuid>, _>("plan_id").map(PlanId),
-                weights: r.get::<Option<Value>, _>("weights").and_then(|w| serde_json::from_value(w).ok()),
-                detail: r.get("detail"),
-            })
-            .collect();
-        Ok(Some((drill_from_row(&row), events)))
-    }
-
-    /// Live drills that never finished (the orchestrator stopped mid-drill), newest first.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`].
-    pub async fn unfinished_drills(&self) -> Result<Vec<DrillRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM drills WHERE finished_at IS NULL ORDER BY requested_at DESC")
-            .fetch_all(self.pool())
-            .await
-            .map_err(q("reading unfinished drills"))?;
-        Ok(rows.iter().map(drill_from_row).collect())
-    }
-
     /// When the scheduled drill `name` last ran (or was skipped), if ever.
     ///
     /// # Errors
@@ -284,34 +177,6 @@ impl Store {
             .collect())
     }
 
-    /// The audit log, newest first.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`].
-    pub async fn audit(&self, before: Option<DateTime<Utc>>, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM audit_log WHERE ($1::timestamptz IS NULL OR at < $1) ORDER BY at DESC, id LIMIT $2",
-        )
-        .bind(before)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await
-        .map_err(q("reading the audit log"))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AuditRecord {
-                id: r.get("id"),
-                at: r.get("at"),
-                actor: r.get("actor"),
-                action: r.get("action"),
-                target: r.get("target"),
-                outcome: r.get("outcome"),
-                request_id: r.get("request_id"),
-                details: r.get("details"),
-            })
-            .collect())
-    }
-
     /// Claims `(actor, key)` for a request with `fingerprint`, or returns what the first use left.
     ///
     /// # Errors
@@ -336,18 +201,14 @@ impl Store {
         if inserted == 1 {
             return Ok(IdempotencyClaim::Claimed);
         }
-        let row = sqlx::query("SELECT fingerprint, status, body FROM idempotency_keys WHERE actor = $1 AND key = $2")
-            .bind(actor)
-            .bind(key)
-            .fetch_one(self.pool())
-            .await
-            .map_err(q("reading an idempotency key"))?;
-        let status: Option<i16> = row.get("status");
-        let body: Option<Value> = row.get("body");
-        Ok(IdempotencyClaim::Seen {
-            fingerprint: row.get("fingerprint"),
-            response: status.zip(body).map(|(s, b)| (s as u16, b)),
-        })
+        let row: IdempotencyRow =
+            sqlx::query_as("SELECT fingerprint, status, body FROM idempotency_keys WHERE actor = $1 AND key = $2")
+                .bind(actor)
+                .bind(key)
+                .fetch_one(self.pool())
+                .await
+                .map_err(q("reading an idempotency key"))?;
+        IdempotencyClaim::try_from(row)
     }
 
     /// Stores the response of a claimed key.
@@ -384,5 +245,34 @@ impl Store {
             .await
             .map_err(q("releasing an idempotency key"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_key_reads_back_with_its_status_and_body() {
+        let row =
+            IdempotencyRow { fingerprint: "f".into(), status: Some(201), body: Some(serde_json::json!({"id": 1})) };
+        let claim = IdempotencyClaim::try_from(row).expect("valid row");
+        assert_eq!(
+            claim,
+            IdempotencyClaim::Seen { fingerprint: "f".into(), response: Some((201, serde_json::json!({"id": 1}))) }
+        );
+    }
+
+    #[test]
+    fn a_key_still_running_reads_back_without_a_response() {
+        let row = IdempotencyRow { fingerprint: "f".into(), status: None, body: None };
+        let claim = IdempotencyClaim::try_from(row).expect("valid row");
+        assert_eq!(claim, IdempotencyClaim::Seen { fingerprint: "f".into(), response: None });
+    }
+
+    #[test]
+    fn a_negative_status_is_a_bad_value() {
+        let row = IdempotencyRow { fingerprint: "f".into(), status: Some(-1), body: Some(Value::Null) };
+        assert!(matches!(IdempotencyClaim::try_from(row), Err(StoreError::BadValue { .. })));
     }
 }

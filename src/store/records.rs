@@ -1,12 +1,15 @@
-//! The rows the engine writes, as plain values.
+//! The records the engine and the API write, as domain values: healths,
+//! layers, region names and plan kinds stay typed up to the store, which
+//! chooses the words stored.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::drill::{DrillEvent, DrillRecord};
+use crate::health::Health;
 use crate::plan::{PlanId, TrafficPlan, Weights};
-use crate::region::RegionName;
+use crate::region::{Layer, RegionName, Vantage};
 
 /// A health change of a check or a region (`check_name` is None for a region).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -16,17 +19,17 @@ pub struct TransitionRecord {
     /// When.
     pub at: DateTime<Utc>,
     /// Which orchestrator saw it.
-    pub vantage: String,
+    pub vantage: Vantage,
     /// Region.
-    pub region: String,
+    pub region: RegionName,
     /// Check name, or None for the region as a whole.
     pub check_name: Option<String>,
-    /// Layer of the check.
-    pub layer: Option<String>,
+    /// Layer of the check (None for the region as a whole).
+    pub layer: Option<Layer>,
     /// Health before.
-    pub from: String,
+    pub from: Health,
     /// Health after.
-    pub to: String,
+    pub to: Health,
     /// The last error or detail that explains it.
     pub detail: Option<String>,
 }
@@ -41,13 +44,14 @@ pub struct AlarmRecord {
     /// Kind (snake_case).
     pub kind: String,
     /// Region concerned.
-    pub region: Option<String>,
+    pub region: Option<RegionName>,
     /// Message.
     pub message: String,
 }
 
-/// An operator action.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An operator action. Also the row the audit log reads back: its columns are
+/// these fields, one to one, so it maps with `query_as` directly.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct AuditRecord {
     /// Row id.
     pub id: Uuid,
@@ -117,7 +121,7 @@ pub enum Write {
         /// The plan.
         plan: Box<TrafficPlan>,
         /// The vantage that decided it.
-        vantage: String,
+        vantage: Vantage,
     },
     /// One provider's apply report for a plan.
     PlanOutcome {
@@ -156,7 +160,7 @@ pub enum Write {
     /// A region drained (Some) or undrained (None).
     Maintenance {
         /// The region.
-        region: String,
+        region: RegionName,
         /// `Some((since, reason))` to drain, `None` to undrain.
         drain: Option<(DateTime<Utc>, String)>,
     },
