@@ -59,10 +59,8 @@ pub async fn index() -> Html<&'static str> {
 
 /// `GET /assets/{file}`: a file of [`ASSETS`], revalidated on every load (`no-cache`).
 pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
-    let a = ASSETS
-        .iter()
-        .find(|a| a.name == file)
-        .ok_or_else(|| ApiError::NotFound("no such dashboard asset".into()))?;
+    let a =
+        ASSETS.iter().find(|a| a.name == file).ok_or_else(|| ApiError::NotFound("no such dashboard asset".into()))?;
     Ok(([(header::CONTENT_TYPE, a.content_type), (header::CACHE_CONTROL, "no-cache")], a.body).into_response())
 }
 
@@ -76,9 +74,7 @@ mod tests {
 
     /// The quoted values that follow each `marker` in `text`.
     fn quoted_after<'a>(text: &'a str, marker: &str) -> Vec<&'a str> {
-        text.match_indices(marker)
-            .filter_map(|(i, _)| text[i + marker.len()..].split('"').next())
-            .collect()
+        text.match_indices(marker).filter_map(|(i, _)| text[i + marker.len()..].split('"').next()).collect()
     }
 
     /// The `/assets/…` files the page links to (stylesheet, entry module).
