@@ -183,7 +183,7 @@ pub fn access(method: &str, path: &str, healthz_public: bool, metrics_public: bo
     match path {
         "/healthz" if healthz_public => Access::Public,
         "/metrics" if metrics_public => Access::Public,
-        "/" | "/assets/dashboard.js" | "/assets/dashboard.css" | "/api/v1/openapi.json" if read => Access::Public,
+        "/" | "/assets/{file}" | "/api/v1/openapi.json" if read => Access::Public,
         "/api/v1/audit" => Access::Needs(Role::Operator),
         _ if read && public_reads => Access::Public,
         _ if read => Access::Needs(Role::Viewer),
@@ -253,6 +253,7 @@ mod tests {
             ("GET", "/healthz", false, true, false, Needs(Role::Viewer)),
             ("GET", "/metrics", true, false, false, Needs(Role::Viewer)),
             ("GET", "/", true, true, false, Public),
+            ("GET", "/assets/{file}", false, false, false, Public),
             ("GET", "/api/v1/openapi.json", true, true, false, Public),
             ("GET", "/api/v1/status", true, true, false, Needs(Role::Viewer)),
             ("GET", "/api/v1/status", true, true, true, Public),

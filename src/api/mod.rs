@@ -92,8 +92,7 @@ impl Routes {
 fn routes() -> Routes {
     Routes { router: Router::new(), table: Vec::new() }
         .get("/", dashboard::index)
-        .get("/assets/dashboard.js", dashboard::script)
-        .get("/assets/dashboard.css", dashboard::style)
+        .get("/assets/{file}", dashboard::asset)
         .get("/healthz", healthz)
         .get("/metrics", metrics)
         .get("/api/v1/status", status)

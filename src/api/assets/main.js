@@ -1,0 +1,64 @@
+// The dashboard's entry module (loaded by index.html with <script type="module">):
+// renders each status snapshot from the stream and wires the page's controls.
+//
+// Hand-written ES modules, no library, no build step, served from the binary:
+//   format.js   words, numbers, times and colours from the status
+//   dom.js      element builders (`h`, `svg`) and change-only updates (`patch`)
+//   state.js    the last snapshot and the server's clock
+//   api.js      the operator token, reads, and the POST of an action
+//   banners.js  header, banners, tab title, traffic split
+//   regions.js  region cards          charts.js  latency and lag charts
+//   plan.js     decision, plan, drill  events.js  the events timeline
+//   dialogs.js  the confirmation dialog; actions.js  what it confirms
+//   stream.js   Server-Sent Events, the live indicator, the 1 s ticker
+// Text from the server only ever reaches the page as text nodes or attribute
+// values: no module assigns innerHTML.
+
+import { token } from "./api.js";
+import { initActions, parseSteps } from "./actions.js";
+import { renderBanners, renderHeader, renderSplit } from "./banners.js";
+import { initDialogs } from "./dialogs.js";
+import { $ } from "./dom.js";
+import { initEvents, scheduleEventsOnChange } from "./events.js";
+import { renderDecision, renderDrill } from "./plan.js";
+import { renderRegions } from "./regions.js";
+import { state } from "./state.js";
+import { connect, tick } from "./stream.js";
+
+const healthByRegion = new Map();
+
+/** Tells screen-reader users when a region's health changes (not at every snapshot). */
+function announceHealthChanges(st) {
+  const msgs = [];
+  for (const r of st.regions || []) {
+    const before = healthByRegion.get(r.name);
+    if (before && before !== r.health) msgs.push(`${r.name} is now ${r.health}, weight ${r.weight}%`);
+    healthByRegion.set(r.name, r.health);
+  }
+  if (msgs.length) $("sr-announce").textContent = msgs.join(". ");
+}
+
+/** Renders one snapshot. */
+function render(st) {
+  state.status = st;
+  renderHeader(st);
+  renderBanners(st);
+  renderSplit(st);
+  renderRegions(st);
+  renderDecision(st);
+  renderDrill(st);
+  announceHealthChanges(st);
+  scheduleEventsOnChange(st);
+}
+
+initEvents();
+initActions();
+initDialogs();
+$("token-forget").addEventListener("click", () => token.clear());
+$("token-forget").hidden = !token.get();
+
+// A hook for the end-to-end test; not used by the page.
+window.__dashboard = { parseSteps };
+
+connect(render);
+setInterval(tick, 1000);
