@@ -30,8 +30,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::health::Health;
+use crate::lag::LagReading;
 use crate::plan::{PlanKind, Weights};
-use crate::policy::{Failback, LagReading, Policy};
+use crate::policy::{Failback, Policy};
 use crate::region::RegionName;
 
 /// What the engine knows of one region right now.

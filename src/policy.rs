@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::lag::LagReading;
 use crate::region::{RegionName, Role};
 
 /// Whether traffic returns to a recovered region by itself.
@@ -81,16 +82,6 @@ impl Policy {
     pub fn region(&self, name: &RegionName) -> Option<&RegionPolicy> {
         self.regions.iter().find(|r| &r.name == name)
     }
-}
-
-/// A replication lag reading of one region, as the decision core sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
-pub struct LagReading {
-    /// Bytes of WAL behind the primary.
-    pub bytes: Option<u64>,
-    /// Time behind the primary.
-    #[serde(with = "crate::serde_util::opt_duration")]
-    pub time: Option<Duration>,
 }
 
 impl LagLimit {

@@ -21,7 +21,7 @@ use error::Problems;
 pub use error::{ConfigError, Problem};
 pub use providers::{
     AwsKeys, HaproxyAdmin, HaproxyConfig, NotificationConfig, OnDrift, ProviderGuard, Rfc2136Config, Route53Config,
-    Route53Target, TsigAlgorithm, WebhookConfig,
+    Route53Target, TsigAlgorithm, WebhookConfig, decode_tsig_secret,
 };
 use raw::{RawCheck, RawConfig, RawProvider, RawRegion};
 

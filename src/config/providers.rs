@@ -9,14 +9,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use super::error::Problems;
 use super::raw::{RawHaproxyProvider, RawNotification, RawRfc2136Provider, RawRoute53Provider, RawWebhookProvider};
 use super::{RegionConfig, fqdn, secret_from};
+use crate::breaker::BreakerConfig;
 use crate::region::RegionName;
-use crate::traffic::breaker::BreakerConfig;
 
 /// What the applier does when a provider's live weights differ from the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -120,10 +121,24 @@ pub struct Rfc2136Config {
     pub tsig_key_name: String,
     /// TSIG algorithm.
     pub tsig_algorithm: TsigAlgorithm,
-    /// TSIG secret, decoded from base64 (secret).
+    /// TSIG secret, as base64 text (secret); checked to decode by validation.
     pub tsig_secret: SecretString,
     /// Timeout of one exchange.
     pub timeout: Duration,
+}
+
+impl Rfc2136Config {
+    /// The TSIG key bytes the updates are signed with; `None` only for a config
+    /// built without validation (validation refuses a secret that does not decode).
+    pub fn tsig_key(&self) -> Option<Vec<u8>> {
+        decode_tsig_secret(self.tsig_secret.expose_secret())
+    }
+}
+
+/// Decodes a TSIG secret written as standard base64, the way `tsig-keygen`
+/// prints it; `None` when it is not base64 or decodes to nothing.
+pub fn decode_tsig_secret(text: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(text.trim()).ok().filter(|k| !k.is_empty())
 }
 
 /// One region's Route 53 identifiers.
@@ -453,8 +468,7 @@ pub(super) fn validate_rfc2136(
     let secret =
         secret_from(&format!("{key}.tsig_secret"), d.tsig_secret_env.as_ref(), d.tsig_secret_file.as_ref(), env, p);
     let secret = secret.and_then(|s| {
-        use secrecy::ExposeSecret;
-        if crate::traffic::rfc2136::decode_base64(s.expose_secret()).is_some() {
+        if decode_tsig_secret(s.expose_secret()).is_some() {
             Some(s)
         } else {
             p.push(

@@ -310,3 +310,11 @@ fn scheduled_drills_name_every_bad_key() {
     assert_eq!(c.schedule.drills[0].timezone, chrono_tz::Europe::Paris);
     assert_eq!(c.schedule.drills[0].request.hold_seconds, Some(60.0));
 }
+
+#[test]
+fn tsig_secrets_decode_from_base64_and_never_from_empty_text() {
+    assert_eq!(decode_tsig_secret("c2VjcmV0"), Some(b"secret".to_vec()));
+    assert_eq!(decode_tsig_secret(" c2VjcmV0\n"), Some(b"secret".to_vec()));
+    assert_eq!(decode_tsig_secret("not base64!"), None);
+    assert_eq!(decode_tsig_secret(""), None);
+}

@@ -21,8 +21,9 @@ use uuid::Uuid;
 
 use crate::decide::RegionInput;
 use crate::health::Health;
+use crate::lag::LagReading;
 use crate::plan::{PlanId, Weights};
-use crate::policy::{LagLimit, LagReading, Policy};
+use crate::policy::{LagLimit, Policy};
 use crate::region::RegionName;
 
 /// Longest hold per step an operator may ask for.

@@ -1,6 +1,6 @@
 //! The lag sampler: on every interval, reads the primary's and each standby's
 //! view of replication, writes the heartbeat, reconciles (pure
-//! [`lag::reconcile`](super::lag::reconcile)), and sends one
+//! [`lag::reconcile`](crate::lag::reconcile)), and sends one
 //! [`LagSample`] per standby to the engine and one batch to the store.
 //!
 //! Order within a tick matters: the primary's WAL position is read first and
@@ -22,11 +22,11 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, instrument, warn};
 
-use super::LagSample;
-use super::lag::{PrimaryView, ReplicaRow, StandbyView, Views, parse_lsn, reconcile};
 use super::promotion::{PromotionStep, ReplicationCommand};
 use crate::config::{Config, ReplicationConfig};
-use crate::probe::postgres::describe;
+use crate::lag::LagSample;
+use crate::lag::reconcile::{PrimaryView, ReplicaRow, StandbyView, Views, parse_lsn, reconcile};
+use crate::pg_error::describe;
 use crate::region::{RegionName, Role};
 use crate::store::Write;
 use crate::store::writer::StoreHandle;

@@ -23,8 +23,8 @@ use uuid::Uuid;
 
 pub use records::{AlarmRecord, AuditRecord, HoldRecord, OperationRecord, TransitionRecord, Write};
 
+use crate::pg_error::describe;
 use crate::plan::{Epoch, PlanId, PlanKind, TrafficPlan, Weights};
-use crate::probe::postgres::describe;
 
 /// Why a store call failed. Messages carry no DSN.
 #[derive(Debug, thiserror::Error)]
@@ -254,10 +254,10 @@ impl Store {
             }
             Write::LagSamples(samples) => {
                 if !samples.is_empty() {
-                    let src = |s: Option<crate::replication::LagSource>| {
+                    let src = |s: Option<crate::lag::LagSource>| {
                         s.and_then(|s| serde_json::to_value(s).ok()).and_then(|v| v.as_str().map(str::to_string))
                     };
-                    let state = |s: &crate::replication::LagSample| {
+                    let state = |s: &crate::lag::LagSample| {
                         serde_json::to_value(s.state)
                             .ok()
                             .and_then(|v| v.as_str().map(str::to_string))
