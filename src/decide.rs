@@ -372,9 +372,11 @@ fn pick_target(
         if !ok_health {
             continue;
         }
-        let Some(rp) = policy.region(cand) else { continue };
+        if policy.region(cand).is_none() {
+            continue;
+        }
         let lag = inputs.region(cand).and_then(|r| r.lag.as_ref());
-        if let Err(why) = rp.max_lag.admits(lag) {
+        if let Err(why) = policy.failover_gate(cand, lag) {
             if let Some((_, reason)) = inputs.lag_overrides.iter().find(|(r, _)| r == cand) {
                 reasons.push(format!("{cand} is over its lag limit ({why}) but an operator forced it: {reason}"));
             } else {

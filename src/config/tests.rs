@@ -1,5 +1,10 @@
 //! Validation tests: every error names the key and the fix; all problems are listed at once.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+
 use super::*;
 
 const GOOD: &str = r#"
