@@ -22,6 +22,7 @@ impl Config {
             o.listen,
             redact_dsn(o.store_dsn.expose_secret())
         ));
+        // One line per region, its checks indented under it, in file order.
         s.push_str(&format!("regions ({}):\n", self.regions.len()));
         for r in &self.regions {
             s.push_str(&region_line(r, &self.policy));

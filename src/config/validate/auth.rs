@@ -10,6 +10,7 @@ use crate::config::raw::RawAuth;
 pub(super) fn validate(raw: &RawAuth, env: &dyn Fn(&str) -> Option<String>, p: &mut Problems) -> Option<AuthConfig> {
     let (key, text) = token_source(raw, env, p)?;
     match TokenSet::parse(&text) {
+        // An empty token set would silently refuse every mutation: say so now.
         Ok(tokens) if tokens.is_empty() => {
             p.push(key, "holds no token", "add a line: name role sha256-hex-of-token (role: viewer, operator, admin)");
             None
@@ -39,6 +40,7 @@ fn token_source(
     p: &mut Problems,
 ) -> Option<(&'static str, String)> {
     match (&raw.tokens_file, &raw.tokens_env) {
+        // Two sources could disagree about who may act; refuse rather than merge.
         (Some(_), Some(_)) => {
             p.push("auth", "both tokens_file and tokens_env are set", "keep one of them");
             None

@@ -24,6 +24,8 @@ pub(super) fn validate(
     if name.is_none() {
         p.push(format!("{key}.name"), "missing", "add name = \"…\" (unique within the region)");
     }
+    // Every field is checked even when an earlier one failed, so one run of
+    // `check-config` lists all of a check's problems; the `?`s come last.
     let layer = layer(key, c, p);
     let kind = kind(key, c, pg, p);
     let timing = timing(key, c, p);
@@ -138,6 +140,8 @@ fn http(key: &str, c: &RawCheck, p: &mut Problems) -> Option<CheckKind> {
 
 /// `type = "postgres"`: its own `dsn`, or the region's database.
 fn postgres(key: &str, c: &RawCheck, pg: Option<&RegionPostgres>, p: &mut Problems) -> Option<CheckKind> {
+    // The check's own DSN wins (e.g. a monitoring user); otherwise it probes the
+    // region's database, whose DSN may come from `FO_PG_DSN_<REGION>`.
     let dsn = c.dsn.clone().map(SecretString::from).or_else(|| pg.map(|pg| pg.dsn.clone()));
     match dsn {
         Some(dsn) if looks_like_dsn(dsn.expose_secret()) => {
@@ -169,6 +173,8 @@ struct Timing {
 /// (default the interval) and `degraded_latency`, checked against each other.
 fn timing(key: &str, c: &RawCheck, p: &mut Problems) -> Timing {
     let interval = c.interval.unwrap_or(Duration::from_secs(1));
+    // A probe must end before the next one starts: the default leaves a fifth of
+    // the interval for the runner to record the result.
     let timeout = c.timeout.unwrap_or(interval.mul_f64(0.8));
     let fast_interval = c.fast_interval.unwrap_or(interval);
     let fmt = humantime::format_duration;
@@ -191,6 +197,8 @@ fn timing(key: &str, c: &RawCheck, p: &mut Problems) -> Timing {
             "use e.g. \"100ms\", or leave it out to re-probe at the steady interval",
         );
     }
+    // A latency threshold at or above the timeout can never be seen: the probe
+    // would time out (fail) before it could count as slow (degraded).
     if let Some(d) = c.degraded_latency {
         if d >= timeout && !timeout.is_zero() {
             p.push(

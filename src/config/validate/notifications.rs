@@ -19,6 +19,8 @@ pub(super) fn validate(
     for (i, n) in raw.iter().enumerate() {
         let key = format!("notifications[{i}]");
         let url = http_url(&format!("{key}.url"), n.url.as_ref(), p);
+        // No secret configured: unsigned (Slack accepts that). A secret configured
+        // but unusable leaves the target out rather than sending it unsigned.
         let secret = if n.secret_env.is_some() || n.secret_file.is_some() {
             let s = secret_from(&format!("{key}.secret"), n.secret_env.as_ref(), n.secret_file.as_ref(), env, p);
             if s.is_none() {

@@ -73,6 +73,7 @@ fn listen(raw: &RawOrchestrator, p: &mut Problems) -> Option<SocketAddr> {
 
 /// `orchestrator.store_dsn`, overridden by `FO_STORE_DSN`.
 fn store_dsn(raw: &RawOrchestrator, env: &dyn Fn(&str) -> Option<String>, p: &mut Problems) -> Option<SecretString> {
+    // The environment wins over the file (the file then needs no password).
     match env(ENV_STORE_DSN).or_else(|| raw.store_dsn.clone()) {
         Some(d) if looks_like_dsn(&d) => Some(SecretString::from(d)),
         Some(_) => {

@@ -16,6 +16,8 @@ pub(super) fn validate(raw: &RawPolicy, regions: Vec<RegionPolicy>, p: &mut Prob
     let failover_order = failover_order(raw, &regions, p);
     let failback = failback(raw, p);
     let failback_step = failback_step(raw, p);
+    // An invalid value is reported and replaced by its default, so the rest of
+    // the configuration (scheduled drills) can still be checked against a policy.
     let budget = raw.failover_budget.as_ref().map_or(DEFAULT_BUDGET, |b| budget(b, p));
     let quorum = quorum(raw, p);
     Policy {
@@ -52,6 +54,7 @@ fn degraded_weight_percent(raw: &RawPolicy, p: &mut Problems) -> u32 {
 
 /// `policy.failover_order`: region names, each once; regions left out follow in role order.
 fn failover_order(raw: &RawPolicy, regions: &[RegionPolicy], p: &mut Problems) -> Vec<RegionName> {
+    // Same-city standbys before DR is the safe default (lower RPO, lower latency).
     let Some(order) = &raw.failover_order else { return default_order(regions) };
     let names: Vec<RegionName> = regions.iter().map(|r| r.name.clone()).collect();
     let mut ok = Vec::new();

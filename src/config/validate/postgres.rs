@@ -25,6 +25,8 @@ pub(super) fn validate(
     let dsn = dsn(key, pg, name, env, p);
     let bytes = lag_bytes(&format!("{key}.postgres.max_lag_bytes"), pg.max_lag_bytes, p);
     let degrade_bytes = lag_bytes(&format!("{key}.postgres.degrade_lag_bytes"), pg.degrade_lag_bytes, p);
+    // PostgreSQL truncates application_name to 63 bytes (NAMEDATALEN - 1), so a
+    // longer one would never match the standby's row in pg_stat_replication.
     let application_name = pg.application_name.clone().or_else(|| r.name.clone()).unwrap_or_default();
     if application_name.is_empty() || application_name.len() > 63 {
         p.push(
@@ -52,6 +54,8 @@ fn dsn(
     env: &dyn Fn(&str) -> Option<String>,
     p: &mut Problems,
 ) -> Option<SecretString> {
+    // The environment wins over the file, so a password need never be written
+    // into regions.toml; without a valid name there is no variable to read.
     let env_key = name.map(region_dsn_env);
     match env_key.as_deref().and_then(env).or_else(|| pg.dsn.clone()) {
         Some(d) if looks_like_dsn(&d) => Some(SecretString::from(d)),

@@ -34,6 +34,8 @@ pub(super) fn validate(
     let (regions, policies): (Vec<_>, Vec<_>) =
         raw.iter().enumerate().filter_map(|(i, r)| region(&format!("regions[{i}]"), r, &mut seen, env, p)).unzip();
     check_one_primary(&policies, p);
+    // A sum over only the regions that validated would name a misleading total:
+    // check it only when every region did.
     if policies.len() == raw.len() && !policies.is_empty() {
         check_weight_sum(&policies, p);
     }
@@ -52,10 +54,13 @@ fn region(
     let role = role(key, r, p);
     let weight = weight(key, r, p);
     let address = address(key, r, p);
+    // The database and checks are validated even when the name, role or weight
+    // is not, so every problem of the region shows at once.
     let pg = r.postgres.as_ref().and_then(|pg| postgres::validate(key, pg, r, name.as_ref(), env, p));
     let (postgres, max_lag) = pg.map_or((None, Default::default()), |(pg, max_lag)| (Some(pg), max_lag));
     let checks = checks(key, r, name.as_ref(), postgres.as_ref(), p);
     let (name, role, weight) = (name?, role?, weight?);
+    // The policy entry owns the weight and the RPO gate from here on.
     let policy = RegionPolicy { name: name.clone(), role, normal_weight: weight, max_lag };
     Some((RegionConfig { name, role, weight, address, postgres, checks, targets: r.targets.clone() }, policy))
 }

@@ -19,6 +19,7 @@ pub(super) fn validate(raw: &RawReplication, p: &mut Problems) -> ReplicationCon
     if replication.interval.is_zero() {
         p.push("replication.interval", "is zero", "use a positive duration such as \"1s\"");
     }
+    // A collection must end before the next starts, or samples pile up behind a slow database.
     if replication.timeout.is_zero() || replication.timeout > replication.interval {
         p.push(
             "replication.timeout",

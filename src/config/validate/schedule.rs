@@ -74,6 +74,8 @@ fn scheduled_drill(
         dry_run: d.dry_run.unwrap_or(false),
         reason: d.reason.clone().unwrap_or_else(|| format!("scheduled drill {name}")),
     };
+    // The same rules as a drill started through the API; the API's field name
+    // `hold_seconds` is `hold` in the file.
     if let Err(e) = drill::validate(policy, &request) {
         let field = if e.field == "hold_seconds" { "hold".to_string() } else { e.field };
         p.push(format!("{key}.{field}"), e.message, "see the drill fields in README.md");

@@ -35,6 +35,7 @@ pub(super) fn validate(
 /// `admin_addr` or `admin_socket`: exactly one.
 fn admin(key: &str, h: &RawHaproxyProvider, p: &mut Problems) -> Option<HaproxyAdmin> {
     match (&h.admin_addr, &h.admin_socket) {
+        // One runtime API per provider: two could drive two different processes.
         (Some(_), Some(_)) => {
             p.push(
                 format!("{key}.admin_socket"),
@@ -89,6 +90,8 @@ fn backend(key: &str, h: &RawHaproxyProvider, p: &mut Problems) -> Option<String
 fn servers(name: &str, regions: &[RegionConfig], p: &mut Problems) -> BTreeMap<RegionName, String> {
     let mut servers = BTreeMap::new();
     for r in regions {
+        // HAProxy commands are whitespace-separated: a server name with a space
+        // would address another server.
         let server = match target(r, name) {
             None => r.name.to_string(),
             Some(toml::Value::String(s)) if !s.is_empty() && !s.contains(char::is_whitespace) => s.clone(),

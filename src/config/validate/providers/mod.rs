@@ -42,6 +42,8 @@ pub(in crate::config) fn validate(
     let mut names = HashSet::new();
     for (i, prov) in raw.iter().enumerate() {
         let key = format!("providers[{i}]");
+        // The guard is checked first, and even when the provider table is not
+        // usable, so its problems show in the same run.
         let guard = guard(&key, guard_fields(prov), p);
         let Some(cfg) = provider(&key, prov, regions, policy, env, p) else { continue };
         guards.insert(cfg.name().to_string(), guard);
@@ -174,6 +176,7 @@ fn guard(key: &str, g: GuardFields<'_>, p: &mut Problems) -> ProviderGuard {
             OnDrift::Reconcile
         }
     };
+    // Reading a provider back more often than this only loads its API.
     if g.drift_interval.is_some_and(|d| d < Duration::from_millis(100)) {
         p.push(format!("{key}.drift_interval"), "is below 100ms", "use e.g. \"30s\", or leave it out to never check");
     }
@@ -239,6 +242,7 @@ fn socket_addr(key: &str, v: Option<&String>, example: &str, p: &mut Problems) -
 /// A required fully qualified DNS name at `key.field`, lower-cased.
 fn fqdn(key: &str, field: &str, v: Option<&String>, p: &mut Problems) -> Option<String> {
     match v {
+        // DNS names compare case-insensitively; the providers compare strings.
         Some(z) if z.ends_with('.') && z.len() > 1 => Some(z.to_ascii_lowercase()),
         Some(z) => {
             p.push(
@@ -279,6 +283,7 @@ fn zone_and_record(
 /// A TTL in seconds (default 5).
 fn ttl(key: &str, v: Option<i64>, p: &mut Problems) -> Option<u32> {
     match v {
+        // Resolvers keep an answer for its TTL: a long one delays every failover.
         None => Some(5),
         Some(t) if (1..=86_400).contains(&t) => Some(t as u32),
         Some(t) => {
@@ -312,7 +317,8 @@ fn target<'a>(r: &'a RegionConfig, provider: &str) -> Option<&'a toml::Value> {
     r.targets.get(provider)
 }
 
-/// `regions[i]` of a validated region (its place among the validated regions).
+/// `regions[i]` of a validated region (its place among the validated regions,
+/// which is its place in the file whenever every region validated).
 fn region_key(regions: &[RegionConfig], r: &RegionConfig) -> String {
     format!("regions[{}]", regions.iter().position(|x| x.name == r.name).unwrap_or(0))
 }

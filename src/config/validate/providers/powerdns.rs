@@ -41,6 +41,7 @@ pub(super) fn validate(
 /// `api_url`: a URL, kept without its trailing `/`.
 fn api_url(key: &str, d: &RawPowerDnsProvider, p: &mut Problems) -> Option<String> {
     match &d.api_url {
+        // Kept without a trailing `/`: the provider appends `/api/v1/…`.
         Some(u) if reqwest::Url::parse(u).is_ok() => Some(u.trim_end_matches('/').to_string()),
         Some(u) => {
             p.push(format!("{key}.api_url"), format!("`{u}` is not a URL"), "write e.g. \"http://127.0.0.1:8081\"");

@@ -80,6 +80,7 @@ fn tsig_secret(
 ) -> Option<SecretString> {
     let secret =
         secret_from(&format!("{key}.tsig_secret"), d.tsig_secret_env.as_ref(), d.tsig_secret_file.as_ref(), env, p)?;
+    // Decoded now so a bad key fails `check-config`, not the first failover.
     if decode_tsig_secret(secret.expose_secret()).is_some() {
         return Some(secret);
     }

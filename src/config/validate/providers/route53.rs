@@ -27,6 +27,7 @@ pub(super) fn validate(
     let hosted_zone_id = hosted_zone_id(key, d, p);
     let record = fqdn(key, "record", d.record.as_ref(), p);
     let ttl = ttl(key, d.ttl, p);
+    // The same precedence as the AWS CLI: the file, then AWS_REGION, then AWS_DEFAULT_REGION.
     let region = d.region.clone().or_else(|| env("AWS_REGION")).or_else(|| env("AWS_DEFAULT_REGION"));
     if region.is_none() {
         p.push(
@@ -80,6 +81,7 @@ fn credentials(key: &str, env: &dyn Fn(&str) -> Option<String>, p: &mut Problems
             secret_access_key: SecretString::from(secret),
             session_token: env("AWS_SESSION_TOKEN").filter(|t| !t.is_empty()).map(SecretString::from),
         }),
+        // Half a key pair is a mistake, not a request for the default chain.
         (Some(_), None) | (None, Some(_)) => {
             p.push(
                 key.to_string(),
@@ -96,6 +98,7 @@ fn credentials(key: &str, env: &dyn Fn(&str) -> Option<String>, p: &mut Problems
 fn targets(name: &str, served: Served<'_>, p: &mut Problems) -> BTreeMap<RegionName, Route53Target> {
     let mut targets = BTreeMap::new();
     for (r, weight) in served.iter() {
+        // A region whose entry is malformed gets no address problem on top.
         let Some(t) = region_target(name, served.regions, r, p) else { continue };
         served.require_address(r, weight, "the route53 provider publishes", p);
         targets.insert(r.name.clone(), t);
