@@ -30,8 +30,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::health::Health;
+use crate::lag::LagReading;
 use crate::plan::{PlanKind, Weights};
-use crate::policy::{Failback, LagReading, Policy};
+use crate::policy::{Failback, Policy};
 use crate::region::RegionName;
 
 /// What the engine knows of one region right now.
@@ -371,9 +372,11 @@ fn pick_target(
         if !ok_health {
             continue;
         }
-        let Some(rp) = policy.region(cand) else { continue };
+        if policy.region(cand).is_none() {
+            continue;
+        }
         let lag = inputs.region(cand).and_then(|r| r.lag.as_ref());
-        if let Err(why) = rp.max_lag.admits(lag) {
+        if let Err(why) = policy.failover_gate(cand, lag) {
             if let Some((_, reason)) = inputs.lag_overrides.iter().find(|(r, _)| r == cand) {
                 reasons.push(format!("{cand} is over its lag limit ({why}) but an operator forced it: {reason}"));
             } else {

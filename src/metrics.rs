@@ -13,10 +13,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::breaker::BreakerPhase;
 use crate::health::Health;
 use crate::observation::Outcome;
 use crate::region::{CheckId, Layer, RegionName};
-use crate::traffic::breaker::BreakerPhase;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CheckLabels {

@@ -1,6 +1,6 @@
 //! Notifications: health transitions, plans, drills and alarms POSTed to
-//! webhooks (`[[notifications]]`), signed like the webhook provider, with a
-//! Slack-compatible `text` field.
+//! webhooks (`[[notifications]]`) through the [signed POST](crate::signed_post)
+//! the webhook provider also uses, with a Slack-compatible `text` field.
 //!
 //! Each event has a deduplication key (e.g. `health:primary`). Per target, an
 //! event whose key was sent less than `dedup_window` ago is suppressed and
@@ -23,8 +23,8 @@ use tracing::{debug, warn};
 
 use crate::config::NotificationConfig;
 use crate::metrics::Metrics;
-use crate::traffic::retry::Backoff;
-use crate::traffic::webhook::post_signed;
+use crate::retry::Backoff;
+use crate::signed_post::post_signed;
 
 /// Attempts per notification (retries on 5xx and timeouts).
 const ATTEMPTS: u32 = 3;

@@ -1,11 +1,18 @@
 //! The policy: thresholds and rules the decision core applies, as plain data.
 //!
-//! Built from `regions.toml` by the config stage; read by `decide`. No I/O.
+//! Built from `regions.toml` by the config stage; read by `decide`, the drills,
+//! the lag sampler and the engine. No I/O.
+//!
+//! The policy is the one owner of each region's normal weight and of its RPO
+//! gate (`max_lag`): the rest of the configuration borrows them from here, and
+//! every "may this region take over a failed region's share with this lag?"
+//! question is answered by [`Policy::failover_gate`].
 
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::lag::LagReading;
 use crate::region::{RegionName, Role};
 
 /// Whether traffic returns to a recovered region by itself.
@@ -81,16 +88,28 @@ impl Policy {
     pub fn region(&self, name: &RegionName) -> Option<&RegionPolicy> {
         self.regions.iter().find(|r| &r.name == name)
     }
-}
 
-/// A replication lag reading of one region, as the decision core sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
-pub struct LagReading {
-    /// Bytes of WAL behind the primary.
-    pub bytes: Option<u64>,
-    /// Time behind the primary.
-    #[serde(with = "crate::serde_util::opt_duration")]
-    pub time: Option<Duration>,
+    /// The normal share of traffic of `name` (0 for a region the policy does not know).
+    pub fn normal_weight(&self, name: &RegionName) -> u32 {
+        self.region(name).map_or(0, |r| r.normal_weight)
+    }
+
+    /// The RPO gate of `name` (no limit for a region the policy does not know,
+    /// or one without a database).
+    pub fn max_lag(&self, name: &RegionName) -> LagLimit {
+        self.region(name).map(|r| r.max_lag).unwrap_or_default()
+    }
+
+    /// The RPO gate: whether `region` may take over traffic (failover, drill
+    /// target, promotion) with replication lag `lag` (`None`: unknown).
+    ///
+    /// # Errors
+    /// A sentence saying what is over the region's `max_lag` and by how much, or
+    /// that the lag is unknown while a limit is set; the caller decides whether an
+    /// operator's forced reason overrides it.
+    pub fn failover_gate(&self, region: &RegionName, lag: Option<&LagReading>) -> Result<(), String> {
+        self.max_lag(region).admits(lag)
+    }
 }
 
 impl LagLimit {
@@ -99,7 +118,8 @@ impl LagLimit {
         self.bytes.is_some() || self.time.is_some()
     }
 
-    /// Checks a reading against the limit.
+    /// Checks a reading against the limit: the primitive under
+    /// [`Policy::failover_gate`] (`max_lag`) and the `degrade_lag` check.
     ///
     /// # Errors
     /// A sentence saying what is over the limit and by how much, or that the lag is unknown.
@@ -136,4 +156,73 @@ impl LagLimit {
 
 fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        let region = |name: &str, role, normal_weight, max_lag| RegionPolicy {
+            name: RegionName::new(name),
+            role,
+            normal_weight,
+            max_lag,
+        };
+        Policy {
+            regions: vec![
+                region("primary", Role::Primary, 80, LagLimit::default()),
+                region(
+                    "standby",
+                    Role::Standby,
+                    20,
+                    LagLimit { bytes: Some(1_000), time: Some(Duration::from_secs(5)) },
+                ),
+            ],
+            degraded_weight_percent: 50,
+            failover_order: vec![RegionName::new("primary"), RegionName::new("standby")],
+            dwell: Duration::from_secs(30),
+            failback: Failback::Auto,
+            failback_hold: Duration::from_secs(60),
+            failback_step: 20,
+            budget: Budget { max: 3, window: Duration::from_secs(3600) },
+            quorum: 1,
+        }
+    }
+
+    fn name(n: &str) -> RegionName {
+        RegionName::new(n)
+    }
+
+    #[test]
+    fn the_failover_gate_admits_a_standby_within_its_max_lag() {
+        let lag = LagReading { bytes: Some(999), time: Some(Duration::from_secs(1)) };
+        assert_eq!(policy().failover_gate(&name("standby"), Some(&lag)), Ok(()));
+    }
+
+    #[test]
+    fn the_failover_gate_refuses_a_standby_over_its_max_lag_and_says_by_how_much() {
+        let lag = LagReading { bytes: Some(1_500), time: Some(Duration::from_secs(1)) };
+        let why = policy().failover_gate(&name("standby"), Some(&lag)).unwrap_err();
+        assert_eq!(why, "1500 bytes behind (limit 1000, over by 500)");
+    }
+
+    #[test]
+    fn the_failover_gate_refuses_unknown_lag_when_a_limit_is_set() {
+        let why = policy().failover_gate(&name("standby"), None).unwrap_err();
+        assert_eq!(why, "replication lag unknown while max_lag is set");
+    }
+
+    #[test]
+    fn a_region_without_a_limit_or_unknown_to_the_policy_is_never_gated() {
+        assert_eq!(policy().failover_gate(&name("primary"), None), Ok(()));
+        assert_eq!(policy().failover_gate(&name("elsewhere"), None), Ok(()));
+    }
+
+    #[test]
+    fn the_policy_owns_each_regions_normal_weight() {
+        let p = policy();
+        assert_eq!((p.normal_weight(&name("primary")), p.normal_weight(&name("standby"))), (80, 20));
+        assert_eq!(p.normal_weight(&name("elsewhere")), 0);
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! Every struct denies unknown keys so a typo is an error, not a silently
 //! ignored setting. Durations are strings such as `"5s"` or `"250ms"`.
-//! Nothing here is checked beyond its type; `super::validate` does that.
+//! Nothing here is checked beyond its type; the validators (`config/validate/`) do that.
 
 use std::time::Duration;
 

@@ -1,5 +1,10 @@
 //! Validation tests: every error names the key and the fix; all problems are listed at once.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+
 use super::*;
 
 const GOOD: &str = r#"
@@ -309,4 +314,12 @@ fn scheduled_drills_name_every_bad_key() {
     let c = Config::parse(&ok, "t", &no_env).unwrap();
     assert_eq!(c.schedule.drills[0].timezone, chrono_tz::Europe::Paris);
     assert_eq!(c.schedule.drills[0].request.hold_seconds, Some(60.0));
+}
+
+#[test]
+fn tsig_secrets_decode_from_base64_and_never_from_empty_text() {
+    assert_eq!(decode_tsig_secret("c2VjcmV0"), Some(b"secret".to_vec()));
+    assert_eq!(decode_tsig_secret(" c2VjcmV0\n"), Some(b"secret".to_vec()));
+    assert_eq!(decode_tsig_secret("not base64!"), None);
+    assert_eq!(decode_tsig_secret(""), None);
 }

@@ -21,8 +21,9 @@ use uuid::Uuid;
 
 use crate::decide::RegionInput;
 use crate::health::Health;
+use crate::lag::LagReading;
 use crate::plan::{PlanId, Weights};
-use crate::policy::{LagLimit, LagReading, Policy};
+use crate::policy::{LagLimit, Policy};
 use crate::region::RegionName;
 
 /// Longest hold per step an operator may ask for.
@@ -186,8 +187,8 @@ pub fn validate(policy: &Policy, req: &DrillRequest) -> Result<DrillSpec, FieldE
 pub fn choose_target(policy: &Policy, regions: &[RegionInput], evacuate: Option<&RegionName>) -> Option<RegionName> {
     policy.failover_order.iter().filter(|r| Some(*r) != evacuate).find_map(|name| {
         let r = regions.iter().find(|r| &r.name == name)?;
-        let limit = policy.region(name).map(|p| p.max_lag).unwrap_or_default();
-        (r.health == Health::Up && !r.maintenance && limit.admits(r.lag.as_ref()).is_ok()).then(|| name.clone())
+        let eligible = r.health == Health::Up && !r.maintenance;
+        (eligible && policy.failover_gate(name, r.lag.as_ref()).is_ok()).then(|| name.clone())
     })
 }
 

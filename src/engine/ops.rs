@@ -24,10 +24,10 @@ use super::{CommandError, CommandOutcome, Engine, RECORD_WAIT};
 use crate::decide::{self, Decision, normal_weights};
 use crate::drill::{self, DrillEvent, DrillId, DrillRecord, DrillSpec, DrillState, Preflight, millis_between};
 use crate::health::Health;
+use crate::lag::LagSample;
 use crate::observation::{Observation, Outcome};
 use crate::plan::{PlanId, PlanKind, TrafficPlan, Weights};
 use crate::region::RegionName;
-use crate::replication::LagSample;
 use crate::status::DrillStatus;
 use crate::store::records::{HoldRecord, OperationRecord, Write};
 

@@ -9,6 +9,7 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 use super::{Probe, ProbeResult};
+use crate::pg_error::describe;
 
 /// Opens a fresh connection per probe (a pooled one could hide a dead server).
 #[derive(Debug, Clone)]
@@ -50,20 +51,5 @@ impl Probe for PostgresProbe {
                 _ => ProbeResult::ok(Some(format!("in_recovery={in_recovery}"))),
             },
         }
-    }
-}
-
-/// A secret-free description of a sqlx error.
-pub(crate) fn describe(e: &sqlx::Error) -> String {
-    match e {
-        sqlx::Error::Database(db) => format!("server error {}", db.code().unwrap_or_default()),
-        sqlx::Error::Io(io) => format!("i/o: {}", io.kind()),
-        sqlx::Error::Tls(_) => "tls error".to_string(),
-        sqlx::Error::Protocol(_) => "protocol error".to_string(),
-        sqlx::Error::PoolTimedOut => "pool timed out".to_string(),
-        sqlx::Error::PoolClosed => "pool closed".to_string(),
-        sqlx::Error::Configuration(_) => "configuration error".to_string(),
-        sqlx::Error::RowNotFound => "no row".to_string(),
-        _ => "error".to_string(),
     }
 }

@@ -1,6 +1,6 @@
 //! The lag sampler: on every interval, reads the primary's and each standby's
 //! view of replication, writes the heartbeat, reconciles (pure
-//! [`lag::reconcile`](super::lag::reconcile)), and sends one
+//! [`lag::reconcile`](crate::lag::reconcile)), and sends one
 //! [`LagSample`] per standby to the engine and one batch to the store.
 //!
 //! Order within a tick matters: the primary's WAL position is read first and
@@ -22,11 +22,11 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, instrument, warn};
 
-use super::LagSample;
-use super::lag::{PrimaryView, ReplicaRow, StandbyView, Views, parse_lsn, reconcile};
 use super::promotion::{PromotionStep, ReplicationCommand};
 use crate::config::{Config, ReplicationConfig};
-use crate::probe::postgres::describe;
+use crate::lag::LagSample;
+use crate::lag::reconcile::{PrimaryView, ReplicaRow, StandbyView, Views, parse_lsn, reconcile};
+use crate::pg_error::describe;
 use crate::region::{RegionName, Role};
 use crate::store::Write;
 use crate::store::writer::StoreHandle;
@@ -37,11 +37,12 @@ struct Member {
     pool: PgPool,
     catching_up_bytes: Option<u64>,
     dsn: secrecy::SecretString,
-    max_lag: crate::policy::LagLimit,
 }
 
 /// Samples the lag of every standby region.
 pub struct LagSampler {
+    /// The whole configuration: the policy answers the RPO gate before a promotion.
+    config: Arc<Config>,
     cfg: ReplicationConfig,
     members: Vec<Member>,
     primary: RegionName,
@@ -80,7 +81,6 @@ impl LagSampler {
                 pool,
                 catching_up_bytes: pg.degrade_lag.bytes,
                 dsn: pg.dsn.clone(),
-                max_lag: pg.max_lag,
             });
         }
         let primary = config.regions.iter().find(|r| r.role == Role::Primary)?.name.clone();
@@ -88,6 +88,7 @@ impl LagSampler {
             return None;
         }
         Some(Self {
+            config: Arc::clone(config),
             cfg,
             members,
             primary,
@@ -222,11 +223,11 @@ impl LagSampler {
             steps.push(PromotionStep::new("gate", target, false, "region has no database"));
             return steps;
         };
-        let (t_pool, t_limit, t_dsn) = (t.pool.clone(), t.max_lag, t.dsn.clone());
+        let (t_pool, t_dsn) = (t.pool.clone(), t.dsn.clone());
         // 1. The RPO gate, now.
         let samples = self.tick(Utc::now()).await;
         let sample = samples.iter().find(|s| &s.region == target);
-        match t_limit.admits(sample.map(|s| s.reading()).as_ref()) {
+        match self.config.policy.failover_gate(target, sample.map(|s| s.reading()).as_ref()) {
             Ok(()) => steps.push(PromotionStep::new(
                 "gate",
                 target,

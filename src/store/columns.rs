@@ -23,9 +23,9 @@ use sqlx::{Decode, Encode, Postgres, Type};
 use super::events::EventKind;
 use crate::drill::DrillState;
 use crate::health::Health;
+use crate::lag::{LagSource, LagState};
 use crate::plan::PlanKind;
 use crate::region::{Layer, RegionName};
-use crate::replication::{LagSource, LagState};
 
 /// A text value that names no variant of the enum its column holds.
 #[derive(Debug, thiserror::Error)]

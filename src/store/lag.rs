@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 
 use super::{Store, StoreError, q};
-use crate::replication::LagSample;
+use crate::lag::LagSample;
 
 /// One point of a lag chart.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -39,8 +39,8 @@ pub use lag::LagPoint;
 pub use plans::StoredPlan;
 pub use records::{AlarmRecord, AuditRecord, HoldRecord, OperationRecord, TransitionRecord, Write};
 
+use crate::pg_error::describe;
 use crate::plan::Epoch;
-use crate::probe::postgres::describe;
 use crate::region::RegionName;
 use columns::UnknownText;
 

@@ -154,7 +154,7 @@ pub enum Write {
     /// The operator hold set (Some) or released (None).
     Hold(Option<Box<HoldRecord>>),
     /// A batch of lag samples (one per standby per collection).
-    LagSamples(Vec<crate::replication::LagSample>),
+    LagSamples(Vec<crate::lag::LagSample>),
     /// An incident's timeline, upserted at each milestone.
     Incident(Box<crate::incidents::Incident>),
     /// A region drained (Some) or undrained (None).

@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 
 use super::{Store, Write};
 use crate::metrics::Metrics;
-use crate::traffic::retry::Backoff;
+use crate::retry::Backoff;
 
 /// Writes kept in memory at most; beyond that the oldest are dropped and counted.
 pub const MAX_BUFFERED: usize = 200_000;

@@ -22,13 +22,13 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 
-use super::breaker::{BreakerPhase, CircuitBreaker, Permit};
 use super::propagation::{self, PropagationReport};
-use super::retry::Backoff;
 use super::{ProviderError, TrafficProvider};
+use crate::breaker::{BreakerPhase, CircuitBreaker, Permit};
 use crate::config::{OnDrift, ProviderGuard};
 use crate::metrics::Metrics;
 use crate::plan::{PlanId, TrafficPlan, Weights};
+use crate::retry::Backoff;
 
 /// How one apply attempt (or the whole apply) ended, or what a drift check found.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -8,12 +8,10 @@
 //! last applied (fencing).
 
 pub mod applier;
-pub mod breaker;
 pub mod file;
 pub mod haproxy;
 pub mod powerdns;
 pub mod propagation;
-pub mod retry;
 pub mod rfc2136;
 pub mod route53;
 pub mod webhook;

@@ -21,7 +21,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use futures::StreamExt;
 use hickory_client::client::{Client, ClientHandle};
 use hickory_client::proto::dnssec::rdata::tsig::TsigAlgorithm as HickoryTsig;
@@ -32,7 +31,6 @@ use hickory_client::proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_client::proto::runtime::TokioRuntimeProvider;
 use hickory_client::proto::tcp::TcpClientStream;
 use hickory_client::proto::xfer::DnsHandle;
-use secrecy::ExposeSecret;
 
 use super::propagation::{Expect, Target};
 use super::{LiveState, ProviderError, TrafficProvider};
@@ -42,11 +40,6 @@ use crate::region::RegionName;
 
 /// TSIG time fudge, seconds.
 const FUDGE: u16 = 300;
-
-/// Decodes a TSIG secret (standard base64, as `tsig-keygen` prints it).
-pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::STANDARD.decode(s.trim()).ok().filter(|k| !k.is_empty())
-}
 
 /// Every region with a weight above 0, as weight 1: what DNS without weights can express.
 pub fn served(weights: &Weights) -> Weights {
@@ -78,8 +71,7 @@ impl Rfc2136Provider {
     /// # Errors
     /// When the names or the TSIG key are invalid (checked by `check-config` already).
     pub fn new(cfg: Rfc2136Config, addresses: BTreeMap<RegionName, IpAddr>) -> anyhow::Result<Self> {
-        let key = decode_base64(cfg.tsig_secret.expose_secret())
-            .ok_or_else(|| anyhow::anyhow!("{}: the TSIG secret is not base64", cfg.name))?;
+        let key = cfg.tsig_key().ok_or_else(|| anyhow::anyhow!("{}: the TSIG secret is not base64", cfg.name))?;
         let algorithm = match cfg.tsig_algorithm {
             TsigAlgorithm::HmacSha256 => HickoryTsig::HmacSha256,
             TsigAlgorithm::HmacSha384 => HickoryTsig::HmacSha384,
@@ -294,12 +286,5 @@ mod tests {
     fn epoch_is_read_from_the_txt_record() {
         assert_eq!(parse_epoch("fo-epoch=12 plan=abc"), Some(Epoch(12)));
         assert_eq!(parse_epoch("something else"), None);
-    }
-
-    #[test]
-    fn tsig_secrets_are_base64() {
-        assert_eq!(decode_base64("c2VjcmV0"), Some(b"secret".to_vec()));
-        assert_eq!(decode_base64("not base64!"), None);
-        assert_eq!(decode_base64(""), None);
     }
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use failover_orchestrator::config::Config;
-use failover_orchestrator::replication::lag::parse_lsn;
+use failover_orchestrator::lag::reconcile::parse_lsn;
+use failover_orchestrator::lag::{LagSample, LagSource, LagState};
 use failover_orchestrator::replication::sampler::LagSampler;
-use failover_orchestrator::replication::{LagSample, LagSource, LagState};
 use fo_lab::postgres::{PgCluster, PgOptions};
 use fo_lab::topology::{ConfigParams, RegionSpec};
 use sqlx::Row;

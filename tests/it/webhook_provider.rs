@@ -14,10 +14,9 @@ use axum::routing::post;
 use failover_orchestrator::config::{NotificationConfig, WebhookConfig};
 use failover_orchestrator::metrics::Metrics;
 use failover_orchestrator::notify::{Notifier, NotifyEvent, NotifyKind};
+use failover_orchestrator::signed_post::{SIGNATURE_HEADER, TIMESTAMP_HEADER, verify};
 use failover_orchestrator::traffic::applier::{Applier, ApplyResult, ProviderSlot, RetryPolicy};
-use failover_orchestrator::traffic::webhook::{
-    SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookPayload, WebhookProvider, verify,
-};
+use failover_orchestrator::traffic::webhook::{WebhookPayload, WebhookProvider};
 use failover_orchestrator::traffic::{TrafficProvider, nonzero};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;

@@ -1,4 +1,8 @@
-//! Exponential backoff with full jitter, for provider and store retries.
+//! Exponential backoff with full jitter: the one retry schedule of the crate.
+//!
+//! The traffic applier retries provider calls with it, the store writer retries
+//! buffered writes and the notifier re-sends webhooks. A leaf: it imports nothing
+//! of the crate and never sleeps itself; the caller waits the returned duration.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! A circuit breaker per provider, as a pure state machine (time is an argument).
+//! A circuit breaker per traffic provider, as a pure state machine (time is an argument).
 //!
 //! Closed: calls go through; `threshold` consecutive failures open it.
 //! Open: calls are refused until `cool_down` has passed since it opened.
@@ -6,7 +6,9 @@
 //! breaker, its failure opens it again for another cool-down.
 //!
 //! The applier owns one breaker per provider and asks [`CircuitBreaker::allow`]
-//! before each call. This module does no I/O and reads no clock.
+//! before each call; the configuration stage builds each provider's
+//! [`BreakerConfig`] and the metrics export its [`BreakerPhase`]. A leaf: it
+//! imports nothing of the crate, does no I/O and reads no clock.
 
 use std::time::Duration;
 

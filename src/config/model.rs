@@ -1,0 +1,183 @@
+//! The validated configuration sections: this orchestrator, the regions with
+//! their PostgreSQL and checks, lag collection, the API tokens and the schedule.
+//!
+//! Plain data built by the validators (`validate/`), never by hand outside
+//! tests: every value here has passed its check. The provider settings are in
+//! `providers.rs`; the decision policy (weights, RPO gates, failover order) in
+//! [`crate::policy`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::dsn::redact_dsn;
+use crate::auth::TokenSet;
+use crate::drill::schedule::ScheduledDrill;
+use crate::policy::LagLimit;
+use crate::region::{CheckId, Layer, RegionName, Role};
+
+/// `[auth]`, validated.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// The tokens (hashes only).
+    pub tokens: TokenSet,
+    /// Whether GET requests need no token.
+    pub public_reads: bool,
+    /// Whether `/healthz` needs no token.
+    pub healthz_public: bool,
+}
+
+/// `[replication]`, validated.
+#[derive(Debug, Clone)]
+pub struct ReplicationConfig {
+    /// Collection interval.
+    pub interval: Duration,
+    /// Per-query timeout.
+    pub timeout: Duration,
+    /// Heartbeat table name (a plain SQL identifier).
+    pub heartbeat_table: String,
+    /// Whether to write the heartbeat.
+    pub heartbeat: bool,
+    /// Raw sample retention.
+    pub raw_retention: Duration,
+}
+
+/// `[orchestrator]`, validated.
+#[derive(Debug, Clone)]
+pub struct OrchestratorConfig {
+    /// The region this orchestrator runs in.
+    pub vantage: RegionName,
+    /// API listen address.
+    pub listen: SocketAddr,
+    /// DSN of the orchestrator's store.
+    pub store_dsn: SecretString,
+    /// Graceful shutdown bound.
+    pub shutdown_timeout: Duration,
+    /// Whether `/metrics` is served without a token.
+    pub metrics_public: bool,
+}
+
+/// One region, validated.
+#[derive(Debug, Clone)]
+pub struct RegionConfig {
+    /// Its name.
+    pub name: RegionName,
+    /// Its role.
+    pub role: Role,
+    /// Normal share of traffic: a copy of the policy's `normal_weight` (the owner,
+    /// [`Policy::normal_weight`](crate::policy::Policy::normal_weight)), kept only
+    /// until the engine reads the policy (issue 10). Read the policy instead.
+    pub weight: u32,
+    /// Address DNS providers answer for it.
+    pub address: Option<IpAddr>,
+    /// Its PostgreSQL, if any.
+    pub postgres: Option<RegionPostgres>,
+    /// Its checks.
+    pub checks: Vec<CheckConfig>,
+    /// Provider-specific identifiers.
+    pub targets: toml::Table,
+}
+
+/// A region's PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct RegionPostgres {
+    /// DSN (secret: it may hold a password).
+    pub dsn: SecretString,
+    /// RPO gate: a copy of the policy's `max_lag` (the owner,
+    /// [`Policy::failover_gate`](crate::policy::Policy::failover_gate)), kept only
+    /// until the engine reads the policy (issue 10). Read the policy instead.
+    pub max_lag: LagLimit,
+    /// Lag above which the region is degraded.
+    pub degrade_lag: LagLimit,
+    /// `application_name` in `pg_stat_replication`.
+    pub application_name: String,
+    /// Promote on failover.
+    pub promote: bool,
+}
+
+/// What a check probes and how.
+#[derive(Debug, Clone)]
+pub enum CheckKind {
+    /// TCP connect to `target`.
+    Tcp {
+        /// `host:port`.
+        target: String,
+    },
+    /// HTTP GET.
+    Http {
+        /// URL to fetch.
+        url: String,
+        /// Expected status.
+        expect_status: u16,
+        /// Text the body must contain.
+        body_contains: Option<String>,
+    },
+    /// PostgreSQL `SELECT 1` and `pg_is_in_recovery()`.
+    Postgres {
+        /// DSN (secret).
+        dsn: SecretString,
+        /// Expected recovery state, if any.
+        expect_recovery: Option<bool>,
+    },
+}
+
+impl CheckKind {
+    /// Short type name: `tcp`, `http`, `postgres`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            CheckKind::Tcp { .. } => "tcp",
+            CheckKind::Http { .. } => "http",
+            CheckKind::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// A description safe to print (no secrets).
+    pub fn describe(&self) -> String {
+        match self {
+            CheckKind::Tcp { target } => format!("tcp {target}"),
+            CheckKind::Http { url, expect_status, .. } => format!("http GET {url} → {expect_status}"),
+            CheckKind::Postgres { dsn, .. } => format!("postgres {}", redact_dsn(dsn.expose_secret())),
+        }
+    }
+}
+
+/// One check, validated.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    /// `region/name`.
+    pub id: CheckId,
+    /// Its layer.
+    pub layer: Layer,
+    /// Its probe.
+    pub kind: CheckKind,
+    /// Steady probe interval.
+    pub interval: Duration,
+    /// Re-probe interval after a failure until confirmed.
+    pub fast_interval: Duration,
+    /// Hard timeout of one probe.
+    pub timeout: Duration,
+    /// Consecutive failures to go down.
+    pub fall: u32,
+    /// Consecutive successes to come back up.
+    pub rise: u32,
+    /// Latency above which a success is degraded.
+    pub degraded_latency: Option<Duration>,
+    /// Hedged attempts per probe within `timeout`; the probe fails only when every one fails.
+    pub attempts: u32,
+}
+
+/// `[schedule]`, validated.
+#[derive(Debug, Clone)]
+pub struct ScheduleConfig {
+    /// Cron expression for housekeeping.
+    pub housekeeping: String,
+    /// Retention of raw events and samples.
+    pub retention: Duration,
+    /// Scheduled drills.
+    pub drills: Vec<ScheduledDrill>,
+}
+
+/// Default hedged attempts per probe: at 30 % connection loss and `fall = 3`, a false
+/// down needs 9 lost connections in a row (≈ 2e-5) instead of 3 (≈ 3e-2).
+pub const DEFAULT_ATTEMPTS: u32 = 3;

@@ -1,0 +1,96 @@
+//! `[orchestrator]`: the region this orchestrator runs in, the API address and
+//! the store's DSN (`FO_STORE_DSN` overrides the file).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::list;
+use crate::config::OrchestratorConfig;
+use crate::config::dsn::{ENV_STORE_DSN, looks_like_dsn};
+use crate::config::error::Problems;
+use crate::config::raw::RawOrchestrator;
+use crate::region::RegionName;
+
+/// Validates `[orchestrator]` against the region names.
+pub(super) fn validate(
+    raw: &RawOrchestrator,
+    regions: &[RegionName],
+    env: &dyn Fn(&str) -> Option<String>,
+    p: &mut Problems,
+) -> Option<OrchestratorConfig> {
+    let vantage = vantage(raw, regions, p);
+    let listen = listen(raw, p);
+    let store_dsn = store_dsn(raw, env, p);
+    Some(OrchestratorConfig {
+        vantage: vantage?,
+        listen: listen?,
+        store_dsn: store_dsn?,
+        shutdown_timeout: raw.shutdown_timeout.unwrap_or(Duration::from_secs(10)),
+        metrics_public: raw.metrics_public.unwrap_or(true),
+    })
+}
+
+/// `orchestrator.vantage`: one of the regions.
+fn vantage(raw: &RawOrchestrator, regions: &[RegionName], p: &mut Problems) -> Option<RegionName> {
+    match &raw.vantage {
+        Some(v) if regions.iter().any(|r| r.as_str() == v) => Some(RegionName::new(v.clone())),
+        Some(v) => {
+            p.push(
+                "orchestrator.vantage",
+                format!("`{v}` is not one of the regions"),
+                format!("set it to the region this orchestrator runs in: one of {}", list(regions)),
+            );
+            None
+        }
+        None => {
+            p.push(
+                "orchestrator.vantage",
+                "missing",
+                "name the region this orchestrator runs in, e.g. vantage = \"primary\"",
+            );
+            None
+        }
+    }
+}
+
+/// `orchestrator.listen`: ip:port (default `127.0.0.1:8080`).
+fn listen(raw: &RawOrchestrator, p: &mut Problems) -> Option<SocketAddr> {
+    let listen_text = raw.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    match listen_text.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            p.push(
+                "orchestrator.listen",
+                format!("`{listen_text}` is not an address with a port"),
+                "write ip:port, e.g. \"127.0.0.1:8080\" or \"[::1]:8080\"",
+            );
+            None
+        }
+    }
+}
+
+/// `orchestrator.store_dsn`, overridden by `FO_STORE_DSN`.
+fn store_dsn(raw: &RawOrchestrator, env: &dyn Fn(&str) -> Option<String>, p: &mut Problems) -> Option<SecretString> {
+    // The environment wins over the file (the file then needs no password).
+    match env(ENV_STORE_DSN).or_else(|| raw.store_dsn.clone()) {
+        Some(d) if looks_like_dsn(&d) => Some(SecretString::from(d)),
+        Some(_) => {
+            p.push(
+                "orchestrator.store_dsn",
+                "is not a PostgreSQL DSN",
+                format!("use postgres://user@host:port/db, or set {ENV_STORE_DSN}"),
+            );
+            None
+        }
+        None => {
+            p.push(
+                "orchestrator.store_dsn",
+                "missing",
+                format!("set store_dsn = \"postgres://…\" or the environment variable {ENV_STORE_DSN}"),
+            );
+            None
+        }
+    }
+}
