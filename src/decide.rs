@@ -29,6 +29,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::alarm::{Alarm, AlarmKind};
 use crate::health::Health;
 use crate::plan::{PlanKind, Weights};
 use crate::policy::{Failback, LagReading, Policy};
@@ -95,35 +96,6 @@ impl Memory {
 /// The configured weights.
 pub fn normal_weights(policy: &Policy) -> Weights {
     Weights::from_pairs(policy.regions.iter().map(|r| (r.name.clone(), r.normal_weight)))
-}
-
-/// Kinds of alarm the core raises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum AlarmKind {
-    /// Every region is down; the last plan is kept.
-    AllDown,
-    /// A region is down.
-    RegionDown,
-    /// A down region's share has nowhere to go.
-    NoFailoverTarget,
-    /// A failover target was skipped because of its replication lag.
-    LagBlocksFailover,
-    /// Automatic failovers used up their budget; a human must act.
-    BudgetSpent,
-    /// A region looks down here but the quorum of vantages does not agree (yet).
-    QuorumNotReached,
-}
-
-/// An alarm: something a human should know about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Alarm {
-    /// Its kind.
-    pub kind: AlarmKind,
-    /// The region concerned, if any.
-    pub region: Option<RegionName>,
-    /// A sentence for the human.
-    pub message: String,
 }
 
 /// The outcome of one decision.

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, instrument, warn};
 use uuid::Uuid;
 
+use crate::alarm::{AlarmKey, AlarmKind};
 use crate::config::{CheckKind, Config, redact_dsn};
 use crate::coord::Leadership;
 use crate::decide::{self, Decision, Inputs, Memory, RegionInput};
@@ -237,7 +238,7 @@ pub struct Engine {
     /// Steps of the last promotion; `promoting` while one runs.
     promotion: Vec<PromotionStep>,
     promoting: bool,
-    alarms: BTreeMap<(String, Option<RegionName>), ActiveAlarm>,
+    alarms: BTreeMap<AlarmKey, ActiveAlarm>,
     /// Providers whose live state differs from the plan, by name.
     drift: BTreeMap<String, ProviderDrift>,
     store: StoreHandle,
@@ -419,7 +420,7 @@ impl Engine {
 
     fn on_store_status(&mut self) {
         let st = self.store.status();
-        let key = ("store_unreachable".to_string(), None);
+        let key = AlarmKey::global(AlarmKind::StoreUnreachable);
         let now = Utc::now();
         if !st.reachable {
             self.alarms.entry(key).or_insert_with(|| ActiveAlarm {
@@ -600,7 +601,7 @@ impl Engine {
             report: serde_json::to_value(&rep).unwrap_or_default(),
             verified_at,
         });
-        let key = ("provider_failing".to_string(), None);
+        let key = AlarmKey::global(AlarmKind::ProviderFailing);
         let failure = match &rep.result {
             ApplyResult::Failed { error, .. } => Some(format!(
                 "provider {} failed to apply plan {}: {error} (attempt {})",
@@ -627,7 +628,7 @@ impl Engine {
             for i in self.incidents.propagated(rep.plan_id, &rep.provider, p.converged, p.elapsed.as_millis(), rep.at) {
                 self.store_incident(i);
             }
-            let key = ("propagation_slow".to_string(), None);
+            let key = AlarmKey::global(AlarmKind::PropagationSlow);
             if p.converged {
                 self.clear_alarm(&key, rep.at);
             } else {
@@ -706,7 +707,7 @@ impl Engine {
         if step.step == "promote" && step.ok {
             self.writer = step.region.clone();
         }
-        let key = ("promotion_failed".to_string(), Some(step.region.clone()));
+        let key = AlarmKey::of_region(AlarmKind::PromotionFailed, step.region.clone());
         if !step.ok && step.step != "fence" {
             self.promoting = false;
             let id = Uuid::new_v4();
@@ -714,8 +715,8 @@ impl Engine {
             self.store.send(Write::Alarm(AlarmRecord {
                 id,
                 raised_at: step.at,
-                kind: key.0.clone(),
-                region: key.1.as_ref().map(|r| r.to_string()),
+                kind: key.kind.to_string(),
+                region: key.region.as_ref().map(|r| r.to_string()),
                 message: message.clone(),
             }));
             self.alarms.insert(key, ActiveAlarm { id, message, since: step.at });
@@ -728,25 +729,25 @@ impl Engine {
     }
 
     /// Raises (or updates the message of) an alarm; records and notifies when new.
-    fn raise_alarm(&mut self, key: (String, Option<RegionName>), msg: String, at: DateTime<Utc>) {
+    fn raise_alarm(&mut self, key: AlarmKey, msg: String, at: DateTime<Utc>) {
         match self.alarms.get_mut(&key) {
             Some(a) => a.message = msg,
             None => {
-                warn!(kind = %key.0, message = %msg, "alarm raised");
+                warn!(kind = %key.kind, message = %msg, "alarm raised");
                 let id = Uuid::new_v4();
                 self.store.send(Write::Alarm(AlarmRecord {
                     id,
                     raised_at: at,
-                    kind: key.0.clone(),
-                    region: key.1.as_ref().map(|r| r.to_string()),
+                    kind: key.kind.to_string(),
+                    region: key.region.as_ref().map(|r| r.to_string()),
                     message: msg.clone(),
                 }));
                 self.notify(
                     NotifyKind::Alarm,
-                    format!("alarm:{}:{}", key.0, key.1.as_ref().map(|r| r.as_str()).unwrap_or("-")),
-                    format!("alarm {}: {msg}", key.0),
+                    format!("alarm:{}:{}", key.kind, key.region_or_dash()),
+                    format!("alarm {}: {msg}", key.kind),
                     at,
-                    json!({ "kind": key.0, "region": key.1, "message": msg }),
+                    json!({ "kind": key.kind, "region": key.region, "message": msg }),
                 );
                 self.alarms.insert(key, ActiveAlarm { id, message: msg, since: at });
             }
@@ -755,7 +756,7 @@ impl Engine {
 
     /// The `provider_drift` alarm follows the drift map; the metric is set by the applier.
     fn sync_drift_alarm(&mut self, at: DateTime<Utc>) {
-        let key = ("provider_drift".to_string(), None);
+        let key = AlarmKey::global(AlarmKind::ProviderDrift);
         if self.drift.is_empty() {
             self.clear_alarm(&key, at);
             return;
@@ -778,21 +779,21 @@ impl Engine {
         }
     }
 
-    fn clear_alarm(&mut self, key: &(String, Option<RegionName>), at: DateTime<Utc>) {
+    fn clear_alarm(&mut self, key: &AlarmKey, at: DateTime<Utc>) {
         if let Some(a) = self.alarms.remove(key) {
-            info!(kind = %key.0, "alarm cleared");
+            info!(kind = %key.kind, "alarm cleared");
             self.notify(
                 NotifyKind::AlarmCleared,
-                format!("alarm-cleared:{}:{}", key.0, key.1.as_ref().map(|r| r.as_str()).unwrap_or("-")),
-                format!("alarm {} cleared: {}", key.0, a.message),
+                format!("alarm-cleared:{}:{}", key.kind, key.region_or_dash()),
+                format!("alarm {} cleared: {}", key.kind, a.message),
                 at,
-                json!({ "kind": key.0, "region": key.1 }),
+                json!({ "kind": key.kind, "region": key.region }),
             );
             self.store.send(Write::Alarm(AlarmRecord {
                 id: a.id,
                 raised_at: a.since,
-                kind: key.0.clone(),
-                region: key.1.as_ref().map(|r| r.to_string()),
+                kind: key.kind.to_string(),
+                region: key.region.as_ref().map(|r| r.to_string()),
                 message: a.message,
             }));
             self.store.send(Write::AlarmCleared { id: a.id, at });
@@ -977,61 +978,20 @@ impl Engine {
         }
     }
 
+    /// Follows `decide`'s alarms: raises the ones it asks for, clears the ones of its kinds it no
+    /// longer asks for (the engine's own kinds are left alone), and sets the metric per kind.
     fn sync_alarms(&mut self, d: &Decision, now: DateTime<Utc>) {
-        let wanted: BTreeMap<(String, Option<RegionName>), String> = d
-            .alarms
-            .iter()
-            .map(|a| {
-                (
-                    (
-                        serde_json::to_value(a.kind)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default(),
-                        a.region.clone(),
-                    ),
-                    a.message.clone(),
-                )
-            })
-            .collect();
-        let stale: Vec<_> = self
-            .alarms
-            .keys()
-            .filter(|k| {
-                !matches!(
-                    k.0.as_str(),
-                    "provider_failing"
-                        | "store_unreachable"
-                        | "promotion_failed"
-                        | "provider_drift"
-                        | "propagation_slow"
-                ) && !wanted.contains_key(*k)
-            })
-            .cloned()
-            .collect();
+        let wanted: BTreeMap<AlarmKey, String> = d.alarms.iter().map(|a| (a.key(), a.message.clone())).collect();
+        let stale: Vec<AlarmKey> =
+            self.alarms.keys().filter(|k| k.kind.raised_by_decide() && !wanted.contains_key(*k)).cloned().collect();
         for k in stale {
             self.clear_alarm(&k, now);
         }
         for (k, msg) in wanted {
             self.raise_alarm(k, msg, now);
         }
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for k in self.alarms.keys() {
-            *counts.entry(k.0.as_str()).or_default() += 1;
-        }
-        for kind in [
-            "all_down",
-            "region_down",
-            "no_failover_target",
-            "lag_blocks_failover",
-            "budget_spent",
-            "quorum_not_reached",
-            "provider_failing",
-            "store_unreachable",
-            "provider_drift",
-            "propagation_slow",
-        ] {
-            self.metrics.set_alarms(kind, counts.get(kind).copied().unwrap_or(0));
+        for kind in AlarmKind::ALL {
+            self.metrics.set_alarms(kind, self.alarms.keys().filter(|k| k.kind == kind).count());
         }
     }
 
@@ -1115,9 +1075,9 @@ impl Engine {
             alarms: self
                 .alarms
                 .iter()
-                .map(|((kind, region), a)| AlarmStatus {
-                    kind: kind.clone(),
-                    region: region.clone(),
+                .map(|(key, a)| AlarmStatus {
+                    kind: key.kind,
+                    region: key.region.clone(),
                     message: a.message.clone(),
                     since: a.since,
                 })

@@ -28,6 +28,7 @@
 //! The local lab, the test harness and the benchmarks are separate crates of the workspace
 //! (`lab/`, `bench/`): nothing of them is linked into the `failover-orchestrator` binary.
 
+pub mod alarm;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::alarm::AlarmKind;
 use crate::coord::Leadership;
 use crate::drill::{DrillId, DrillState};
 use crate::health::Health;
@@ -176,8 +177,8 @@ pub struct PlanStatus {
 /// An active alarm.
 #[derive(Debug, Clone, Serialize)]
 pub struct AlarmStatus {
-    /// Kind (snake_case).
-    pub kind: String,
+    /// Kind (serialised snake_case).
+    pub kind: AlarmKind,
     /// Region concerned.
     pub region: Option<RegionName>,
     /// Message.
