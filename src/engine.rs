@@ -44,7 +44,8 @@ use crate::replication::LagSample;
 use crate::replication::promotion::{PromotionStep, ReplicationCommand};
 use crate::status::ProviderDrift;
 use crate::status::{Acting, AlarmStatus, CheckStatus, LayerStatus, PlanStatus, RegionStatus, Status};
-use crate::store::records::{AlarmRecord, AuditRecord, HoldRecord, TransitionRecord, Write};
+use crate::operation::{HoldRecord, OperationRecord};
+use crate::store::records::{AlarmRecord, AuditRecord, TransitionRecord, Write};
 use crate::store::writer::StoreHandle;
 use crate::traffic::applier::{ApplyReport, ApplyResult};
 
@@ -232,7 +233,7 @@ pub struct Engine {
     /// A switchover waiting for its target's lag to drain.
     switchover: Option<ops::PendingSwitchover>,
     /// Operations whose plan is not yet verified.
-    open_ops: Vec<crate::store::OperationRecord>,
+    open_ops: Vec<OperationRecord>,
     /// The region whose database takes writes.
     writer: RegionName,
     /// Steps of the last promotion; `promoting` while one runs.

@@ -44,6 +44,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod observation;
+pub mod operation;
 pub mod plan;
 pub mod policy;
 pub mod probe;

@@ -11,11 +11,11 @@ use crate::coord::Leadership;
 use crate::drill::{DrillId, DrillState};
 use crate::health::Health;
 use crate::observation::Outcome;
+use crate::operation::HoldRecord;
 use crate::plan::TrafficPlan;
 use crate::region::{Layer, RegionName, Role};
 use crate::replication::LagSample;
 use crate::replication::promotion::PromotionStep;
-use crate::store::records::HoldRecord;
 use crate::store::writer::StoreStatus;
 use crate::traffic::applier::ApplyReport;
 

@@ -29,7 +29,8 @@ use crate::plan::{PlanId, PlanKind, TrafficPlan, Weights};
 use crate::region::RegionName;
 use crate::replication::LagSample;
 use crate::status::DrillStatus;
-use crate::store::records::{HoldRecord, OperationRecord, Write};
+use crate::operation::{HoldRecord, OperationKind, OperationRecord, OperationState};
+use crate::store::records::Write;
 
 /// Longest wait for a drill step's plan to be verified by every provider.
 const STEP_VERIFY_TIMEOUT: chrono::Duration = chrono::Duration::seconds(30);
@@ -261,7 +262,7 @@ impl Engine {
     fn operation(
         &self,
         now: DateTime<Utc>,
-        kind: &str,
+        kind: OperationKind,
         target: Option<&RegionName>,
         reason: &str,
         actor: &str,
@@ -270,10 +271,10 @@ impl Engine {
             id: Uuid::new_v4(),
             requested_at: now,
             actor: actor.to_string(),
-            kind: kind.to_string(),
+            kind,
             target: target.map(|t| t.to_string()),
             reason: reason.to_string(),
-            state: "waiting".into(),
+            state: OperationState::Waiting,
             plan_id: None,
             details: json!({}),
             updated_at: now,
@@ -282,7 +283,7 @@ impl Engine {
 
     /// Records an operation's plan, and tracks it until verified.
     fn operation_applied(&mut self, mut op: OperationRecord, plan: &TrafficPlan, now: DateTime<Utc>) -> CommandOutcome {
-        op.state = "applied".into();
+        op.state = OperationState::Applied;
         op.plan_id = Some(plan.id);
         op.updated_at = now;
         self.store.send(Write::Operation(Box::new(op.clone())));
@@ -297,7 +298,7 @@ impl Engine {
             std::mem::take(&mut self.open_ops).into_iter().partition(|o| o.plan_id == Some(plan));
         self.open_ops = open;
         for mut op in done {
-            op.state = "verified".into();
+            op.state = OperationState::Verified;
             op.updated_at = at;
             self.store.send(Write::Operation(Box::new(op)));
         }
@@ -314,7 +315,7 @@ impl Engine {
     ) -> Result<CommandOutcome, CommandError> {
         self.known_region(&region)?;
         self.lock_check()?;
-        let op = self.operation(now, "maintenance", Some(&region), &reason, &actor);
+        let op = self.operation(now, OperationKind::Maintenance, Some(&region), &reason, &actor);
         if drain {
             self.maintenance.insert(region.clone(), reason.clone());
             self.store.send(Write::Maintenance { region: region.to_string(), drain: Some((now, reason)) });
@@ -328,7 +329,7 @@ impl Engine {
             Some(p) => Ok(self.operation_applied(op, &p, now)),
             None => {
                 let mut op = op;
-                op.state = "verified".into();
+                op.state = OperationState::Verified;
                 op.details = json!({ "drain": drain, "note": "no traffic change was needed" });
                 self.store.send(Write::Operation(Box::new(op.clone())));
                 Ok(CommandOutcome { plan: None, operation_id: op.id, reasons })
@@ -347,7 +348,7 @@ impl Engine {
         self.known_region(&target)?;
         self.lock_check()?;
         let lag_override = self.check_target(&target, force.as_deref())?;
-        let op = self.operation(now, "failover", Some(&target), &reason, &actor);
+        let op = self.operation(now, OperationKind::Failover, Some(&target), &reason, &actor);
         Ok(self.move_all_to(op, target, lag_override, now).await)
     }
 
@@ -433,7 +434,7 @@ impl Engine {
             let _ = reply.send(Err(e));
             return;
         }
-        let op = self.operation(now, "switchover", Some(&target), &reason, &actor);
+        let op = self.operation(now, OperationKind::Switchover, Some(&target), &reason, &actor);
         self.store.send(Write::Operation(Box::new(op.clone())));
         let deadline = now + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::seconds(10));
         info!(target = %target, "switchover: waiting for the target's lag to drain");
@@ -462,12 +463,12 @@ impl Engine {
         let health = self.regions.get(&sw.target).map(|r| r.health).unwrap_or(Health::Unknown);
         let ready = self.caught_up(&sw.target, sw.max_lag_bytes);
         let verdict = if health != Health::Up {
-            Some(Err(("refused", format!("target {} became {health} while waiting", sw.target))))
+            Some(Err((OperationState::Refused, format!("target {} became {health} while waiting", sw.target))))
         } else if let Ok(why) = &ready {
             Some(Ok(why.clone()))
         } else if now >= sw.deadline {
             Some(Err((
-                "timed_out",
+                OperationState::TimedOut,
                 format!(
                     "the lag of {} did not reach ~0 before the timeout ({})",
                     sw.target,
@@ -490,7 +491,7 @@ impl Engine {
             Err((state, why)) => {
                 warn!(target = %sw.target, why = %why, "switchover abandoned");
                 let mut op = sw.op;
-                op.state = state.into();
+                op.state = state;
                 op.details = json!({ "why": why });
                 op.updated_at = now;
                 self.store.send(Write::Operation(Box::new(op)));
@@ -506,7 +507,7 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<CommandOutcome, CommandError> {
         self.lock_check()?;
-        let op = self.operation(now, "failback", None, &reason, &actor);
+        let op = self.operation(now, OperationKind::Failback, None, &reason, &actor);
         if self.hold.take().is_some() {
             self.store.send(Write::Hold(None));
         }

@@ -21,7 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-pub use records::{AlarmRecord, AuditRecord, HoldRecord, OperationRecord, TransitionRecord, Write};
+pub use records::{AlarmRecord, AuditRecord, TransitionRecord, Write};
 
 use crate::plan::{Epoch, PlanId, PlanKind, TrafficPlan, Weights};
 use crate::probe::postgres::describe;

@@ -10,8 +10,9 @@ use serde_json::Value;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use super::{AuditRecord, HoldRecord, OperationRecord, Store, StoreError, q};
+use super::{AuditRecord, Store, StoreError, q};
 use crate::drill::{DrillEvent, DrillId, DrillRecord, DrillReport, DrillState};
+use crate::operation::{HoldRecord, OperationRecord};
 use crate::plan::{PlanId, Weights};
 use crate::region::RegionName;
 
@@ -69,10 +70,10 @@ pub(super) async fn upsert_operation(tx: &mut PgConnection, o: &OperationRecord)
     .bind(o.id)
     .bind(o.requested_at)
     .bind(&o.actor)
-    .bind(&o.kind)
+    .bind(o.kind.as_str())
     .bind(&o.target)
     .bind(&o.reason)
-    .bind(&o.state)
+    .bind(o.state.as_str())
     .bind(o.plan_id.map(|p| p.0))
     .bind(&o.details)
     .bind(o.updated_at)
