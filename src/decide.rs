@@ -98,6 +98,67 @@ pub fn normal_weights(policy: &Policy) -> Weights {
     Weights::from_pairs(policy.regions.iter().map(|r| (r.name.clone(), r.normal_weight)))
 }
 
+/// What a move does with traffic, and the facts its sentence quotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoveKind {
+    /// A region down (with quorum) gave its whole share away.
+    Failover,
+    /// A region in maintenance gave its whole share away.
+    Drain,
+    /// A degraded region gave the part of its share above `keep_percent` of its normal weight.
+    DegradeShift {
+        /// The percent of its normal weight the degraded region keeps.
+        keep_percent: u32,
+    },
+    /// A recovered region took points back from the regions holding more than their share.
+    Failback {
+        /// How long the region has been healthy.
+        healthy_for: Duration,
+        /// Its weight after the move.
+        now: u32,
+        /// The weight it is entitled to (its normal weight, or its degraded cap).
+        entitled: u32,
+    },
+}
+
+/// One traffic move a decision made: the structured form of its "moving …" reason.
+///
+/// The engine names a plan after its last move (`Display` gives the sentence the
+/// reasons carry); nothing downstream reads the reason text to find a move.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Move {
+    /// Why the points moved.
+    pub kind: MoveKind,
+    /// The region giving points; `None` for a failback, where every region holding
+    /// more than its share gives (the least preferred first).
+    pub from: Option<RegionName>,
+    /// The region taking them: the failover target, or the region a failback restores.
+    pub to: RegionName,
+    /// Points moved.
+    pub points: u32,
+}
+
+impl std::fmt::Display for Move {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (to, points) = (&self.to, self.points);
+        let from = self.from.as_ref().map(|r| r.as_str()).unwrap_or("the other regions");
+        match self.kind {
+            MoveKind::Failover => write!(f, "{from} is down: moving its {points} points to {to}"),
+            MoveKind::Drain => write!(f, "{from} is in maintenance: draining its {points} points to {to}"),
+            MoveKind::DegradeShift { keep_percent } => write!(
+                f,
+                "{from} is degraded: keeping {keep_percent}% of its normal weight, moving {points} points to {to}"
+            ),
+            MoveKind::Failback { healthy_for, now, entitled } => write!(
+                f,
+                "{to} healthy for {}: returning {points} points (now {now} of {entitled})",
+                humantime::format_duration(Duration::from_secs(healthy_for.as_secs()))
+            ),
+        }
+    }
+}
+
 /// The outcome of one decision.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
@@ -109,10 +170,23 @@ pub struct Decision {
     pub kind: PlanKind,
     /// Every reason, including for not acting.
     pub reasons: Vec<String>,
+    /// The moves made, in the order the rules made them (empty when nothing moved).
+    pub moves: Vec<Move>,
     /// Alarms to raise.
     pub alarms: Vec<Alarm>,
     /// The memory to carry into the next call.
     pub memory: Memory,
+}
+
+impl Decision {
+    /// One line naming the decision: the sentence of its last move, or every reason
+    /// joined when nothing moved.
+    pub fn summary(&self) -> String {
+        match self.moves.last() {
+            Some(m) => m.to_string(),
+            None => self.reasons.join("; "),
+        }
+    }
 }
 
 /// The region health the rules act on, after quorum and maintenance.
@@ -151,6 +225,7 @@ fn effective(policy: &Policy, r: &RegionInput, alarms: &mut Vec<Alarm>, reasons:
 /// `now` is the only clock; the same arguments always give the same decision.
 pub fn decide(policy: &Policy, inputs: &Inputs, memory: &Memory, now: DateTime<Utc>) -> Decision {
     let mut reasons = Vec::new();
+    let mut moves = Vec::new();
     let mut alarms = Vec::new();
     let mut mem = memory.clone();
     // Forget failovers that left the budget window.
@@ -197,7 +272,8 @@ pub fn decide(policy: &Policy, inputs: &Inputs, memory: &Memory, now: DateTime<U
         let msg = "every region is down or drained: keeping the last plan rather than routing nowhere".to_string();
         reasons.push(msg.clone());
         alarms.push(Alarm { kind: AlarmKind::AllDown, region: None, message: msg });
-        return finish(memory, mem, memory.current.clone(), PlanKind::Failover, reasons, alarms, now, false);
+        let said = Said { reasons, moves, alarms };
+        return finish(memory, mem, memory.current.clone(), PlanKind::Failover, said, now, false);
     }
 
     let mut next = memory.current.clone();
@@ -233,11 +309,8 @@ pub fn decide(policy: &Policy, inputs: &Inputs, memory: &Memory, now: DateTime<U
         match target {
             Some(t) => {
                 let moved = next.shift(name, &t, next.get(name));
-                reasons.push(if automatic {
-                    format!("{name} is down: moving its {moved} points to {t}")
-                } else {
-                    format!("{name} is in maintenance: draining its {moved} points to {t}")
-                });
+                let how = if automatic { MoveKind::Failover } else { MoveKind::Drain };
+                record(&mut reasons, &mut moves, Move { kind: how, from: Some(name.clone()), to: t, points: moved });
                 if automatic {
                     failed_over = true;
                     mem.evacuated.insert(name.clone());
@@ -271,10 +344,8 @@ pub fn decide(policy: &Policy, inputs: &Inputs, memory: &Memory, now: DateTime<U
         match pick_target(policy, inputs, name, &eff, true, &mut reasons, &mut alarms) {
             Some(t) => {
                 let moved = next.shift(name, &t, have - cap);
-                reasons.push(format!(
-                    "{name} is degraded: keeping {}% of its normal weight, moving {moved} points to {t}",
-                    policy.degraded_weight_percent
-                ));
+                let how = MoveKind::DegradeShift { keep_percent: policy.degraded_weight_percent };
+                record(&mut reasons, &mut moves, Move { kind: how, from: Some(name.clone()), to: t, points: moved });
                 kind.get_or_insert(PlanKind::DegradeShift);
             }
             None => reasons.push(format!("{name} is degraded but no healthy region can take part of its share")),
@@ -283,7 +354,10 @@ pub fn decide(policy: &Policy, inputs: &Inputs, memory: &Memory, now: DateTime<U
 
     // Rule 4: restore toward the normal weights, in steps, only when nothing else moved.
     if next == memory.current {
-        restore(policy, inputs, &eff, memory, &mut mem, &mut next, &mut kind, &mut reasons, now);
+        if let Some(m) = restore(policy, inputs, &eff, memory, &mut mem, &mut next, &mut reasons, now) {
+            kind.get_or_insert(PlanKind::Failback);
+            record(&mut reasons, &mut moves, m);
+        }
     }
 
     if failed_over {
@@ -294,17 +368,28 @@ pub fn decide(policy: &Policy, inputs: &Inputs, memory: &Memory, now: DateTime<U
         reasons.push("all regions as expected: keeping the current plan".to_string());
     }
     let kind = kind.unwrap_or(if next == normal_weights(policy) { PlanKind::Normal } else { PlanKind::Failback });
-    finish(memory, mem, next, kind, reasons, alarms, now, changed)
+    finish(memory, mem, next, kind, Said { reasons, moves, alarms }, now, changed)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Appends a move, and its sentence to the reasons.
+fn record(reasons: &mut Vec<String>, moves: &mut Vec<Move>, m: Move) {
+    reasons.push(m.to_string());
+    moves.push(m);
+}
+
+/// What a decision says besides its weights.
+struct Said {
+    reasons: Vec<String>,
+    moves: Vec<Move>,
+    alarms: Vec<Alarm>,
+}
+
 fn finish(
     old: &Memory,
     mut mem: Memory,
     next: Weights,
     kind: PlanKind,
-    reasons: Vec<String>,
-    alarms: Vec<Alarm>,
+    said: Said,
     now: DateTime<Utc>,
     changed: bool,
 ) -> Decision {
@@ -313,7 +398,8 @@ fn finish(
         mem.current = next.clone();
         mem.last_change = Some(now);
     }
-    Decision { weights: next, changed, kind, reasons, alarms, memory: mem }
+    let Said { reasons, moves, alarms } = said;
+    Decision { weights: next, changed, kind, reasons, moves, alarms, memory: mem }
 }
 
 fn degraded_cap(policy: &Policy, name: &RegionName) -> u32 {
@@ -368,10 +454,9 @@ fn restore(
     old: &Memory,
     mem: &mut Memory,
     next: &mut Weights,
-    kind: &mut Option<PlanKind>,
     reasons: &mut Vec<String>,
     now: DateTime<Utc>,
-) {
+) -> Option<Move> {
     let entitled = |name: &RegionName| -> u32 {
         let normal = policy.region(name).map(|r| r.normal_weight).unwrap_or(0);
         match eff.iter().find(|(r, _)| r == name).map(|(_, e)| *e) {
@@ -436,20 +521,15 @@ fn restore(
             moved_total += moved;
         }
         if moved_total > 0 {
-            reasons.push(format!(
-                "{name} healthy for {}: returning {moved_total} points (now {} of {})",
-                humantime::format_duration(Duration::from_secs(healthy_for.as_secs())),
-                next.get(name),
-                want
-            ));
-            kind.get_or_insert(PlanKind::Failback);
             if next.get(name) >= policy.region(name).map(|r| r.normal_weight).unwrap_or(0) {
                 mem.evacuated.remove(name);
             }
             // One step per dwell period, one region at a time.
-            return;
+            let kind = MoveKind::Failback { healthy_for, now: next.get(name), entitled: want };
+            return Some(Move { kind, from: None, to: name.clone(), points: moved_total });
         }
     }
+    None
 }
 
 #[cfg(test)]

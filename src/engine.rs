@@ -886,6 +886,7 @@ impl Engine {
                     changed: false,
                     kind: PlanKind::Normal,
                     reasons,
+                    moves: vec![],
                     alarms: vec![],
                     memory: self.memory.clone(),
                 },
@@ -911,13 +912,7 @@ impl Engine {
                 PlanKind::Normal
             };
             let reason = if decision.changed {
-                decision
-                    .reasons
-                    .iter()
-                    .rev()
-                    .find(|r| r.contains("moving") || r.contains("returning") || r.contains("draining"))
-                    .cloned()
-                    .unwrap_or_else(|| decision.reasons.join("; "))
+                decision.summary()
             } else if let Some(d) = &self.drill {
                 format!("start-up: rolling back drill {}, interrupted by a restart", d.record.id)
             } else if self.memory.last_change.is_some() {

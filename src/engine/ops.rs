@@ -119,15 +119,6 @@ fn is_safety(kind: PlanKind) -> bool {
     matches!(kind, PlanKind::Failover | PlanKind::DegradeShift | PlanKind::Maintenance)
 }
 
-fn summary(d: &Decision) -> String {
-    d.reasons
-        .iter()
-        .rev()
-        .find(|r| r.contains("moving") || r.contains("draining"))
-        .cloned()
-        .unwrap_or_else(|| d.reasons.join("; "))
-}
-
 impl Engine {
     /// Keeps a drill's or an operator hold's weights against `decide`, except for moves toward safety.
     pub(super) fn guard_operator_override(&mut self, d: &mut Decision, now: DateTime<Utc>) {
@@ -140,7 +131,7 @@ impl Engine {
             return;
         }
         if is_safety(d.kind) {
-            let why = summary(d);
+            let why = d.summary();
             if let Some(dr) = &mut self.drill {
                 warn!(drill = %dr.record.id, why = %why, "a real failure during the drill: aborting it, the safety move wins");
                 let detail = format!("aborted by a real failure: {why}; the safety plan is the rollback");
@@ -188,7 +179,7 @@ impl Engine {
         let inputs = self.inputs();
         let d = decide::decide(&self.config.policy, &inputs, &self.memory, now);
         let weights = if d.changed && is_safety(d.kind) {
-            info!(why = %summary(&d), "a move toward safety on top of the operator's plan");
+            info!(why = %d.summary(), "a move toward safety on top of the operator's plan");
             self.memory = d.memory.clone();
             d.weights.clone()
         } else {
