@@ -10,6 +10,7 @@
 //!
 //! Nothing here reads a clock or does I/O.
 
+pub mod phase;
 pub mod schedule;
 
 use std::fmt;
