@@ -47,7 +47,12 @@ fn shifting(step: u32, id: u128, since: i64) -> Phase {
 }
 
 fn rolling_back(id: Option<u128>, since: i64) -> Phase {
-    Phase::RollingBack { plan: id.map(plan), since: t(since), outcome: DrillState::Completed, why: "every step held".into() }
+    Phase::RollingBack {
+        plan: id.map(plan),
+        since: t(since),
+        outcome: DrillState::Completed,
+        why: "every step held".into(),
+    }
 }
 
 fn rollback(outcome: DrillState, why: &str) -> Action {
@@ -223,10 +228,7 @@ fn a_sent_plan_becomes_the_pending_rollback_plan() {
 fn an_interrupted_drill_rolls_back_and_says_where_it_was() {
     let p = Phase::interrupted(DrillState::Holding, Some(1), t(0));
     let why = "the orchestrator restarted while the drill was holding (step 2); rolled back at start-up";
-    assert_eq!(
-        p,
-        Phase::RollingBack { plan: None, since: t(0), outcome: DrillState::Interrupted, why: why.into() }
-    );
+    assert_eq!(p, Phase::RollingBack { plan: None, since: t(0), outcome: DrillState::Interrupted, why: why.into() });
     assert!(p.rolling_back());
     assert_eq!(p.hold_until(), None);
 }
