@@ -4,9 +4,10 @@
 //! region's share) onto a target, holds each step while the engine watches
 //! probes and lag, and rolls back to the plan it started from. This module
 //! holds the judgement: request validation, step planning, the preflight,
-//! the state names and the report. The engine (`engine::ops`) drives the
-//! lifecycle, the store records it step by step, and [`schedule`] turns
-//! `[[schedule.drills]]` into runs.
+//! the state names and the report; [`phase`] is the live drill's phase
+//! machine (phase + facts → next action). The engine (`engine::drill`)
+//! executes its actions, the store records them step by step, and
+//! [`schedule`] turns `[[schedule.drills]]` into runs.
 //!
 //! Nothing here reads a clock or does I/O.
 

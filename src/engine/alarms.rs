@@ -30,6 +30,9 @@ pub(super) struct ActiveAlarm {
 }
 
 impl Engine {
+    /// Follows the store writer's status: `store_unreachable` while it is down (raised once,
+    /// with the writes buffered then), cleared when it is back; a plan sent while the store
+    /// was down counts as recorded once nothing is pending.
     pub(super) fn on_store_status(&mut self) {
         let st = self.store.status();
         let key = AlarmKey::global(AlarmKind::StoreUnreachable);
@@ -95,6 +98,7 @@ impl Engine {
         }
     }
 
+    /// Clears an active alarm: notified, and written (raised, then cleared) to the store.
     pub(super) fn clear_alarm(&mut self, key: &AlarmKey, at: DateTime<Utc>) {
         if let Some(a) = self.alarms.remove(key) {
             info!(kind = %key.kind, "alarm cleared");

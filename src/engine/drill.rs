@@ -142,6 +142,11 @@ impl Engine {
         }
     }
 
+    /// Runs the preflight, records the drill before anything moves, then either records a dry
+    /// run's planned steps or sends the first step.
+    ///
+    /// # Errors
+    /// [`CommandError::Refused`] with every preflight reason.
     pub(super) async fn start_drill(
         &mut self,
         mut spec: DrillSpec,
@@ -227,6 +232,10 @@ impl Engine {
             .ok_or_else(|| CommandError::NoSuchDrill("drill ended at once".into()))
     }
 
+    /// An operator aborts the running drill: it rolls back now (no-op when already rolling back).
+    ///
+    /// # Errors
+    /// [`CommandError::NoSuchDrill`] when `id` is not the running drill.
     pub(super) async fn abort_drill_command(
         &mut self,
         id: DrillId,
@@ -244,6 +253,7 @@ impl Engine {
         self.drill.as_ref().map(|d| d.record.clone()).ok_or_else(|| CommandError::NoSuchDrill(id.to_string()))
     }
 
+    /// Sends step `step`'s planned weights and starts waiting for their read-back.
     pub(super) async fn send_drill_step(&mut self, step: u32, now: DateTime<Utc>) {
         let Some(d) = &self.drill else { return };
         let (id, n) = (d.record.id, d.record.spec.steps.len());
@@ -262,6 +272,7 @@ impl Engine {
         self.persist_drill(now);
     }
 
+    /// Sends the baseline as the rollback plan; the drill ends as `rollback` says once verified.
     pub(super) async fn rollback_drill(&mut self, now: DateTime<Utc>, rollback: Rollback) {
         let Rollback { outcome, why } = rollback;
         let Some(d) = &self.drill else { return };
@@ -279,6 +290,7 @@ impl Engine {
         self.persist_drill(now);
     }
 
+    /// Ends the drill: final state and reason recorded, notified, the lock released.
     pub(super) fn finish_drill(&mut self, now: DateTime<Utc>, outcome: DrillState, why: String) {
         let Some(mut d) = self.drill.take() else { return };
         d.record.state = outcome;
@@ -325,6 +337,7 @@ impl Engine {
         }
     }
 
+    /// Appends one entry to the running drill's timeline (stored and notified).
     pub(super) fn drill_event(
         &mut self,
         at: DateTime<Utc>,
@@ -346,6 +359,7 @@ impl Engine {
         self.store.send(Write::DrillEvent(Box::new(event(id, at, kind, step, plan_id, weights, detail))));
     }
 
+    /// Writes the running drill's row as it is now.
     pub(super) fn persist_drill(&mut self, now: DateTime<Utc>) {
         if let Some(d) = &mut self.drill {
             d.record.updated_at = now;
@@ -355,6 +369,7 @@ impl Engine {
     }
 }
 
+/// One timeline entry with a fresh id.
 fn event(
     drill_id: DrillId,
     at: DateTime<Utc>,

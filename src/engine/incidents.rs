@@ -13,10 +13,12 @@ use crate::store::records::Write;
 use crate::traffic::applier::{ApplyReport, ApplyResult};
 
 impl Engine {
+    /// Upserts an incident's timeline.
     pub(super) fn store_incident(&self, incident: crate::incidents::Incident) {
         self.store.send(Write::Incident(Box::new(incident)));
     }
 
+    /// A failed probe may open a candidate; a region clean again forgets a candidate without a plan.
     pub(super) fn incident_probe(&mut self, obs: &Observation) {
         let region = &obs.check.region;
         let up = self.regions.get(region).is_some_and(|r| r.health == Health::Up);
@@ -35,6 +37,7 @@ impl Engine {
         }
     }
 
+    /// A check (`Some`) or region (`None`) health transition, added to the region's timeline.
     pub(super) fn incident_transition(
         &mut self,
         region: &RegionName,
@@ -48,6 +51,7 @@ impl Engine {
         }
     }
 
+    /// A plan was sent: every region it takes weight from gets (or opens) an incident.
     pub(super) fn incident_plan(&mut self, plan: &TrafficPlan) {
         let quorum = self
             .regions
@@ -61,6 +65,7 @@ impl Engine {
         }
     }
 
+    /// A provider's report on a plan, and its verification on every provider.
     pub(super) fn incident_report(&mut self, rep: &ApplyReport, first_report: bool, all_verified: bool) {
         let outcome = match &rep.result {
             ApplyResult::Verified => format!("verified after {} attempt(s)", rep.attempts),

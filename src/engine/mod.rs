@@ -10,13 +10,13 @@
 //!
 //! This file holds the actor: its state, the loop and the command dispatch, and
 //! `step` (decide, guard the operator's overrides, send the plan, drive the
-//! operations). Each concept around it has its own file: [`observe`]
-//! (observations, lag, health, decide's inputs), [`reports`] (apply reports,
-//! verification, drift), [`alarms`], [`snapshot`] (the status read model),
-//! [`incidents`] (timeline hooks), [`promotion`], [`operator`] (manual failover,
+//! operations). Each concept around it has its own file: `observe`
+//! (observations, lag, health, decide's inputs), `reports` (apply reports,
+//! verification, drift), `alarms`, `snapshot` (the status read model),
+//! `incidents` (timeline hooks), `promotion`, `operator` (manual failover,
 //! failback, maintenance, and the rule that a drill or an operator hold overrides
-//! the decision except for moves toward safety), [`switchover`], [`drill`]
-//! (executing the pure phase machine), [`command`] and [`start`].
+//! the decision except for moves toward safety), `switchover`, `drill`
+//! (executing the pure phase machine), `command` and `start`.
 //!
 //! A plan is written to the store (acknowledged, bounded wait) before it is
 //! handed to the providers; when the store is down the plan goes out anyway —
@@ -202,6 +202,7 @@ impl Engine {
         }
     }
 
+    /// Runs one operator command and sends its answer (a switchover answers later).
     async fn on_command(&mut self, cmd: Command, now: DateTime<Utc>) {
         match cmd {
             Command::Maintenance { region, drain, reason, actor, reply } => {
@@ -313,6 +314,8 @@ impl Engine {
         sent
     }
 
+    /// Records the plan (bounded wait for the store's acknowledgement), makes it the current
+    /// plan, notifies, and hands it to the applier.
     async fn send_plan(&mut self, plan: TrafficPlan) {
         info!(plan = %plan.id, kind = plan.kind.as_str(), weights = %plan.weights, reason = %plan.reason, "new plan");
         let ack = self.store.send_acked(Write::Plan {

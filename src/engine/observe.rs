@@ -66,6 +66,7 @@ impl Engine {
         }
     }
 
+    /// Recomputes a region's health from its layers; records, notifies and counts a change.
     pub(super) fn update_region(&mut self, region: &RegionName, at: DateTime<Utc>, detail: Option<String>) {
         let layers = self.layers_of(region);
         let h = health::region_health(&layers);
@@ -114,6 +115,7 @@ impl Engine {
         }
     }
 
+    /// The health of each layer of a region (None: no check on that layer).
     pub(super) fn layers_of(&self, region: &RegionName) -> Vec<(Layer, Option<Health>)> {
         Layer::ALL
             .iter()
@@ -128,6 +130,8 @@ impl Engine {
             .collect()
     }
 
+    /// What `decide` sees now: each region's health (with lag), lag, maintenance and the
+    /// notes on checks approaching their fall threshold; the hold's lag override.
     pub(super) fn inputs(&self) -> Inputs {
         let regions = self
             .config

@@ -128,6 +128,7 @@ impl Engine {
         }
     }
 
+    /// Refuses a command on a follower, or while a drill or switchover holds the lock.
     pub(super) fn lock_check(&self) -> Result<(), CommandError> {
         if !self.leadership.leader {
             return Err(CommandError::NotLeader);
@@ -140,10 +141,12 @@ impl Engine {
         }
     }
 
+    /// Refuses a region that is not configured.
     pub(super) fn known_region(&self, r: &RegionName) -> Result<(), CommandError> {
         if self.config.region(r).is_some() { Ok(()) } else { Err(CommandError::UnknownRegion(r.to_string())) }
     }
 
+    /// A new operation record, `waiting`.
     pub(super) fn operation(
         &self,
         now: DateTime<Utc>,
@@ -195,6 +198,11 @@ impl Engine {
         self.dirty = true;
     }
 
+    /// Drains or undrains a region and re-decides at once; the operation is verified at once
+    /// when no traffic had to move.
+    ///
+    /// # Errors
+    /// Unknown region, not the leader, or the operation lock is held.
     pub(super) async fn maintenance_command(
         &mut self,
         region: RegionName,
@@ -227,6 +235,10 @@ impl Engine {
         }
     }
 
+    /// Moves all traffic to `target` now and holds it there.
+    ///
+    /// # Errors
+    /// Unknown region, not the leader, the lock is held, or the target is not eligible.
     pub(super) async fn failover_command(
         &mut self,
         target: RegionName,
@@ -270,6 +282,7 @@ impl Engine {
         if why.is_empty() { Ok(lag_override) } else { Err(CommandError::Refused(why)) }
     }
 
+    /// Pins all traffic on `target` (the operator hold, recorded) and sends the plan.
     pub(super) async fn move_all_to(
         &mut self,
         mut op: OperationRecord,
@@ -301,6 +314,10 @@ impl Engine {
         self.operation_applied(op, &plan, now)
     }
 
+    /// Releases the hold, forgets the evacuated regions and returns to the normal weights.
+    ///
+    /// # Errors
+    /// Not the leader, or the operation lock is held.
     pub(super) async fn failback_command(
         &mut self,
         reason: String,

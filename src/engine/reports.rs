@@ -20,6 +20,8 @@ use crate::store::records::Write;
 use crate::traffic::applier::{ApplyReport, ApplyResult};
 
 impl Engine {
+    /// One provider's report: recorded; on the current plan also shown, checked for
+    /// verification on every provider, and turned into alarms and incident milestones.
     pub(super) fn on_report(&mut self, rep: ApplyReport) {
         let Some(cur) = &mut self.plan else { return };
         if cur.plan.id != rep.plan_id {

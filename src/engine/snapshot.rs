@@ -15,6 +15,7 @@ use crate::plan::Weights;
 use crate::status::{Acting, AlarmStatus, CheckStatus, LayerStatus, PlanStatus, RegionStatus, Status};
 
 impl Engine {
+    /// Publishes a snapshot, at most every 100 ms unless `force`.
     pub(super) fn publish(&mut self, now: DateTime<Utc>, force: bool) {
         if !force && self.last_publish.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) {
             return;

@@ -77,6 +77,7 @@ impl Engine {
         }
     }
 
+    /// Moves traffic once the target caught up; gives up when it stops being up or at the deadline.
     pub(super) async fn drive_switchover(&mut self, now: DateTime<Utc>) {
         let Some(sw) = &self.switchover else { return };
         let health = self.regions.get(&sw.target).map(|r| r.health).unwrap_or(Health::Unknown);
