@@ -29,11 +29,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::alarm::{Alarm, AlarmKind};
 use crate::health::Health;
 use crate::lag::LagReading;
 use crate::plan::{PlanKind, Weights};
 use crate::policy::{Failback, Policy};
 use crate::region::RegionName;
+
+pub use moves::{Move, MoveKind};
 
 /// What the engine knows of one region right now.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -98,35 +101,6 @@ pub fn normal_weights(policy: &Policy) -> Weights {
     Weights::from_pairs(policy.regions.iter().map(|r| (r.name.clone(), r.normal_weight)))
 }
 
-/// Kinds of alarm the core raises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum AlarmKind {
-    /// Every region is down; the last plan is kept.
-    AllDown,
-    /// A region is down.
-    RegionDown,
-    /// A down region's share has nowhere to go.
-    NoFailoverTarget,
-    /// A failover target was skipped because of its replication lag.
-    LagBlocksFailover,
-    /// Automatic failovers used up their budget; a human must act.
-    BudgetSpent,
-    /// A region looks down here but the quorum of vantages does not agree (yet).
-    QuorumNotReached,
-}
-
-/// An alarm: something a human should know about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Alarm {
-    /// Its kind.
-    pub kind: AlarmKind,
-    /// The region concerned, if any.
-    pub region: Option<RegionName>,
-    /// A sentence for the human.
-    pub message: String,
-}
-
 /// The outcome of one decision.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
@@ -138,10 +112,23 @@ pub struct Decision {
     pub kind: PlanKind,
     /// Every reason, including for not acting.
     pub reasons: Vec<String>,
+    /// The moves made, in the order the rules made them (empty when nothing moved).
+    pub moves: Vec<Move>,
     /// Alarms to raise.
     pub alarms: Vec<Alarm>,
     /// The memory to carry into the next call.
     pub memory: Memory,
+}
+
+impl Decision {
+    /// One line naming the decision: the sentence of its last move, or every reason
+    /// joined when nothing moved.
+    pub fn summary(&self) -> String {
+        match self.moves.last() {
+            Some(m) => m.to_string(),
+            None => self.reasons.join("; "),
+        }
+    }
 }
 
 /// The region health the rules act on, after quorum and maintenance.
@@ -180,6 +167,7 @@ fn effective(policy: &Policy, r: &RegionInput, alarms: &mut Vec<Alarm>, reasons:
 /// `now` is the only clock; the same arguments always give the same decision.
 pub fn decide(policy: &Policy, inputs: &Inputs, memory: &Memory, now: DateTime<Utc>) -> Decision {
     let mut reasons = Vec::new();
+    let mut moves = Vec::new();
     let mut alarms = Vec::new();
     let mut mem = memory.clone();
     // Forget failovers that left the budget window.
@@ -226,7 +214,8 @@ pub fn decide(policy: &Policy, inputs: &Inputs, memory: &Memory, now: DateTime<U
         let msg = "every region is down or drained: keeping the last plan rather than routing nowhere".to_string();
         reasons.push(msg.clone());
         alarms.push(Alarm { kind: AlarmKind::AllDown, region: None, message: msg });
-        return finish(memory, mem, memory.current.clone(), PlanKind::Failover, reasons, alarms, now, false);
+        let said = Said { reasons, moves, alarms };
+        return finish(memory, mem, memory.current.clone(), PlanKind::Failover, said, now, false);
     }
 
     let mut next = memory.current.clone();
@@ -262,11 +251,8 @@ pub fn decide(policy: &Policy, inputs: &Inputs, memory: &Memory, now: DateTime<U
         match target {
             Some(t) => {
                 let moved = next.shift(name, &t, next.get(name));
-                reasons.push(if automatic {
-                    format!("{name} is down: moving its {moved} points to {t}")
-                } else {
-                    format!("{name} is in maintenance: draining its {moved} points to {t}")
-                });
+                let how = if automatic { MoveKind::Failover } else { MoveKind::Drain };
+                record(&mut reasons, &mut moves, Move { kind: how, from: Some(name.clone()), to: t, points: moved });
                 if automatic {
                     failed_over = true;
                     mem.evacuated.insert(name.clone());
@@ -300,10 +286,8 @@ pub fn decide(policy: &Policy, inputs: &Inputs, memory: &Memory, now: DateTime<U
         match pick_target(policy, inputs, name, &eff, true, &mut reasons, &mut alarms) {
             Some(t) => {
                 let moved = next.shift(name, &t, have - cap);
-                reasons.push(format!(
-                    "{name} is degraded: keeping {}% of its normal weight, moving {moved} points to {t}",
-                    policy.degraded_weight_percent
-                ));
+                let how = MoveKind::DegradeShift { keep_percent: policy.degraded_weight_percent };
+                record(&mut reasons, &mut moves, Move { kind: how, from: Some(name.clone()), to: t, points: moved });
                 kind.get_or_insert(PlanKind::DegradeShift);
             }
             None => reasons.push(format!("{name} is degraded but no healthy region can take part of its share")),
@@ -312,7 +296,10 @@ pub fn decide(policy: &Policy, inputs: &Inputs, memory: &Memory, now: DateTime<U
 
     // Rule 4: restore toward the normal weights, in steps, only when nothing else moved.
     if next == memory.current {
-        restore(policy, inputs, &eff, memory, &mut mem, &mut next, &mut kind, &mut reasons, now);
+        if let Some(m) = restore(policy, inputs, &eff, memory, &mut mem, &mut next, &mut reasons, now) {
+            kind.get_or_insert(PlanKind::Failback);
+            record(&mut reasons, &mut moves, m);
+        }
     }
 
     if failed_over {
@@ -323,17 +310,28 @@ pub fn decide(policy: &Policy, inputs: &Inputs, memory: &Memory, now: DateTime<U
         reasons.push("all regions as expected: keeping the current plan".to_string());
     }
     let kind = kind.unwrap_or(if next == normal_weights(policy) { PlanKind::Normal } else { PlanKind::Failback });
-    finish(memory, mem, next, kind, reasons, alarms, now, changed)
+    finish(memory, mem, next, kind, Said { reasons, moves, alarms }, now, changed)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Appends a move, and its sentence to the reasons.
+fn record(reasons: &mut Vec<String>, moves: &mut Vec<Move>, m: Move) {
+    reasons.push(m.to_string());
+    moves.push(m);
+}
+
+/// What a decision says besides its weights.
+struct Said {
+    reasons: Vec<String>,
+    moves: Vec<Move>,
+    alarms: Vec<Alarm>,
+}
+
 fn finish(
     old: &Memory,
     mut mem: Memory,
     next: Weights,
     kind: PlanKind,
-    reasons: Vec<String>,
-    alarms: Vec<Alarm>,
+    said: Said,
     now: DateTime<Utc>,
     changed: bool,
 ) -> Decision {
@@ -342,7 +340,8 @@ fn finish(
         mem.current = next.clone();
         mem.last_change = Some(now);
     }
-    Decision { weights: next, changed, kind, reasons, alarms, memory: mem }
+    let Said { reasons, moves, alarms } = said;
+    Decision { weights: next, changed, kind, reasons, moves, alarms, memory: mem }
 }
 
 fn degraded_cap(policy: &Policy, name: &RegionName) -> u32 {
@@ -399,10 +398,9 @@ fn restore(
     old: &Memory,
     mem: &mut Memory,
     next: &mut Weights,
-    kind: &mut Option<PlanKind>,
     reasons: &mut Vec<String>,
     now: DateTime<Utc>,
-) {
+) -> Option<Move> {
     let entitled = |name: &RegionName| -> u32 {
         let normal = policy.region(name).map(|r| r.normal_weight).unwrap_or(0);
         match eff.iter().find(|(r, _)| r == name).map(|(_, e)| *e) {
@@ -467,21 +465,17 @@ fn restore(
             moved_total += moved;
         }
         if moved_total > 0 {
-            reasons.push(format!(
-                "{name} healthy for {}: returning {moved_total} points (now {} of {})",
-                humantime::format_duration(Duration::from_secs(healthy_for.as_secs())),
-                next.get(name),
-                want
-            ));
-            kind.get_or_insert(PlanKind::Failback);
             if next.get(name) >= policy.region(name).map(|r| r.normal_weight).unwrap_or(0) {
                 mem.evacuated.remove(name);
             }
             // One step per dwell period, one region at a time.
-            return;
+            let kind = MoveKind::Failback { healthy_for, now: next.get(name), entitled: want };
+            return Some(Move { kind, from: None, to: name.clone(), points: moved_total });
         }
     }
+    None
 }
 
+mod moves;
 #[cfg(test)]
 mod tests;

@@ -28,6 +28,7 @@
 //! The local lab, the test harness and the benchmarks are separate crates of the workspace
 //! (`lab/`, `bench/`): nothing of them is linked into the `failover-orchestrator` binary.
 
+pub mod alarm;
 pub mod api;
 pub mod app;
 pub mod auth;
@@ -45,6 +46,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod observation;
+pub mod operation;
 pub mod pg_error;
 pub mod plan;
 pub mod policy;

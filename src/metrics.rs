@@ -13,6 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::alarm::AlarmKind;
 use crate::breaker::BreakerPhase;
 use crate::health::Health;
 use crate::observation::Outcome;
@@ -228,7 +229,7 @@ impl Metrics {
     }
 
     /// Sets the number of active alarms of a kind.
-    pub fn set_alarms(&self, kind: &str, n: usize) {
+    pub fn set_alarms(&self, kind: AlarmKind, n: usize) {
         self.alarms.get_or_create(&KindLabels { kind: kind.to_string() }).set(n as i64);
     }
 

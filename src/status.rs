@@ -6,15 +6,16 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::alarm::AlarmKind;
 use crate::coord::Leadership;
 use crate::drill::{DrillId, DrillState};
 use crate::health::Health;
 use crate::lag::LagSample;
 use crate::observation::Outcome;
+use crate::operation::HoldRecord;
 use crate::plan::TrafficPlan;
 use crate::region::{Layer, RegionName, Role};
 use crate::replication::promotion::PromotionStep;
-use crate::store::records::HoldRecord;
 use crate::store::writer::StoreStatus;
 use crate::traffic::applier::ApplyReport;
 
@@ -176,8 +177,8 @@ pub struct PlanStatus {
 /// An active alarm.
 #[derive(Debug, Clone, Serialize)]
 pub struct AlarmStatus {
-    /// Kind (snake_case).
-    pub kind: String,
+    /// Kind (serialised snake_case).
+    pub kind: AlarmKind,
     /// Region concerned.
     pub region: Option<RegionName>,
     /// Message.

@@ -65,10 +65,6 @@ pub struct RegionConfig {
     pub name: RegionName,
     /// Its role.
     pub role: Role,
-    /// Normal share of traffic: a copy of the policy's `normal_weight` (the owner,
-    /// [`Policy::normal_weight`](crate::policy::Policy::normal_weight)), kept only
-    /// until the engine reads the policy (issue 10). Read the policy instead.
-    pub weight: u32,
     /// Address DNS providers answer for it.
     pub address: Option<IpAddr>,
     /// Its PostgreSQL, if any.
@@ -84,10 +80,6 @@ pub struct RegionConfig {
 pub struct RegionPostgres {
     /// DSN (secret: it may hold a password).
     pub dsn: SecretString,
-    /// RPO gate: a copy of the policy's `max_lag` (the owner,
-    /// [`Policy::failover_gate`](crate::policy::Policy::failover_gate)), kept only
-    /// until the engine reads the policy (issue 10). Read the policy instead.
-    pub max_lag: LagLimit,
     /// Lag above which the region is degraded.
     pub degrade_lag: LagLimit,
     /// `application_name` in `pg_stat_replication`.

@@ -318,6 +318,62 @@ fn reasons_explain_not_acting() {
     assert!(d.reasons.iter().any(|r| r.contains("fall=3 not reached")));
 }
 
+// ---------- the structured move ----------
+
+fn mv(kind: MoveKind, from: Option<&str>, to: &str, points: u32) -> Move {
+    Move { kind, from: from.map(rn), to: rn(to), points }
+}
+
+#[test]
+fn a_failover_is_described_as_a_move_from_the_down_region() {
+    let d = decide(&policy(), &inputs(D, O, O), &mem(w(80, 20, 0)), t(1));
+    assert_eq!(d.moves, vec![mv(MoveKind::Failover, Some("primary"), "standby", 80)]);
+    assert_eq!(d.summary(), "primary is down: moving its 80 points to standby");
+}
+
+#[test]
+fn a_drain_is_described_as_a_drain_move() {
+    let mut i = inputs(O, O, O);
+    i.regions[0].maintenance = true;
+    let d = decide(&policy(), &i, &mem(w(80, 20, 0)), t(1));
+    assert_eq!(d.moves, vec![mv(MoveKind::Drain, Some("primary"), "standby", 80)]);
+    assert_eq!(d.summary(), "primary is in maintenance: draining its 80 points to standby");
+}
+
+#[test]
+fn a_degrade_shift_names_the_share_it_keeps() {
+    let d = decide(&policy(), &inputs(G, O, O), &mem(w(80, 20, 0)), t(1));
+    assert_eq!(d.moves, vec![mv(MoveKind::DegradeShift { keep_percent: 50 }, Some("primary"), "standby", 40)]);
+    assert_eq!(d.summary(), "primary is degraded: keeping 50% of its normal weight, moving 40 points to standby");
+}
+
+#[test]
+fn two_moves_in_one_decision_are_listed_in_rule_order_and_the_last_names_the_plan() {
+    let d = decide(&policy(), &inputs(D, D, O), &mem(w(80, 20, 0)), t(1));
+    assert_eq!(
+        d.moves,
+        vec![mv(MoveKind::Failover, Some("primary"), "dr", 80), mv(MoveKind::Failover, Some("standby"), "dr", 20)]
+    );
+    assert_eq!(d.summary(), "standby is down: moving its 20 points to dr");
+}
+
+#[test]
+fn a_failback_step_is_a_move_to_the_recovered_region() {
+    let mut m = mem(w(0, 100, 0));
+    m.evacuated.insert(rn("primary"));
+    let d = decide(&policy(), &inputs(O, O, O), &m, t(100));
+    let kind = MoveKind::Failback { healthy_for: Duration::from_secs(100), now: 20, entitled: 80 };
+    assert_eq!(d.moves, vec![mv(kind, None, "primary", 20)]);
+    assert_eq!(d.summary(), "primary healthy for 1m 40s: returning 20 points (now 20 of 80)");
+}
+
+#[test]
+fn nothing_moved_means_no_move_and_the_reasons_as_summary() {
+    let d = decide(&policy(), &inputs(O, O, D), &mem(w(80, 20, 0)), t(1));
+    assert!(d.moves.is_empty());
+    assert_eq!(d.summary(), d.reasons.join("; "));
+}
+
 // ---------- properties ----------
 
 fn arb_health() -> impl Strategy<Value = Health> {
@@ -409,6 +465,20 @@ proptest! {
         let d = decide(&pol, &i, &m, t(1000 + dt));
         if d.changed {
             prop_assert!(d.kind != PlanKind::Failback, "failback within dwell: {:?}", d.reasons);
+        }
+    }
+
+    /// The plan's one-line reason from the structured move is the sentence the engine used to
+    /// find by searching the reasons for "moving" / "returning" / "draining".
+    #[test]
+    fn the_move_names_the_plan_as_the_old_text_search_did(i in arb_inputs(), cur in arb_weights(), now in 0i64..2000) {
+        let d = decide(&policy(), &i, &mem(cur), t(now));
+        prop_assert_eq!(d.changed, !d.moves.is_empty(), "{:?}", d.reasons);
+        if d.changed {
+            let searched = d.reasons.iter().rev()
+                .find(|r| r.contains("moving") || r.contains("returning") || r.contains("draining"))
+                .cloned();
+            prop_assert_eq!(Some(d.summary()), searched);
         }
     }
 

@@ -4,12 +4,14 @@
 //! region's share) onto a target, holds each step while the engine watches
 //! probes and lag, and rolls back to the plan it started from. This module
 //! holds the judgement: request validation, step planning, the preflight,
-//! the state names and the report. The engine (`engine::ops`) drives the
-//! lifecycle, the store records it step by step, and [`schedule`] turns
-//! `[[schedule.drills]]` into runs.
+//! the state names and the report; [`phase`] is the live drill's phase
+//! machine (phase + facts → next action). The engine (`engine::drill`)
+//! executes its actions, the store records them step by step, and
+//! [`schedule`] turns `[[schedule.drills]]` into runs.
 //!
 //! Nothing here reads a clock or does I/O.
 
+pub mod phase;
 pub mod schedule;
 
 use std::fmt;
@@ -23,7 +25,7 @@ use crate::decide::RegionInput;
 use crate::health::Health;
 use crate::lag::LagReading;
 use crate::plan::{PlanId, Weights};
-use crate::policy::{LagLimit, Policy};
+use crate::policy::Policy;
 use crate::region::RegionName;
 
 /// Longest hold per step an operator may ask for.
@@ -228,8 +230,8 @@ pub struct Preflight<'a> {
     pub not_normal: Option<String>,
     /// The target region, as the decision core sees it (None: no eligible target found).
     pub target: Option<&'a RegionInput>,
-    /// The target's lag limit (`max_lag_on_failover`).
-    pub target_limit: LagLimit,
+    /// The policy: the target's RPO gate (`max_lag_on_failover`).
+    pub policy: &'a Policy,
     /// The evacuated region's current weight, when one is evacuated.
     pub evacuate_weight: Option<u32>,
 }
@@ -255,7 +257,7 @@ pub fn preflight(p: &Preflight<'_>) -> Vec<String> {
             if t.maintenance {
                 why.push(format!("target {} is drained for maintenance", t.name));
             }
-            if let Err(e) = p.target_limit.admits(t.lag.as_ref()) {
+            if let Err(e) = p.policy.failover_gate(&t.name, t.lag.as_ref()) {
                 why.push(format!("target {} is over max_lag_on_failover: {e}", t.name));
             }
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::policy::{Budget, Failback, RegionPolicy};
+use crate::policy::{Budget, Failback, LagLimit, RegionPolicy};
 use crate::region::Role;
 
 fn r(n: &str) -> RegionName {
@@ -114,12 +114,13 @@ fn the_default_target_is_the_first_up_region_within_its_lag_limit() {
 #[test]
 fn preflight_refuses_with_every_reason() {
     let target = input("standby", Health::Degraded, Some(5000));
+    let pol = policy();
     let why = preflight(&Preflight {
         leader: false,
         busy: Some("drill 1".into()),
         not_normal: Some("primary is down".into()),
         target: Some(&target),
-        target_limit: LagLimit { bytes: Some(1000), time: None },
+        policy: &pol,
         evacuate_weight: Some(0),
     });
     assert_eq!(why.len(), 6, "{why:?}");
@@ -134,12 +135,13 @@ fn preflight_refuses_with_every_reason() {
 #[test]
 fn preflight_passes_a_healthy_target_within_its_limit() {
     let target = input("standby", Health::Up, Some(10));
+    let pol = policy();
     let why = preflight(&Preflight {
         leader: true,
         busy: None,
         not_normal: None,
         target: Some(&target),
-        target_limit: LagLimit { bytes: Some(1000), time: None },
+        policy: &pol,
         evacuate_weight: Some(80),
     });
     assert!(why.is_empty(), "{why:?}");

@@ -37,7 +37,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 pub use events::{Event, EventKind};
 pub use lag::LagPoint;
 pub use plans::StoredPlan;
-pub use records::{AlarmRecord, AuditRecord, HoldRecord, OperationRecord, TransitionRecord, Write};
+pub use records::{AlarmRecord, AuditRecord, TransitionRecord, Write};
 
 use crate::pg_error::describe;
 use crate::plan::Epoch;

@@ -11,7 +11,8 @@ use serde_json::Value;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use super::{HoldRecord, OperationRecord, Store, StoreError, q};
+use super::{Store, StoreError, q};
+use crate::operation::{HoldRecord, OperationRecord};
 use crate::plan::PlanId;
 use crate::region::RegionName;
 
@@ -25,10 +26,10 @@ pub(super) async fn upsert_operation(tx: &mut PgConnection, o: &OperationRecord)
     .bind(o.id)
     .bind(o.requested_at)
     .bind(&o.actor)
-    .bind(&o.kind)
+    .bind(o.kind.as_str())
     .bind(&o.target)
     .bind(&o.reason)
-    .bind(&o.state)
+    .bind(o.state.as_str())
     .bind(o.plan_id.map(|p| p.0))
     .bind(&o.details)
     .bind(o.updated_at)

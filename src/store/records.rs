@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use crate::drill::{DrillEvent, DrillRecord};
 use crate::health::Health;
-use crate::plan::{PlanId, TrafficPlan, Weights};
+use crate::operation::{HoldRecord, OperationRecord};
+use crate::plan::{PlanId, TrafficPlan};
 use crate::region::{Layer, RegionName, Vantage};
 
 /// A health change of a check or a region (`check_name` is None for a region).
@@ -69,46 +70,6 @@ pub struct AuditRecord {
     pub request_id: Option<String>,
     /// Anything else.
     pub details: serde_json::Value,
-}
-
-/// A manual operation (failover, switchover, failback, maintenance) and how far it got.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OperationRecord {
-    /// Row id (returned to the caller as the operation's record id).
-    pub id: Uuid,
-    /// When requested.
-    pub requested_at: DateTime<Utc>,
-    /// Who.
-    pub actor: String,
-    /// `failover`, `switchover`, `failback`, `maintenance`.
-    pub kind: String,
-    /// The region concerned.
-    pub target: Option<String>,
-    /// Why.
-    pub reason: String,
-    /// `waiting`, `applied`, `verified`, `refused`, `timed_out`, `interrupted`, `superseded`, `resumed`.
-    pub state: String,
-    /// The plan it produced.
-    pub plan_id: Option<PlanId>,
-    /// Anything else (lag seen, force reason …).
-    pub details: serde_json::Value,
-    /// Last change.
-    pub updated_at: DateTime<Utc>,
-}
-
-/// Weights an operator pinned with a manual failover or switchover, kept across restarts.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HoldRecord {
-    /// The operation that set it.
-    pub operation_id: Uuid,
-    /// Since when.
-    pub since: DateTime<Utc>,
-    /// The pinned weights.
-    pub weights: Weights,
-    /// Why.
-    pub reason: String,
-    /// A region allowed over its lag limit, and why (a forced failover).
-    pub lag_override: Option<(RegionName, String)>,
 }
 
 /// One buffered write.

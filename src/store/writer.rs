@@ -213,3 +213,42 @@ impl StoreWriter {
         });
     }
 }
+
+/// A writer with no database behind it, for unit tests of the engine: every write is
+/// acknowledged at once and kept in order, and the test sets the status the engine sees.
+#[cfg(test)]
+pub(crate) struct MemoryWriter {
+    written: Arc<std::sync::Mutex<Vec<Write>>>,
+    status: watch::Sender<StoreStatus>,
+}
+
+#[cfg(test)]
+impl MemoryWriter {
+    /// A reachable in-memory writer and its handle; the task draining the queue runs on
+    /// the current tokio runtime until the handle is dropped.
+    pub(crate) fn start() -> (Self, StoreHandle) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Item>();
+        let (status, status_rx) = watch::channel(StoreStatus { reachable: true, ..Default::default() });
+        let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = written.clone();
+        tokio::spawn(async move {
+            while let Some(item) = rx.recv().await {
+                sink.lock().expect("test store lock").push(item.write);
+                if let Some(ack) = item.ack {
+                    let _ = ack.send(());
+                }
+            }
+        });
+        (Self { written, status }, StoreHandle { tx, status: status_rx })
+    }
+
+    /// Every write received so far, oldest first.
+    pub(crate) fn writes(&self) -> Vec<Write> {
+        self.written.lock().expect("test store lock").clone()
+    }
+
+    /// Sets the status the engine reads (e.g. unreachable with writes pending).
+    pub(crate) fn set_status(&self, status: StoreStatus) {
+        self.status.send_replace(status);
+    }
+}

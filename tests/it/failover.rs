@@ -124,7 +124,9 @@ async fn standby_down_gives_its_share_to_the_primary_and_dr_down_only_alarms() {
     app.wait_for_verified(&w(80, 20, 0), T).await;
     app.apps[2].kill().await;
     app.wait_for("dr down alarm", T, |s| {
-        s.alarms.iter().any(|a| a.kind == "region_down" && a.region.as_ref().is_some_and(|r| r.as_str() == "dr"))
+        s.alarms
+            .iter()
+            .any(|a| a.kind.as_str() == "region_down" && a.region.as_ref().is_some_and(|r| r.as_str() == "dr"))
     })
     .await;
     assert_eq!(app.weights(), w(80, 20, 0), "DR at weight 0 going down moves nothing");

@@ -242,7 +242,7 @@ async fn no_target_within_its_limit_keeps_traffic_and_alarms() {
     .await;
     app.apps[0].kill().await;
     app.wait_for("no target alarm", Duration::from_secs(30), |s| {
-        s.alarms.iter().any(|a| a.kind == "no_failover_target")
+        s.alarms.iter().any(|a| a.kind.as_str() == "no_failover_target")
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;

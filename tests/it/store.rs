@@ -24,7 +24,7 @@ async fn store_outage_buffers_records_and_writes_them_after() {
         .await;
     let st = app.status.borrow().clone();
     assert!(!st.plan.as_ref().unwrap().recorded, "not claimed recorded while the store is down");
-    assert!(st.alarms.iter().any(|a| a.kind == "store_unreachable"));
+    assert!(st.alarms.iter().any(|a| a.kind.as_str() == "store_unreachable"));
     let plan_id = st.plan.as_ref().unwrap().plan.id;
 
     pg.restart().await.unwrap();

@@ -186,7 +186,7 @@ async fn with_one_provider_down_the_others_apply_and_the_plan_record_says_which(
     })
     .await;
     let st = app.status.borrow().clone();
-    let alarm = st.alarms.iter().find(|a| a.kind == "provider_failing").expect("provider_failing alarm");
+    let alarm = st.alarms.iter().find(|a| a.kind.as_str() == "provider_failing").expect("provider_failing alarm");
     assert!(alarm.message.contains("down-hook"), "{}", alarm.message);
     assert!(!alarm.message.contains("dead-webhook-secret-5c4b3a"));
     // The breaker opens after two failures; the status says so.

@@ -38,7 +38,6 @@ pub(super) fn validate(
     let max_lag = LagLimit { bytes, time: pg.max_lag };
     let model = RegionPostgres {
         dsn: dsn?,
-        max_lag,
         degrade_lag: LagLimit { bytes: degrade_bytes, time: pg.degrade_lag },
         application_name,
         promote: pg.promote.unwrap_or(false),

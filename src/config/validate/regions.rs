@@ -62,7 +62,7 @@ fn region(
     let (name, role, weight) = (name?, role?, weight?);
     // The policy entry owns the weight and the RPO gate from here on.
     let policy = RegionPolicy { name: name.clone(), role, normal_weight: weight, max_lag };
-    Some((RegionConfig { name, role, weight, address, postgres, checks, targets: r.targets.clone() }, policy))
+    Some((RegionConfig { name, role, address, postgres, checks, targets: r.targets.clone() }, policy))
 }
 
 /// `regions[i].name`: a valid, unique region name.

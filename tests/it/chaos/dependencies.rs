@@ -61,7 +61,7 @@ async fn chaos_provider_api_errors_and_timeouts_retry_alarm_and_apply() {
         http.set_failing(true);
     }
     app.apps[0].kill().await;
-    app.wait_for("provider alarm", T, |s| s.alarms.iter().any(|a| a.kind == "provider_failing")).await;
+    app.wait_for("provider alarm", T, |s| s.alarms.iter().any(|a| a.kind.as_str() == "provider_failing")).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     {
         let (http, tcp) = app.provider_faults.as_ref().unwrap();
@@ -75,7 +75,7 @@ async fn chaos_provider_api_errors_and_timeouts_retry_alarm_and_apply() {
         http.failed()
     };
     app.wait_for_verified(&w(0, 100, 0), Duration::from_secs(60)).await;
-    app.wait_for("alarm cleared", T, |s| !s.alarms.iter().any(|a| a.kind == "provider_failing")).await;
+    app.wait_for("alarm cleared", T, |s| !s.alarms.iter().any(|a| a.kind.as_str() == "provider_failing")).await;
     let answers = app.dig_many(10).await;
     assert!(answers.iter().all(|a| *a == app.addresses[1]), "{answers:?}");
     app.wait_for("store flushed", T, |s| s.store.pending == 0).await;

@@ -114,7 +114,9 @@ async fn chaos_dr_down_only_alarms() {
     let t0 = Utc::now();
     app.apps[2].kill().await;
     app.wait_for("dr down alarm", T, |s| {
-        s.alarms.iter().any(|a| a.kind == "region_down" && a.region.as_ref().is_some_and(|r| r.as_str() == "dr"))
+        s.alarms
+            .iter()
+            .any(|a| a.kind.as_str() == "region_down" && a.region.as_ref().is_some_and(|r| r.as_str() == "dr"))
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
