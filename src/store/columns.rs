@@ -20,7 +20,6 @@ use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgHasArrayType, PgTypeInfo, PgValueRef};
 use sqlx::{Decode, Encode, Postgres, Type};
 
-use super::events::EventKind;
 use crate::drill::DrillState;
 use crate::health::Health;
 use crate::lag::{LagSource, LagState};
@@ -59,11 +58,11 @@ pub(crate) trait TextColumn: Sized + Copy + 'static {
 /// the domain type fails to compile until it is listed here too.
 macro_rules! text_column {
     ($ty:ident, $expected:literal, |$v:ident| $word:expr, [$($variant:ident),+ $(,)?]) => {
-        impl TextColumn for $ty {
+        impl $crate::store::columns::TextColumn for $ty {
             const EXPECTED: &'static str = $expected;
             const ALL: &'static [Self] = &[$($ty::$variant),+];
 
-            fn text(self) -> Cow<'static, str> {
+            fn text(self) -> ::std::borrow::Cow<'static, str> {
                 let $v = self;
                 match $v {
                     $($ty::$variant)|+ => $word.into(),
@@ -71,37 +70,38 @@ macro_rules! text_column {
             }
         }
 
-        impl Type<Postgres> for $ty {
-            fn type_info() -> PgTypeInfo {
-                <&str as Type<Postgres>>::type_info()
+        impl ::sqlx::Type<::sqlx::Postgres> for $ty {
+            fn type_info() -> ::sqlx::postgres::PgTypeInfo {
+                <&str as ::sqlx::Type<::sqlx::Postgres>>::type_info()
             }
 
-            fn compatible(ty: &PgTypeInfo) -> bool {
-                <&str as Type<Postgres>>::compatible(ty)
-            }
-        }
-
-        impl PgHasArrayType for $ty {
-            fn array_type_info() -> PgTypeInfo {
-                <&str as PgHasArrayType>::array_type_info()
+            fn compatible(ty: &::sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as ::sqlx::Type<::sqlx::Postgres>>::compatible(ty)
             }
         }
 
-        impl Encode<'_, Postgres> for $ty {
-            fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
-                <&str as Encode<'_, Postgres>>::encode(&*self.text(), buf)
+        impl ::sqlx::postgres::PgHasArrayType for $ty {
+            fn array_type_info() -> ::sqlx::postgres::PgTypeInfo {
+                <&str as ::sqlx::postgres::PgHasArrayType>::array_type_info()
             }
         }
 
-        impl<'r> Decode<'r, Postgres> for $ty {
-            fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
-                let s = <&str as Decode<'r, Postgres>>::decode(value)?;
-                <$ty as TextColumn>::from_text(s)
-                    .ok_or_else(|| UnknownText { expected: <$ty as TextColumn>::EXPECTED, value: s.to_owned() }.into())
+        impl ::sqlx::Encode<'_, ::sqlx::Postgres> for $ty {
+            fn encode_by_ref(&self, buf: &mut ::sqlx::postgres::PgArgumentBuffer) -> Result<::sqlx::encode::IsNull, ::sqlx::error::BoxDynError> {
+                <&str as ::sqlx::Encode<'_, ::sqlx::Postgres>>::encode(&*self.text(), buf)
+            }
+        }
+
+        impl<'r> ::sqlx::Decode<'r, ::sqlx::Postgres> for $ty {
+            fn decode(value: ::sqlx::postgres::PgValueRef<'r>) -> Result<Self, ::sqlx::error::BoxDynError> {
+                let s = <&str as ::sqlx::Decode<'r, ::sqlx::Postgres>>::decode(value)?;
+                <$ty as $crate::store::columns::TextColumn>::from_text(s)
+                    .ok_or_else(|| $crate::store::columns::UnknownText { expected: <$ty as $crate::store::columns::TextColumn>::EXPECTED, value: s.to_owned() }.into())
             }
         }
     };
 }
+pub(super) use text_column;
 
 /// The serde name of a unit variant (the replication types have no `as_str`).
 fn serde_word<T: serde::Serialize>(v: T) -> String {
@@ -124,7 +124,6 @@ text_column!(Health, "health", |h| h.to_string(), [Up, Degraded, Down, Unknown])
 text_column!(Layer, "layer", |l| l.to_string(), [Infra, Middleware, App]);
 text_column!(LagState, "lag state", |s| serde_word(s), [Streaming, CatchingUp, Stopped, Paused, Unknown]);
 text_column!(LagSource, "lag source", |s| serde_word(s), [Primary, Standby, Heartbeat]);
-text_column!(EventKind, "event kind", |k| k.as_str(), [Transition, Plan, Alarm, Audit]);
 
 // A region name is any text: the config stage validated the names written, and
 // a region removed from the config since still reads back under its old name.
@@ -178,7 +177,7 @@ mod tests {
         round_trips::<Layer>();
         round_trips::<LagState>();
         round_trips::<LagSource>();
-        round_trips::<EventKind>();
+        round_trips::<super::super::events::EventKind>();
     }
 
     #[test]

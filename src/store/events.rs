@@ -12,7 +12,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::columns::TextColumn;
+use super::columns::{TextColumn, text_column};
 use super::{AlarmRecord, AuditRecord, Store, StoreError, TransitionRecord, q};
 use crate::region::RegionName;
 
@@ -29,6 +29,9 @@ pub enum EventKind {
     /// An operator (or the system) acted.
     Audit,
 }
+
+// Stored as its API name in the `kind` column of the timeline views.
+text_column!(EventKind, "event kind", |k| k.as_str(), [Transition, Plan, Alarm, Audit]);
 
 impl EventKind {
     /// The word the API and the timeline query use.
