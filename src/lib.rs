@@ -1,29 +1,50 @@
 //! failover-orchestrator: keeps a multi-region, active-active service serving when a region fails.
 //!
-//! The data flow is one loop (see `DESIGN.md`):
+//! The data flow is one loop (see `DESIGN.md`); each module below is named after the concept it
+//! holds, and the imports between them form no cycle (checked by `tests/it/architecture.rs`).
 //!
-//! - [`config`] reads and validates `regions.toml` into typed values; nothing else parses it.
+//! **Vocabulary**: [`region`] (names, roles, layers), [`plan`] (weights, traffic plans, epochs)
+//! and [`observation`] are the value types every module speaks in; [`serde_util`] writes
+//! durations as humane strings in JSON.
+//!
+//! **Inputs**
+//! - [`config`] reads and validates `regions.toml` into typed values (the model, a summary, one
+//!   validator per section); nothing else parses it.
 //! - [`probe`] runs one task per check (HTTP, TCP, PostgreSQL) and turns every result, failures
 //!   included, into an [`observation::Observation`].
-//! - [`health`] (pure) applies fall/rise hysteresis per check and combines layers into region health.
-//! - [`decide`] (pure) turns policy, region health, lag, quorum, the current plan and `now` into the
-//!   weights wanted, with every reason and alarm.
-//! - [`incidents`] (pure) turns what the engine sees into one timeline per traffic move, from the
-//!   first failed probe to the verified flip, so the product measures its own detection-to-flip.
-//! - [`engine`] is the actor shell around the two pure modules: it owns the live state, records
-//!   every transition and plan in the [`store`], and hands plans to the applier.
+//! - [`replication`] samples the lag of every standby and promotes a standby when asked.
+//!
+//! **The judgement (pure: values in, values out, time as an argument)**
+//! - [`health`] applies fall/rise hysteresis per check and combines layers into region health.
+//! - [`lag`] holds lag samples and the maths that turns primary and standby views into one.
+//! - [`policy`] holds the thresholds and rules, each fact once, and the RPO gate.
+//! - [`decide`] turns policy, region health, lag, quorum, the current plan and `now` into the
+//!   weights wanted, the moves that produce them, every reason and the [`alarm`]s to raise.
+//! - [`drill`] validates, plans and reports failover drills, reads their schedule, and steps a
+//!   live drill through its phases ([`drill::phase`]).
+//! - [`incidents`] turns what the engine sees into one timeline per traffic move, from the first
+//!   failed probe to the verified flip, so the product measures its own detection-to-flip.
+//! - [`auth`] holds the bearer tokens, roles and route policy.
+//!
+//! **The shell**
+//! - [`engine`] is the actor around the pure modules: it owns the live state (split by concept:
+//!   observations, apply reports, alarms, operator commands, drills, promotion, snapshot), records
+//!   every transition, plan and [`operation`] in the [`store`], and hands plans to the applier.
 //! - [`traffic`] holds the `TrafficProvider` trait and one file per provider (file, PowerDNS,
-//!   HAProxy, RFC 2136, Route 53, webhook), the applier with its per-provider circuit breaker,
+//!   HAProxy, RFC 2136, Route 53, webhook), the applier with its per-provider [`breaker`],
 //!   drift detection and DNS propagation check.
-//! - [`notify`] POSTs health transitions, plans, drills and alarms to webhooks, deduplicated.
-//! - [`store`] is the only place with SQL: migrations, buffered writes that survive a store outage.
-//! - [`api`] serves REST, Server-Sent Events, Prometheus metrics and the dashboard; [`auth`] (pure)
-//!   holds the bearer tokens, roles and route policy it enforces.
-//! - [`drill`] (pure) validates, plans and reports failover drills and reads their schedule; the
-//!   engine drives them, the store records them step by step.
+//! - [`notify`] POSTs health transitions, plans, drills and alarms to webhooks, deduplicated,
+//!   signed by [`signed_post`] like the webhook provider.
+//! - [`store`] is the only place with SQL: migrations, typed rows, buffered writes that survive a
+//!   store outage; [`pg_error`] describes a PostgreSQL error without leaking a DSN.
+//! - [`retry`] is the one backoff with jitter that the applier, store writer and notifier share.
+//! - [`status`] is the read model the engine publishes; [`metrics`] the Prometheus registry.
+//! - [`api`] serves REST, Server-Sent Events, Prometheus metrics and the dashboard (ES modules
+//!   under `api/assets/`).
 //! - [`cli`] is the operators' command-line client of the API (`status`, `drill`, `failover` …).
-//! - [`app`] wires it all: the only place that spawns tasks; [`shutdown`] turns signals into
-//!   cancellation; [`logging`] installs the log subscriber for a binary's `main`.
+//! - [`app`] wires it all: the only place that spawns tasks and picks implementations
+//!   ([`coord`] for leadership); [`shutdown`] turns signals into cancellation; [`logging`]
+//!   installs the log subscriber for a binary's `main`.
 //!
 //! The local lab, the test harness and the benchmarks are separate crates of the workspace
 //! (`lab/`, `bench/`): nothing of them is linked into the `failover-orchestrator` binary.

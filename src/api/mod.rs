@@ -2,7 +2,7 @@
 //!
 //! [`router`] is a plain function of [`AppState`] so tests can call it without
 //! a socket. Handlers read the engine's `watch<Arc<Status>>`, query the store
-//! for history, and send [`Command`](crate::engine::Command)s to the engine
+//! for history, and send [`Command`]s to the engine
 //! for anything that changes state ([`operator`]). Errors are JSON `{ "error": … }`; a 5xx
 //! carries a generic message and the request id, never an internal error text.
 //! [`auth`] authenticates every request and audits every mutation; the routes

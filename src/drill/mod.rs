@@ -392,6 +392,66 @@ pub fn millis_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
     to.signed_duration_since(from).num_milliseconds().max(0) as u64
 }
 
+/// What a drill timeline entry records; stored and shown as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrillEventKind {
+    /// The preflight passed (its findings in the detail).
+    Preflight,
+    /// A dry run's step, planned and not sent.
+    StepPlanned,
+    /// A step's plan was sent to the providers.
+    StepSent,
+    /// Every provider read the step's plan back.
+    StepVerified,
+    /// A step's hold time ended.
+    HoldDone,
+    /// Every step held: the rollback plan was sent.
+    RollbackSent,
+    /// The drill was aborted (by an operator, a watch, or a real failure); the rollback follows.
+    Abort,
+    /// Every provider read the rollback back.
+    RollbackVerified,
+    /// The drill ended (its outcome in the detail).
+    Finished,
+}
+
+impl DrillEventKind {
+    /// Every kind, in timeline order.
+    pub const ALL: [DrillEventKind; 9] = [
+        Self::Preflight,
+        Self::StepPlanned,
+        Self::StepSent,
+        Self::StepVerified,
+        Self::HoldDone,
+        Self::RollbackSent,
+        Self::Abort,
+        Self::RollbackVerified,
+        Self::Finished,
+    ];
+
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Preflight => "preflight",
+            Self::StepPlanned => "step_planned",
+            Self::StepSent => "step_sent",
+            Self::StepVerified => "step_verified",
+            Self::HoldDone => "hold_done",
+            Self::RollbackSent => "rollback_sent",
+            Self::Abort => "abort",
+            Self::RollbackVerified => "rollback_verified",
+            Self::Finished => "finished",
+        }
+    }
+}
+
+impl std::fmt::Display for DrillEventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One entry of a drill's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DrillEvent {
@@ -401,9 +461,8 @@ pub struct DrillEvent {
     pub drill_id: DrillId,
     /// When.
     pub at: DateTime<Utc>,
-    /// `preflight`, `step_planned`, `step_sent`, `step_verified`, `hold_done`, `error`, `abort`,
-    /// `rollback_sent`, `rollback_verified`, `finished`.
-    pub kind: String,
+    /// What happened.
+    pub kind: DrillEventKind,
     /// Step index (0-based), when about a step.
     pub step: Option<u32>,
     /// The plan sent, when one was.

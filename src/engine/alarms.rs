@@ -79,13 +79,7 @@ impl Engine {
             None => {
                 warn!(kind = %key.kind, message = %msg, "alarm raised");
                 let id = Uuid::new_v4();
-                self.store.send(Write::Alarm(AlarmRecord {
-                    id,
-                    raised_at: at,
-                    kind: key.kind.to_string(),
-                    region: key.region.clone(),
-                    message: msg.clone(),
-                }));
+                self.store.send(alarm_write(id, &key, at, &msg));
                 self.notify(
                     NotifyKind::Alarm,
                     format!("alarm:{}:{}", key.kind, key.region_or_dash()),
@@ -109,13 +103,7 @@ impl Engine {
                 at,
                 json!({ "kind": key.kind, "region": key.region }),
             );
-            self.store.send(Write::Alarm(AlarmRecord {
-                id: a.id,
-                raised_at: a.since,
-                kind: key.kind.to_string(),
-                region: key.region.clone(),
-                message: a.message,
-            }));
+            self.store.send(alarm_write(a.id, key, a.since, &a.message));
             self.store.send(Write::AlarmCleared { id: a.id, at });
         }
     }
@@ -124,13 +112,18 @@ impl Engine {
     /// there (a failed promotion step: each failure is its own row).
     pub(super) fn record_alarm(&mut self, key: AlarmKey, message: String, at: DateTime<Utc>) {
         let id = Uuid::new_v4();
-        self.store.send(Write::Alarm(AlarmRecord {
-            id,
-            raised_at: at,
-            kind: key.kind.to_string(),
-            region: key.region.clone(),
-            message: message.clone(),
-        }));
+        self.store.send(alarm_write(id, &key, at, &message));
         self.alarms.insert(key, ActiveAlarm { id, message, since: at });
     }
+}
+
+/// The store's record of an alarm raised at `raised_at` (written again, same id, when cleared).
+fn alarm_write(id: Uuid, key: &AlarmKey, raised_at: DateTime<Utc>, message: &str) -> Write {
+    Write::Alarm(AlarmRecord {
+        id,
+        raised_at,
+        kind: key.kind,
+        region: key.region.clone(),
+        message: message.to_string(),
+    })
 }

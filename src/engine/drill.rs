@@ -16,7 +16,9 @@ use uuid::Uuid;
 use super::observe::fmt_lag;
 use super::{CommandError, Engine, RECORD_WAIT};
 use crate::drill::phase::{self, Action, AfterHold, Facts, Phase, Rollback, Target, Timeouts};
-use crate::drill::{self, DrillEvent, DrillId, DrillRecord, DrillSpec, DrillState, Preflight, millis_between};
+use crate::drill::{
+    self, DrillEvent, DrillEventKind, DrillId, DrillRecord, DrillSpec, DrillState, Preflight, millis_between,
+};
 use crate::health::Health;
 use crate::lag::LagSample;
 use crate::notify::NotifyKind;
@@ -70,7 +72,7 @@ impl Engine {
         let Rollback { outcome, why } = phase::on_safety_move(&dr.phase, detail.clone());
         dr.phase = Phase::RollingBack { plan: None, since: now, outcome, why };
         dr.record.state = DrillState::RollingBack;
-        self.drill_event(now, "abort", None, None, detail);
+        self.drill_event(now, DrillEventKind::Abort, None, None, detail);
         self.persist_drill(now);
     }
 
@@ -114,11 +116,11 @@ impl Engine {
                     d.record.state = DrillState::Holding;
                 }
                 let detail = format!("step {} verified by read-back on every provider; holding", step + 1);
-                self.drill_event(at, "step_verified", Some(step), None, detail);
+                self.drill_event(at, DrillEventKind::StepVerified, Some(step), None, detail);
                 self.persist_drill(now);
             }
             Action::HoldDone { step, then } => {
-                self.drill_event(now, "hold_done", Some(step), None, format!("step {} held", step + 1));
+                self.drill_event(now, DrillEventKind::HoldDone, Some(step), None, format!("step {} held", step + 1));
                 match then {
                     AfterHold::SendStep(next) => self.send_drill_step(next, now).await,
                     AfterHold::RollBack(rollback) => self.rollback_drill(now, rollback).await,
@@ -129,7 +131,13 @@ impl Engine {
                 if let Some(d) = &mut self.drill {
                     d.record.report.time_to_rollback_ms = Some(time_to_rollback_ms);
                 }
-                self.drill_event(at, "rollback_verified", None, None, "rollback verified by read-back".into());
+                self.drill_event(
+                    at,
+                    DrillEventKind::RollbackVerified,
+                    None,
+                    None,
+                    "rollback verified by read-back".into(),
+                );
                 self.finish_drill(now, outcome, why);
             }
             Action::RollbackFailed { why } => self.finish_drill(now, DrillState::Failed, why),
@@ -195,7 +203,7 @@ impl Engine {
             self.store.send(Write::DrillEvent(Box::new(event(
                 record.id,
                 now,
-                "preflight",
+                DrillEventKind::Preflight,
                 None,
                 None,
                 None,
@@ -206,7 +214,7 @@ impl Engine {
                 self.store.send(Write::DrillEvent(Box::new(event(
                     record.id,
                     now,
-                    "step_planned",
+                    DrillEventKind::StepPlanned,
                     Some(i as u32),
                     Some(PlanId::new()),
                     Some(w.clone()),
@@ -224,7 +232,7 @@ impl Engine {
             record,
             phase: Phase::Holding { step: 0, until: now }, // replaced by the first step below
         });
-        self.drill_event(now, "preflight", None, None, preflight);
+        self.drill_event(now, DrillEventKind::Preflight, None, None, preflight);
         self.send_drill_step(0, now).await;
         self.drill
             .as_ref()
@@ -268,7 +276,7 @@ impl Engine {
             d.record.state = DrillState::Shifting;
             d.record.step = Some(step);
         }
-        self.drill_event(now, "step_sent", Some(step), Some((plan.id, plan.weights.clone())), reason);
+        self.drill_event(now, DrillEventKind::StepSent, Some(step), Some((plan.id, plan.weights.clone())), reason);
         self.persist_drill(now);
     }
 
@@ -285,7 +293,7 @@ impl Engine {
             d.phase = Phase::RollingBack { plan: Some(plan.id), since: now, outcome, why: why.clone() };
             d.record.state = DrillState::RollingBack;
         }
-        let kind = if outcome == DrillState::Completed { "rollback_sent" } else { "abort" };
+        let kind = if outcome == DrillState::Completed { DrillEventKind::RollbackSent } else { DrillEventKind::Abort };
         self.drill_event(now, kind, None, Some((plan.id, plan.weights.clone())), why);
         self.persist_drill(now);
     }
@@ -308,7 +316,7 @@ impl Engine {
         self.store.send(Write::DrillEvent(Box::new(event(
             d.record.id,
             now,
-            "finished",
+            DrillEventKind::Finished,
             None,
             None,
             None,
@@ -341,7 +349,7 @@ impl Engine {
     pub(super) fn drill_event(
         &mut self,
         at: DateTime<Utc>,
-        kind: &str,
+        kind: DrillEventKind,
         step: Option<u32>,
         plan: Option<(PlanId, Weights)>,
         detail: String,
@@ -373,11 +381,11 @@ impl Engine {
 fn event(
     drill_id: DrillId,
     at: DateTime<Utc>,
-    kind: &str,
+    kind: DrillEventKind,
     step: Option<u32>,
     plan_id: Option<PlanId>,
     weights: Option<Weights>,
     detail: String,
 ) -> DrillEvent {
-    DrillEvent { id: Uuid::new_v4(), drill_id, at, kind: kind.into(), step, plan_id, weights, detail }
+    DrillEvent { id: Uuid::new_v4(), drill_id, at, kind, step, plan_id, weights, detail }
 }

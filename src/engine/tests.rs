@@ -198,7 +198,7 @@ impl Harness {
             .writes()
             .into_iter()
             .filter_map(|w| match w {
-                Write::DrillEvent(e) => Some(e.kind),
+                Write::DrillEvent(e) => Some(e.kind.to_string()),
                 _ => None,
             })
             .collect()
@@ -379,7 +379,7 @@ async fn the_store_unreachable_alarm_is_raised_and_cleared_from_the_store_status
     assert!(!h.engine.alarms.contains_key(&key));
     tokio::task::yield_now().await;
     let writes = h.store.writes();
-    let raised = writes.iter().any(|w| matches!(w, Write::Alarm(a) if a.kind == "store_unreachable"));
+    let raised = writes.iter().any(|w| matches!(w, Write::Alarm(a) if a.kind == AlarmKind::StoreUnreachable));
     assert!(raised, "the alarm is recorded once the store is back");
     assert!(writes.iter().any(|w| matches!(w, Write::AlarmCleared { .. })));
 }

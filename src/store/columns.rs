@@ -20,7 +20,8 @@ use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgHasArrayType, PgTypeInfo, PgValueRef};
 use sqlx::{Decode, Encode, Postgres, Type};
 
-use crate::drill::DrillState;
+use crate::alarm::AlarmKind;
+use crate::drill::{DrillEventKind, DrillState};
 use crate::health::Health;
 use crate::lag::{LagSource, LagState};
 use crate::plan::PlanKind;
@@ -120,6 +121,30 @@ text_column!(
     |s| s.as_str(),
     [Shifting, Holding, RollingBack, Completed, Aborted, Failed, Interrupted, DryRun]
 );
+text_column!(
+    AlarmKind,
+    "alarm kind",
+    |k| k.as_str(),
+    [
+        AllDown,
+        RegionDown,
+        NoFailoverTarget,
+        LagBlocksFailover,
+        BudgetSpent,
+        QuorumNotReached,
+        ProviderFailing,
+        StoreUnreachable,
+        PromotionFailed,
+        ProviderDrift,
+        PropagationSlow
+    ]
+);
+text_column!(
+    DrillEventKind,
+    "drill event kind",
+    |k| k.as_str(),
+    [Preflight, StepPlanned, StepSent, StepVerified, HoldDone, RollbackSent, Abort, RollbackVerified, Finished]
+);
 text_column!(Health, "health", |h| h.to_string(), [Up, Degraded, Down, Unknown]);
 text_column!(Layer, "layer", |l| l.to_string(), [Infra, Middleware, App]);
 text_column!(LagState, "lag state", |s| serde_word(s), [Streaming, CatchingUp, Stopped, Paused, Unknown]);
@@ -171,6 +196,8 @@ mod tests {
 
     #[test]
     fn every_stored_kind_and_state_reads_back_as_itself_under_its_api_name() {
+        round_trips::<AlarmKind>();
+        round_trips::<DrillEventKind>();
         round_trips::<PlanKind>();
         round_trips::<DrillState>();
         round_trips::<Health>();

@@ -11,7 +11,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{Store, StoreError, q};
-use crate::drill::{DrillEvent, DrillId, DrillRecord, DrillReport, DrillSpec, DrillState};
+use crate::drill::{DrillEvent, DrillEventKind, DrillId, DrillRecord, DrillReport, DrillSpec, DrillState};
 use crate::plan::{PlanId, Weights};
 
 /// One row of `drills`.
@@ -37,7 +37,7 @@ struct DrillEventRow {
     id: Uuid,
     drill_id: Uuid,
     at: DateTime<Utc>,
-    kind: String,
+    kind: DrillEventKind,
     step: Option<i32>,
     plan_id: Option<Uuid>,
     weights: Option<Value>,
@@ -138,7 +138,7 @@ pub(super) async fn insert_drill_event(tx: &mut PgConnection, e: &DrillEvent) ->
     .bind(e.id)
     .bind(e.drill_id.0)
     .bind(e.at)
-    .bind(&e.kind)
+    .bind(e.kind)
     .bind(e.step.map(|s| s as i32))
     .bind(e.plan_id.map(|p| p.0))
     .bind(e.weights.as_ref().and_then(|w| serde_json::to_value(w).ok()))

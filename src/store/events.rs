@@ -112,7 +112,7 @@ pub(super) async fn record_alarm(tx: &mut PgConnection, a: &AlarmRecord) -> Resu
     )
     .bind(a.id)
     .bind(a.raised_at)
-    .bind(&a.kind)
+    .bind(a.kind)
     .bind(&a.region)
     .bind(&a.message)
     .execute(tx)

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::alarm::AlarmKind;
 use crate::drill::{DrillEvent, DrillRecord};
 use crate::health::Health;
 use crate::operation::{HoldRecord, OperationRecord};
@@ -43,7 +44,7 @@ pub struct AlarmRecord {
     /// When raised.
     pub raised_at: DateTime<Utc>,
     /// Kind (snake_case).
-    pub kind: String,
+    pub kind: AlarmKind,
     /// Region concerned.
     pub region: Option<RegionName>,
     /// Message.
