@@ -56,8 +56,7 @@ pub struct LabArgs {
 /// When the lab cannot start.
 pub async fn run(args: LabArgs) -> anyhow::Result<()> {
     let lab = Lab::start(args.listen, args.interval.into(), args.fall).await?;
-    let dir = std::env::temp_dir().join(format!("failover-lab-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let dir = lab.dir.clone();
     let cfg_path = dir.join("regions.toml");
     std::fs::write(&cfg_path, &lab.config_text)?;
     let app = App::build(lab.config.clone(), AppOptions::default()).await?;

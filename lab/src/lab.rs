@@ -50,6 +50,8 @@ pub struct Lab {
     pub config: Config,
     /// API tokens (viewer, operator, admin) in the generated tokens file.
     pub tokens: LabTokens,
+    /// Where the tokens file (and the `fo-lab` command's `regions.toml`) live; removed by [`Lab::stop`].
+    pub dir: std::path::PathBuf,
 }
 
 /// Policy timings of the lab's configuration (the benchmarks shorten failback to run many flips).
@@ -162,7 +164,7 @@ impl Lab {
         let key = pdns.api_key().to_string();
         let config = Config::parse(&config_text, "lab regions.toml", &|k| (k == PDNS_KEY_ENV).then(|| key.clone()))
             .context("the lab's generated configuration is invalid")?;
-        Ok(Lab { store, regions, pdns, config_text, config, tokens })
+        Ok(Lab { store, regions, pdns, config_text, config, tokens, dir })
     }
 
     /// The region named `name`.
@@ -170,8 +172,9 @@ impl Lab {
         self.regions.iter_mut().find(|r| r.name == name)
     }
 
-    /// Stops every server.
+    /// Stops every server and removes the lab's directory.
     pub async fn stop(self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
         for r in self.regions {
             if let Some(pg) = r.pg {
                 let _ = pg.stop().await;
