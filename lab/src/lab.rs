@@ -16,12 +16,15 @@ use tokio::sync::Mutex;
 use crate::app_stub::AppStub;
 use crate::postgres::{PgCluster, PgOptions};
 use crate::powerdns::PowerDns;
+use crate::process::pid_alive;
 use crate::topology::{ConfigParams, LabTokens, PowerDnsSpec, RegionSpec};
 
 /// Environment variable the lab's generated configuration reads the PowerDNS key from.
 pub const PDNS_KEY_ENV: &str = "FO_LAB_PDNS_API_KEY";
 /// The weighted name in the lab.
 pub const RECORD: &str = "app.lab.test.";
+/// The lab's own directory is `TMP/failover-lab-<pid>`.
+const DIR_PREFIX: &str = "failover-lab-";
 const ZONE: &str = "lab.test.";
 
 /// One lab region.
@@ -153,7 +156,8 @@ impl Lab {
             dns_addr: pdns.dns_addr(),
         });
         let tokens = LabTokens::generate();
-        let dir = std::env::temp_dir().join(format!("failover-lab-{}", std::process::id()));
+        remove_dirs_of_dead_labs();
+        let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let tokens_file = dir.join("tokens");
         std::fs::write(&tokens_file, tokens.file_text())?;
@@ -212,3 +216,41 @@ pub async fn dig(dns: SocketAddr, name: &str) -> anyhow::Result<Option<IpAddr>> 
 
 /// The lab, shared with the control endpoint and the measurements.
 pub type Shared = Arc<Mutex<Lab>>;
+
+/// Removes the directories of labs that died without [`Lab::stop`] (SIGKILL): their servers
+/// clean up after themselves, but the lab's own directory has no supervisor.
+fn remove_dirs_of_dead_labs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX)).and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !pid_alive(pid)) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_labs_directory_is_removed_and_a_live_one_kept() {
+        // A pid that surely ended: a child that already exited and was reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let dead_dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{dead}"));
+        let live_dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{}", std::process::id()));
+        let live_existed = live_dir.exists();
+        std::fs::create_dir_all(&dead_dir).unwrap();
+        std::fs::write(dead_dir.join("tokens"), "x").unwrap();
+        std::fs::create_dir_all(&live_dir).unwrap();
+        remove_dirs_of_dead_labs();
+        assert!(!dead_dir.exists(), "{} should be gone", dead_dir.display());
+        assert!(live_dir.exists(), "this process's own directory must stay");
+        if !live_existed {
+            std::fs::remove_dir_all(&live_dir).unwrap();
+        }
+    }
+}
