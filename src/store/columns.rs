@@ -55,8 +55,9 @@ pub(crate) trait TextColumn: Sized + Copy + 'static {
 
 /// Implements [`TextColumn`] and sqlx's text mapping for an enum.
 ///
-/// The variant list is checked by an exhaustive `match`: adding a variant to
-/// the domain type fails to compile until it is listed here too.
+/// With a variant list, the list is checked by an exhaustive `match`: adding a
+/// variant to the domain type fails to compile until it is listed here too. A type
+/// that already owns its list of every variant (`all = Type::ALL`) names it instead.
 macro_rules! text_column {
     ($ty:ident, $expected:literal, |$v:ident| $word:expr, [$($variant:ident),+ $(,)?]) => {
         impl $crate::store::columns::TextColumn for $ty {
@@ -71,6 +72,22 @@ macro_rules! text_column {
             }
         }
 
+        text_column!(@sqlx $ty);
+    };
+    ($ty:ident, $expected:literal, |$v:ident| $word:expr, all = $all:expr) => {
+        impl $crate::store::columns::TextColumn for $ty {
+            const EXPECTED: &'static str = $expected;
+            const ALL: &'static [Self] = &$all;
+
+            fn text(self) -> ::std::borrow::Cow<'static, str> {
+                let $v = self;
+                $word.into()
+            }
+        }
+
+        text_column!(@sqlx $ty);
+    };
+    (@sqlx $ty:ident) => {
         impl ::sqlx::Type<::sqlx::Postgres> for $ty {
             fn type_info() -> ::sqlx::postgres::PgTypeInfo {
                 <&str as ::sqlx::Type<::sqlx::Postgres>>::type_info()
@@ -121,30 +138,8 @@ text_column!(
     |s| s.as_str(),
     [Shifting, Holding, RollingBack, Completed, Aborted, Failed, Interrupted, DryRun]
 );
-text_column!(
-    AlarmKind,
-    "alarm kind",
-    |k| k.as_str(),
-    [
-        AllDown,
-        RegionDown,
-        NoFailoverTarget,
-        LagBlocksFailover,
-        BudgetSpent,
-        QuorumNotReached,
-        ProviderFailing,
-        StoreUnreachable,
-        PromotionFailed,
-        ProviderDrift,
-        PropagationSlow
-    ]
-);
-text_column!(
-    DrillEventKind,
-    "drill event kind",
-    |k| k.as_str(),
-    [Preflight, StepPlanned, StepSent, StepVerified, HoldDone, RollbackSent, Abort, RollbackVerified, Finished]
-);
+text_column!(AlarmKind, "alarm kind", |k| k.as_str(), all = AlarmKind::ALL);
+text_column!(DrillEventKind, "drill event kind", |k| k.as_str(), all = DrillEventKind::ALL);
 text_column!(Health, "health", |h| h.to_string(), [Up, Degraded, Down, Unknown]);
 text_column!(Layer, "layer", |l| l.to_string(), [Infra, Middleware, App]);
 text_column!(LagState, "lag state", |s| serde_word(s), [Streaming, CatchingUp, Stopped, Paused, Unknown]);
