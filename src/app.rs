@@ -50,7 +50,7 @@ pub struct AppOptions {
 /// The coordination backend's task, or what keeps the single backend's channels open.
 enum Backend {
     Single(SingleKeep),
-    Etcd(EtcdCoordinator),
+    Etcd(Box<EtcdCoordinator>),
 }
 
 /// A built, not yet running, orchestrator.
@@ -106,7 +106,7 @@ impl App {
         }
         let resume = if migrate_later { Resume::default() } else { resume_from_store(&config, &store).await? };
         let (links, backend) = match etcd {
-            Some((coordinator, links)) => (links, Backend::Etcd(coordinator)),
+            Some((coordinator, links)) => (links, Backend::Etcd(Box::new(coordinator))),
             None => {
                 let holder = format!("{}@{}", config.orchestrator.vantage, hostname());
                 let epoch = coord::single(&store, &holder).await.context("taking the leadership epoch")?;
@@ -281,14 +281,7 @@ impl App {
                 plans: plans_tx,
                 status: self.status_tx,
                 notify: notify_tx,
-                coord: Links {
-                    standing,
-                    peers,
-                    plans,
-                    view,
-                    health,
-                    fence: Arc::new(coord::AlwaysLeader),
-                },
+                coord: Links { standing, peers, plans, view, health, fence: Arc::new(coord::AlwaysLeader) },
                 reprobe,
             },
             self.metrics.clone(),

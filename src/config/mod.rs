@@ -32,8 +32,8 @@ use std::collections::BTreeMap;
 pub use dsn::{ENV_STORE_DSN, redact_dsn, region_dsn_env};
 pub use error::{ConfigError, Problem};
 pub use model::{
-    AuthConfig, Backend, CoordinationConfig, CheckConfig, CheckKind, DEFAULT_ATTEMPTS, OrchestratorConfig, RegionConfig, RegionPostgres,
-    ReplicationConfig, ScheduleConfig,
+    AuthConfig, Backend, CheckConfig, CheckKind, CoordinationConfig, DEFAULT_ATTEMPTS, OrchestratorConfig,
+    RegionConfig, RegionPostgres, ReplicationConfig, ScheduleConfig,
 };
 pub use providers::{
     AwsKeys, HaproxyAdmin, HaproxyConfig, NotificationConfig, OnDrift, PowerDnsConfig, ProviderConfig, ProviderGuard,

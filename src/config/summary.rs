@@ -88,7 +88,9 @@ fn coordination_line(c: &Config) -> String {
     let k = &c.coordination;
     let vantages = k.vantages.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ");
     match &k.backend {
-        Backend::Single => format!("coordination: single (this orchestrator always leads) · quorum {}\n", c.policy.quorum),
+        Backend::Single => {
+            format!("coordination: single (this orchestrator always leads) · quorum {}\n", c.policy.quorum)
+        }
         Backend::Etcd { endpoints } => {
             // Host and port only: a URL may carry credentials.
             let hosts: Vec<String> = endpoints

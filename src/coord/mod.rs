@@ -165,8 +165,7 @@ pub struct Links {
 impl Links {
     /// Links of the single backend: always the leader in `epoch`, no peers, no published plans.
     pub fn single(epoch: Epoch, me: RegionName) -> (Links, SingleKeep) {
-        let leadership =
-            Leadership { leader: true, epoch, holder: Some(me), leader_api: None, backend: "single" };
+        let leadership = Leadership { leader: true, epoch, holder: Some(me), leader_api: None, backend: "single" };
         let (standing_tx, standing) = watch::channel(Standing { leadership, plan: None });
         let (peers_tx, peers) = watch::channel(Arc::new(Peers::new()));
         let (plans_tx, plans) = mpsc::channel(1);
@@ -179,7 +178,13 @@ impl Links {
             endpoints: vec![],
             requests: 0,
         });
-        let keep = SingleKeep { _standing: standing_tx, _peers: peers_tx, _plans: plans_tx, _view: view_rx, _health: health_tx };
+        let keep = SingleKeep {
+            _standing: standing_tx,
+            _peers: peers_tx,
+            _plans: plans_tx,
+            _view: view_rx,
+            _health: health_tx,
+        };
         (Links { standing, peers, plans, view, health, fence: Arc::new(AlwaysLeader) }, keep)
     }
 }

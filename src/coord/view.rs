@@ -85,7 +85,12 @@ pub struct QuorumRegion {
 }
 
 /// Combines the voters' views of `regions` under `quorum` (of `configured` vantages).
-pub fn quorum_view(regions: &[RegionName], voters: &[Voter<'_>], quorum: usize, configured: usize) -> Vec<QuorumRegion> {
+pub fn quorum_view(
+    regions: &[RegionName],
+    voters: &[Voter<'_>],
+    quorum: usize,
+    configured: usize,
+) -> Vec<QuorumRegion> {
     regions.iter().map(|r| region_verdict(r, voters, quorum.max(1), configured)).collect()
 }
 
@@ -221,10 +226,8 @@ mod tests {
         );
         assert_eq!(minority.health, Up);
         assert!(minority.note.unwrap().contains("degraded from standby only"));
-        let quorum = verdict(
-            &[(view("standby", &[("primary", Degraded)]), true), (view("dr", &[("primary", Down)]), true)],
-            2,
-        );
+        let quorum =
+            verdict(&[(view("standby", &[("primary", Degraded)]), true), (view("dr", &[("primary", Down)]), true)], 2);
         assert_eq!((quorum.health, quorum.bad_votes), (Degraded, 2));
     }
 

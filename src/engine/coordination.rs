@@ -55,12 +55,12 @@ impl Engine {
         if self.leadership.leader && !was {
             if let Some(p) = &standing.plan {
                 adopt_plan(&mut self.memory, &p.plan, &self.config);
+                self.coordination.takeover = Some(format!(
+                    "took over as leader in epoch {}: re-applying the current plan {} (decided by {})",
+                    self.leadership.epoch, self.memory.current, p.leader
+                ));
             }
-            info!(epoch = %self.leadership.epoch, weights = %self.memory.current, "leading: re-applying the current plan in the new epoch");
-            self.coordination.takeover = Some(format!(
-                "took over as leader in epoch {}: re-applying the current plan {}",
-                self.leadership.epoch, self.memory.current
-            ));
+            info!(epoch = %self.leadership.epoch, weights = %self.memory.current, "leading: (re-)applying the current plan in the new epoch");
             self.synced = false;
             self.audit_system("leadership.acquired", format!("leader in epoch {}", self.leadership.epoch), now);
         } else if was && !self.leadership.leader {
@@ -263,8 +263,7 @@ impl Engine {
                 );
             }
         }
-        let raised: Vec<AlarmKey> =
-            self.alarms.keys().filter(|k| k.kind == AlarmKind::SuspectPath).cloned().collect();
+        let raised: Vec<AlarmKey> = self.alarms.keys().filter(|k| k.kind == AlarmKind::SuspectPath).cloned().collect();
         for k in raised {
             if !k.region.as_ref().is_some_and(|r| suspects.contains_key(r)) {
                 self.clear_alarm(&k, now);

@@ -71,6 +71,7 @@ impl Engine {
             ApplyResult::Verified => format!("verified after {} attempt(s)", rep.attempts),
             ApplyResult::Failed { error, .. } => format!("failed (attempt {}): {error}", rep.attempts),
             ApplyResult::Superseded => "superseded".to_string(),
+            ApplyResult::Refused { error } => format!("refused: {error}"),
             ApplyResult::CircuitOpen { retry_in } => {
                 format!("circuit open, next probe in {}", humantime::format_duration(*retry_in))
             }

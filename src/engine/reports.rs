@@ -70,11 +70,21 @@ impl Engine {
         }
         let verified_at = cur.verified_at;
         let promote_after = (newly_verified && cur.plan.kind == PlanKind::Failover).then(|| cur.plan.weights.clone());
-        if let ApplyResult::Failed { error, .. } = &rep.result {
+        if let ApplyResult::Failed { error, .. } | ApplyResult::Refused { error } = &rep.result {
             let msg = format!("provider {} failed to apply plan {}: {error}", rep.provider, rep.plan_id);
             if let Some(d) = &mut self.drill {
                 d.record.report.note_error(msg);
             }
+        }
+        if let ApplyResult::Refused { error } = &rep.result {
+            let msg = format!(
+                "write of plan {} (epoch {}) to {} refused: {error}",
+                rep.plan_id,
+                self.plan.as_ref().map_or(0, |p| p.plan.epoch.0),
+                rep.provider
+            );
+            tracing::warn!(%msg, "stale write refused");
+            self.raise_alarm(AlarmKey::global(AlarmKind::StaleWriteRefused), msg, rep.at);
         }
         if newly_verified {
             self.on_plan_verified(rep.plan_id, rep.at);
@@ -106,6 +116,7 @@ impl Engine {
             }
             if all_verified {
                 self.clear_alarm(&key, rep.at);
+                self.clear_alarm(&AlarmKey::global(AlarmKind::StaleWriteRefused), rep.at);
             }
         }
         if let Some(p) = &rep.propagation {

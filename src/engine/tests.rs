@@ -17,8 +17,8 @@ use crate::breaker::BreakerPhase;
 use crate::config::Config;
 use crate::coord::view::{RegionView, View};
 use crate::coord::{AlwaysLeader, CoordHealth, Leadership, Links, Peer, Peers, PublishedPlan, Standing};
-use crate::health::Health;
 use crate::drill::{self, DrillRequest, DrillState};
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::observation::{Observation, Outcome};
 use crate::plan::{Epoch, PlanKind, TrafficPlan, Weights};
@@ -426,8 +426,7 @@ async fn the_store_unreachable_alarm_is_raised_and_cleared_from_the_store_status
 
 /// The test configuration with three vantages on etcd and quorum 2.
 fn etcd_config_text() -> String {
-    config_text()
-        + "\n[coordination]\nbackend = \"etcd\"\nendpoints = [\"http://127.0.0.1:1\"]\nlease_ttl = \"2s\"\n"
+    config_text() + "\n[coordination]\nbackend = \"etcd\"\nendpoints = [\"http://127.0.0.1:1\"]\nlease_ttl = \"2s\"\n"
 }
 
 fn follower_of(holder: &str, epoch: i64) -> Leadership {
@@ -443,7 +442,10 @@ fn peer(vantage: &str, seen: &[(&str, Health)]) -> (RegionName, Peer) {
             RegionView { name: rn(r), health, since: Some(t(0)), suspect: health != Health::Up, reasons: vec![] }
         })
         .collect();
-    (rn(vantage), Peer { view: View { vantage: rn(vantage), at: t(0), regions }, received: tokio::time::Instant::now() })
+    (
+        rn(vantage),
+        Peer { view: View { vantage: rn(vantage), at: t(0), regions }, received: tokio::time::Instant::now() },
+    )
 }
 
 impl Harness {
@@ -474,7 +476,10 @@ async fn a_region_seen_down_by_one_vantage_of_three_moves_nothing_and_the_reason
     h.observe("primary", Outcome::Failed, t(10));
     assert!(h.engine.step(t(10)).await.is_none(), "a minority must not move traffic");
     let reasons = h.engine.decision.as_ref().expect("a decision").1.reasons.join(" | ");
-    assert!(reasons.contains("primary: down from primary only (1 of 3 vantages, quorum 2); up from dr, standby"), "{reasons}");
+    assert!(
+        reasons.contains("primary: down from primary only (1 of 3 vantages, quorum 2); up from dr, standby"),
+        "{reasons}"
+    );
 }
 
 #[tokio::test]
@@ -524,7 +529,9 @@ async fn a_follower_sends_nothing_follows_the_published_plan_and_reapplies_it_wh
         .store
         .writes()
         .into_iter()
-        .filter(|w| matches!(w, Write::Plan { plan, vantage } if plan.id == leader_plan.id && vantage == &rn("standby")))
+        .filter(
+            |w| matches!(w, Write::Plan { plan, vantage } if plan.id == leader_plan.id && vantage == &rn("standby")),
+        )
         .count();
     assert_eq!(recorded, 1, "each published plan is recorded once, under the leader's name");
     assert!(h.engine.step(t(6)).await.is_none());
@@ -567,4 +574,27 @@ async fn a_follower_refuses_operator_commands_naming_the_leader() {
     h.engine.on_standing(t(0));
     let err = h.engine.lock_check().expect_err("a follower refuses");
     assert!(err.to_string().contains("the leader, standby, at http://10.0.2.5:8080"), "{err}");
+}
+
+#[tokio::test]
+async fn a_refused_write_is_recorded_and_alarmed_until_a_plan_is_verified_again() {
+    let mut h = Harness::started().await;
+    h.observe("primary", Outcome::Failed, t(10));
+    h.engine.step(t(10)).await.expect("a failover plan");
+    h.report(
+        "a",
+        ApplyResult::Refused { error: "a: refused plan from stale epoch 7 (provider is at epoch 9)".into() },
+        t(11),
+    );
+    let alarm = h.engine.alarms.get(&AlarmKey::global(AlarmKind::StaleWriteRefused)).expect("stale_write_refused");
+    assert!(alarm.message.contains("refused plan from stale epoch 7"), "{}", alarm.message);
+    tokio::task::yield_now().await;
+    let recorded = h
+        .store
+        .writes()
+        .into_iter()
+        .any(|w| matches!(&w, Write::PlanOutcome { report, .. } if report["result"]["state"] == "refused"));
+    assert!(recorded, "the refusal is recorded with the plan's outcome");
+    h.apply_all(t(12));
+    assert!(!h.alarm_kinds().contains(&AlarmKind::StaleWriteRefused));
 }

@@ -130,7 +130,6 @@ async fn nudged(reprobe: &mut Option<watch::Receiver<u64>>) {
         }
     }
     std::future::pending().await
-
 }
 
 fn round_micros(d: Duration) -> Duration {

@@ -61,6 +61,12 @@ pub enum ApplyResult {
     },
     /// A newer plan replaced this one before it was applied.
     Superseded,
+    /// The write was refused for good: the provider holds a newer epoch, or the fence found
+    /// that this orchestrator no longer leads. Never retried; recorded and alarmed.
+    Refused {
+        /// Secret-free error text.
+        error: String,
+    },
 }
 
 /// One provider's outcome for one plan.
@@ -307,7 +313,11 @@ impl Worker {
                                 self.breaker.on_failure(Instant::now());
                             }
                             warn!(error = %e, attempts, will_retry, breaker = ?self.breaker.phase(), "provider apply failed");
-                            let result = ApplyResult::Failed { error: e.to_string(), will_retry };
+                            let result = if will_retry {
+                                ApplyResult::Failed { error: e.to_string(), will_retry }
+                            } else {
+                                ApplyResult::Refused { error: e.to_string() }
+                            };
                             self.report(plan, result, attempts, started).await;
                             if !will_retry {
                                 return Ended::GaveUp;
@@ -328,7 +338,7 @@ impl Worker {
                 () = stepped_down(&mut standing, plan) => {
                     let error = format!("stepped down: plan of epoch {} abandoned", plan.epoch);
                     warn!(%error, "apply abandoned");
-                    self.report(plan, ApplyResult::Failed { error, will_retry: false }, backoff.attempts(), started).await;
+                    self.report(plan, ApplyResult::Refused { error }, backoff.attempts(), started).await;
                     return Ended::GaveUp;
                 }
                 _ = tokio::time::sleep(wait) => {}

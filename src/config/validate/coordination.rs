@@ -45,7 +45,11 @@ pub(super) fn validate(
     }
     let prefix = match &raw.prefix {
         Some(s) if s.is_empty() || !s.starts_with('/') => {
-            p.push("coordination.prefix", format!("`{s}` does not start with /"), "use a key path such as \"/failover-orchestrator/prod\"");
+            p.push(
+                "coordination.prefix",
+                format!("`{s}` does not start with /"),
+                "use a key path such as \"/failover-orchestrator/prod\"",
+            );
             DEFAULT_PREFIX.to_string()
         }
         Some(s) => s.trim_end_matches('/').to_string(),
@@ -101,7 +105,9 @@ fn backend(raw: &RawCoordination, p: &mut Problems) -> Backend {
             }
             for (i, e) in endpoints.iter().enumerate() {
                 let ok = reqwest::Url::parse(e).is_ok_and(|u| {
-                    matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && u.port_or_known_default().is_some()
+                    matches!(u.scheme(), "http" | "https")
+                        && u.host_str().is_some()
+                        && u.port_or_known_default().is_some()
                 });
                 if !ok {
                     p.push(
