@@ -241,7 +241,7 @@ impl App {
             Some(sampler) => {
                 let (cmd_tx, cmd_rx) = mpsc::channel(4);
                 replication = Some(cmd_tx);
-                let mut sampler = sampler.with_promotion(cmd_rx, steps_tx);
+                let mut sampler = sampler.with_promotion(cmd_rx, steps_tx).with_fence(fence.clone());
                 if let Some(w) = &self.resume.writer {
                     sampler.set_primary(w.clone());
                 }

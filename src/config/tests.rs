@@ -323,3 +323,73 @@ fn tsig_secrets_decode_from_base64_and_never_from_empty_text() {
     assert_eq!(decode_tsig_secret("not base64!"), None);
     assert_eq!(decode_tsig_secret(""), None);
 }
+
+const ETCD: &str = "\n[coordination]\nbackend = \"etcd\"\nendpoints = [\"http://10.0.1.5:2379\", \"http://u:pw@10.0.2.5:2379\", \"http://10.0.3.5:2379\"]\n";
+
+#[test]
+fn single_is_the_default_backend_with_quorum_one() {
+    let c = Config::parse(GOOD, "t", &no_env).expect("valid");
+    assert_eq!(c.coordination.backend, Backend::Single);
+    assert_eq!(c.policy.quorum, 1);
+    assert_eq!(c.coordination.vantages.len(), 3, "every region is a vantage by default");
+    assert_eq!(c.coordination.advertise, "http://127.0.0.1:8080");
+}
+
+#[test]
+fn etcd_defaults_to_a_majority_quorum_and_a_short_lease() {
+    let c = Config::parse(&format!("{GOOD}{ETCD}"), "t", &no_env).expect("valid");
+    assert!(matches!(&c.coordination.backend, Backend::Etcd { endpoints } if endpoints.len() == 3));
+    assert_eq!(c.policy.quorum, 2, "a majority of three");
+    assert_eq!(c.coordination.lease_ttl, Duration::from_secs(3));
+    assert_eq!(c.coordination.prefix, "/failover-orchestrator");
+    let summary = c.summary();
+    assert!(
+        summary.contains("coordination: etcd (3 endpoint(s): 10.0.1.5:2379, 10.0.2.5:2379, 10.0.3.5:2379)"),
+        "{summary}"
+    );
+    assert!(!summary.contains("pw"), "no credentials in the summary: {summary}");
+}
+
+#[test]
+fn quorum_above_one_needs_etcd_and_never_exceeds_the_vantages() {
+    let single = problems(&GOOD.replace("dwell = \"30s\"", "dwell = \"30s\"\nquorum = 2"));
+    assert!(single.iter().any(|p| p.key == "policy.quorum" && p.fix.contains("backend = \"etcd\"")), "{single:?}");
+    let too_many = problems(&format!("{}{ETCD}", GOOD.replace("dwell = \"30s\"", "dwell = \"30s\"\nquorum = 4")));
+    assert!(
+        too_many.iter().any(|p| p.key == "policy.quorum" && p.what.contains("more than the 3 vantage")),
+        "{too_many:?}"
+    );
+    let ok = Config::parse(
+        &format!("{}{ETCD}", GOOD.replace("dwell = \"30s\"", "dwell = \"30s\"\nquorum = 3")),
+        "t",
+        &no_env,
+    )
+    .expect("3 of 3 is allowed");
+    assert_eq!(ok.policy.quorum, 3);
+}
+
+#[test]
+fn coordination_mistakes_name_the_key_and_the_fix() {
+    let p = problems(&format!("{GOOD}\n[coordination]\nbackend = \"zookeeper\"\n"));
+    assert!(p.iter().any(|p| p.key == "coordination.backend" && p.fix.contains("\"etcd\"")), "{p:?}");
+    let p = problems(&format!("{GOOD}\n[coordination]\nbackend = \"etcd\"\n"));
+    assert!(p.iter().any(|p| p.key == "coordination.endpoints" && p.what.contains("missing")), "{p:?}");
+    let p = problems(&format!(
+        "{GOOD}\n[coordination]\nbackend = \"etcd\"\nendpoints = [\"10.0.1.5\"]\nlease_ttl = \"1500ms\"\n"
+    ));
+    assert!(p.iter().any(|p| p.key == "coordination.endpoints[0]"), "{p:?}");
+    assert!(p.iter().any(|p| p.key == "coordination.lease_ttl" && p.what.contains("whole number")), "{p:?}");
+    let p = problems(&format!("{GOOD}{ETCD}vantages = [\"standby\", \"mars\"]\n"));
+    assert!(p.iter().any(|p| p.key == "coordination.vantages[1]"), "{p:?}");
+    assert!(p.iter().any(|p| p.key == "coordination.vantages" && p.what.contains("`primary`")), "{p:?}");
+}
+
+#[test]
+fn the_region_flag_replaces_the_vantage_and_is_checked() {
+    let c = Config::parse_for(GOOD, "t", Some("dr"), &no_env).expect("valid");
+    assert_eq!(c.orchestrator.vantage.as_str(), "dr");
+    let Err(ConfigError::Invalid(p)) = Config::parse_for(GOOD, "t", Some("mars"), &no_env) else {
+        panic!("an unknown region must be refused")
+    };
+    assert!(p.iter().any(|p| p.key == "orchestrator.vantage" && p.what.contains("mars")), "{p:?}");
+}

@@ -444,28 +444,38 @@ impl EtcdCoordinator {
 #[async_trait]
 impl Fence for EtcdFence {
     async fn confirm(&self, plan: &TrafficPlan) -> Result<(), FenceError> {
+        let published = PublishedPlan { plan: plan.clone(), leader: self.shared.me.clone() };
+        let value = serde_json::to_vec(&published).map_err(|e| FenceError::Unreachable(e.to_string()))?;
+        self.fenced_txn(plan.epoch, vec![TxnOp::put(self.shared.keys.plan.clone(), value, None)]).await
+    }
+
+    async fn confirm_epoch(&self, epoch: Epoch) -> Result<(), FenceError> {
+        self.fenced_txn(epoch, vec![]).await
+    }
+}
+
+impl EtcdFence {
+    /// Runs `ops` only if the leader key still carries `epoch` (this orchestrator's own).
+    async fn fenced_txn(&self, epoch: Epoch, ops: Vec<TxnOp>) -> Result<(), FenceError> {
         let leadership = self.shared.standing.borrow().leadership.clone();
         if !leadership.leader {
             return Err(FenceError::NotLeader { holder: leadership.holder });
         }
-        if plan.epoch != leadership.epoch {
-            return Err(FenceError::StaleEpoch { plan: plan.epoch, current: leadership.epoch });
+        if epoch != leadership.epoch {
+            return Err(FenceError::StaleEpoch { plan: epoch, current: leadership.epoch });
         }
         let Some(mut client) = self.shared.client.borrow().clone() else {
             return Err(FenceError::Unreachable("no etcd session".into()));
         };
-        let keys = &self.shared.keys;
-        let published = PublishedPlan { plan: plan.clone(), leader: self.shared.me.clone() };
-        let value = serde_json::to_vec(&published).map_err(|e| FenceError::Unreachable(e.to_string()))?;
         let txn = Txn::new()
-            .when(vec![Compare::create_revision(keys.leader.clone(), CompareOp::Equal, plan.epoch.0)])
-            .and_then(vec![TxnOp::put(keys.plan.clone(), value, None)]);
+            .when(vec![Compare::create_revision(self.shared.keys.leader.clone(), CompareOp::Equal, epoch.0)])
+            .and_then(ops);
         self.shared.count();
         match tokio::time::timeout(self.shared.op_timeout, client.txn(txn)).await {
             Ok(Ok(r)) if r.succeeded() => Ok(()),
             Ok(Ok(_)) => {
                 self.shared.standing.send_modify(|s| s.leadership.leader = false);
-                Err(FenceError::Lost(plan.epoch))
+                Err(FenceError::Lost(epoch))
             }
             Ok(Err(e)) => Err(FenceError::Unreachable(e.to_string())),
             Err(_) => Err(FenceError::Unreachable(format!("no answer within {:?}", self.shared.op_timeout))),

@@ -134,6 +134,12 @@ pub trait Fence: Send + Sync {
     /// # Errors
     /// [`FenceError`] when the write must not happen.
     async fn confirm(&self, plan: &TrafficPlan) -> Result<(), FenceError>;
+
+    /// Ok when this orchestrator still leads in `epoch` (before each promotion step).
+    ///
+    /// # Errors
+    /// [`FenceError`] when the step must not happen.
+    async fn confirm_epoch(&self, epoch: Epoch) -> Result<(), FenceError>;
 }
 
 /// The single backend's fence: this orchestrator always leads.
@@ -142,6 +148,10 @@ pub struct AlwaysLeader;
 #[async_trait]
 impl Fence for AlwaysLeader {
     async fn confirm(&self, _plan: &TrafficPlan) -> Result<(), FenceError> {
+        Ok(())
+    }
+
+    async fn confirm_epoch(&self, _epoch: Epoch) -> Result<(), FenceError> {
         Ok(())
     }
 }

@@ -53,7 +53,12 @@ impl Engine {
             request_id: None,
             details: json!({ "old_primary": self.writer }),
         }));
-        let cmd = ReplicationCommand::Promote { target, old_primary: self.writer.clone(), reply: None };
+        let cmd = ReplicationCommand::Promote {
+            target,
+            old_primary: self.writer.clone(),
+            epoch: self.leadership.epoch,
+            reply: None,
+        };
         if tx.try_send(cmd).is_err() {
             self.promoting = false;
             warn!("replication actor busy or gone; promotion not requested");

@@ -31,6 +31,8 @@ pub enum ReplicationCommand {
         target: RegionName,
         /// The writer being replaced.
         old_primary: RegionName,
+        /// The leader's epoch: every step first confirms this orchestrator still leads in it.
+        epoch: crate::plan::Epoch,
         /// Every step, as it happens.
         reply: Option<oneshot::Sender<Vec<PromotionStep>>>,
     },

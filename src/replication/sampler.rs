@@ -24,9 +24,11 @@ use tracing::{debug, info, instrument, warn};
 
 use super::promotion::{PromotionStep, ReplicationCommand};
 use crate::config::{Config, ReplicationConfig};
+use crate::coord::{AlwaysLeader, Fence};
 use crate::lag::LagSample;
 use crate::lag::reconcile::{PrimaryView, ReplicaRow, StandbyView, Views, parse_lsn, reconcile};
 use crate::pg_error::describe;
+use crate::plan::Epoch;
 use crate::region::{RegionName, Role};
 use crate::store::Write;
 use crate::store::writer::StoreHandle;
@@ -55,6 +57,8 @@ pub struct LagSampler {
     steps: Option<mpsc::Sender<PromotionStep>>,
     /// Queries run since start (for the cost benchmark).
     pub queries: u64,
+    /// Confirms leadership before each promotion step.
+    fence: Arc<dyn Fence>,
 }
 
 impl LagSampler {
@@ -100,10 +104,17 @@ impl LagSampler {
             commands: None,
             steps: None,
             queries: 0,
+            fence: Arc::new(AlwaysLeader),
         })
     }
 
-    /// Accepts promotion commands and reports their steps.
+    /// Confirms leadership through `fence` before each promotion step.
+    pub fn with_fence(mut self, fence: Arc<dyn Fence>) -> Self {
+        self.fence = fence;
+        self
+    }
+
+    /// Takes promotion requests on `commands` and reports steps on `steps`.
     pub fn with_promotion(
         mut self,
         commands: mpsc::Receiver<ReplicationCommand>,
@@ -201,8 +212,8 @@ impl LagSampler {
 
     async fn on_command(&mut self, cmd: ReplicationCommand) {
         match cmd {
-            ReplicationCommand::Promote { target, old_primary, reply } => {
-                let steps = self.promote(&target, &old_primary).await;
+            ReplicationCommand::Promote { target, old_primary, epoch, reply } => {
+                let steps = self.promote(&target, &old_primary, epoch).await;
                 if let Some(tx) = &self.steps {
                     for s in &steps {
                         let _ = tx.send(s.clone()).await;
@@ -217,7 +228,7 @@ impl LagSampler {
 
     /// Gate, fence, promote, re-point, track: see [`super::promotion`].
     #[instrument(skip_all, fields(target = %target, old_primary = %old_primary))]
-    pub async fn promote(&mut self, target: &RegionName, old_primary: &RegionName) -> Vec<PromotionStep> {
+    pub async fn promote(&mut self, target: &RegionName, old_primary: &RegionName, epoch: Epoch) -> Vec<PromotionStep> {
         let mut steps = Vec::new();
         let Some(t) = self.members.iter().find(|m| &m.name == target) else {
             steps.push(PromotionStep::new("gate", target, false, "region has no database"));
@@ -244,7 +255,11 @@ impl LagSampler {
                 return steps;
             }
         }
-        // 2. Fence the old primary if it still answers.
+        // 2. Fence the old primary if it still answers (only while this orchestrator leads).
+        if let Err(e) = self.fence.confirm_epoch(epoch).await {
+            steps.push(PromotionStep::new("leadership", target, false, format!("not promoting: {e}")));
+            return steps;
+        }
         if let Some(old) = self.members.iter().find(|m| &m.name == old_primary) {
             let pool = old.pool.clone();
             let fence = async {
@@ -277,7 +292,11 @@ impl LagSampler {
                 }
             }
         }
-        // 3. Promote.
+        // 3. Promote (leadership confirmed again: the fence step may have taken seconds).
+        if let Err(e) = self.fence.confirm_epoch(epoch).await {
+            steps.push(PromotionStep::new("leadership", target, false, format!("not promoting: {e}")));
+            return steps;
+        }
         let promote =
             sqlx::query_scalar::<_, bool>("SELECT pg_promote(wait => true, wait_seconds => 30)").fetch_one(&t_pool);
         match tokio::time::timeout(Duration::from_secs(35), promote).await {

@@ -20,6 +20,7 @@ const PURE: &[&str] = &[
     "drill/phase.rs",
     "policy.rs",
     "alarm.rs",
+    "coord/view.rs",
 ];
 /// Crates whose presence in a pure module means I/O, a clock source or a runtime.
 const IO_CRATES: &[&str] = &["tokio", "sqlx", "reqwest", "axum", "hyper", "std::fs", "std::net", "tracing"];
