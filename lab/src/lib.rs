@@ -10,7 +10,8 @@
 //!   `--measure-flips`, `--measure-drills`); [`measure`] breaks things and times the orchestrator.
 //! - [`topology`] renders a `regions.toml` for a set of regions and providers.
 //! - [`process`] supervises child processes; [`postgres`], [`powerdns`], [`haproxy`], [`bind`]
-//!   and [`moto`] start one real server each on free loopback ports.
+//!   and [`moto`] start one real server each on free loopback ports; [`etcd`] starts an etcd
+//!   cluster (one member per region).
 //! - [`app_stub`] is a controllable region app; [`faultproxy`] (TCP: latency, loss, blackhole,
 //!   reset …) and [`http_fault`] (HTTP 500s) put faults between a prober and its target.
 //!
@@ -19,6 +20,7 @@
 pub mod app_stub;
 pub mod bind;
 pub mod cli;
+pub mod etcd;
 pub mod faultproxy;
 pub mod haproxy;
 pub mod http_fault;
