@@ -12,6 +12,9 @@
 //! - [`process`] supervises child processes; [`postgres`], [`powerdns`], [`haproxy`], [`bind`]
 //!   and [`moto`] start one real server each on free loopback ports; [`etcd`] starts an etcd
 //!   cluster (one member per region).
+//! - [`cluster`] is the three-orchestrator lab: the [`lab`] plus etcd, three orchestrator
+//!   processes (one per region, each with its own store) and fault proxies on every probe path
+//!   and every orchestrator → etcd link.
 //! - [`app_stub`] is a controllable region app; [`faultproxy`] (TCP: latency, loss, blackhole,
 //!   reset …) and [`http_fault`] (HTTP 500s) put faults between a prober and its target.
 //!
@@ -20,6 +23,7 @@
 pub mod app_stub;
 pub mod bind;
 pub mod cli;
+pub mod cluster;
 pub mod etcd;
 pub mod faultproxy;
 pub mod haproxy;
