@@ -44,11 +44,18 @@ pub enum AlarmKind {
     ProviderDrift,
     /// DNS servers did not serve the plan within the propagation timeout (engine).
     PropagationSlow,
+    /// One vantage has seen a region down for a while that the other vantages see up: that
+    /// vantage's network path to the region is suspect (engine).
+    SuspectPath,
+    /// This orchestrator has no session with the etcd majority: it neither leads nor votes (engine).
+    CoordinationLost,
+    /// A provider refused a write from a stale epoch, or the fence stopped one (engine).
+    StaleWriteRefused,
 }
 
 impl AlarmKind {
     /// Every kind, in declaration order (the metrics export one gauge per kind).
-    pub const ALL: [AlarmKind; 11] = [
+    pub const ALL: [AlarmKind; 14] = [
         AlarmKind::AllDown,
         AlarmKind::RegionDown,
         AlarmKind::NoFailoverTarget,
@@ -60,6 +67,9 @@ impl AlarmKind {
         AlarmKind::PromotionFailed,
         AlarmKind::ProviderDrift,
         AlarmKind::PropagationSlow,
+        AlarmKind::SuspectPath,
+        AlarmKind::CoordinationLost,
+        AlarmKind::StaleWriteRefused,
     ];
 
     /// The stable snake_case name used by the API, the metrics label and the store row.
@@ -76,6 +86,9 @@ impl AlarmKind {
             AlarmKind::PromotionFailed => "promotion_failed",
             AlarmKind::ProviderDrift => "provider_drift",
             AlarmKind::PropagationSlow => "propagation_slow",
+            AlarmKind::SuspectPath => "suspect_path",
+            AlarmKind::CoordinationLost => "coordination_lost",
+            AlarmKind::StaleWriteRefused => "stale_write_refused",
         }
     }
 
@@ -93,7 +106,10 @@ impl AlarmKind {
             | AlarmKind::StoreUnreachable
             | AlarmKind::PromotionFailed
             | AlarmKind::ProviderDrift
-            | AlarmKind::PropagationSlow => false,
+            | AlarmKind::PropagationSlow
+            | AlarmKind::SuspectPath
+            | AlarmKind::CoordinationLost
+            | AlarmKind::StaleWriteRefused => false,
         }
     }
 }
@@ -190,6 +206,9 @@ mod tests {
                 "promotion_failed",
                 "provider_drift",
                 "propagation_slow",
+                "suspect_path",
+                "coordination_lost",
+                "stale_write_refused",
             ]
         );
     }
@@ -214,6 +233,9 @@ mod tests {
                 AlarmKind::PromotionFailed,
                 AlarmKind::ProviderDrift,
                 AlarmKind::PropagationSlow,
+                AlarmKind::SuspectPath,
+                AlarmKind::CoordinationLost,
+                AlarmKind::StaleWriteRefused,
             ]
         );
     }

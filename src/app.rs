@@ -22,7 +22,8 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::api::{self, AppState};
 use crate::config::Config;
-use crate::coord::{self, Leadership};
+use crate::coord::etcd::EtcdCoordinator;
+use crate::coord::{self, Leadership, Links, SingleKeep};
 use crate::engine::{Command, Engine, EngineChannels, Resume};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -46,12 +47,21 @@ pub struct AppOptions {
     pub store_wait: Option<Duration>,
 }
 
+/// The coordination backend's task, or what keeps the single backend's channels open.
+enum Backend {
+    Single(SingleKeep),
+    Etcd(EtcdCoordinator),
+}
+
 /// A built, not yet running, orchestrator.
 pub struct App {
     config: Arc<Config>,
     listener: TcpListener,
     store: Store,
-    leadership: Leadership,
+    links: Links,
+    backend: Backend,
+    /// Migrations still to apply (the store was down at start; etcd let us start anyway).
+    migrate_later: bool,
     resume: Resume,
     providers: Vec<ProviderSlot>,
     metrics: Arc<Metrics>,
@@ -70,8 +80,13 @@ impl App {
     pub async fn build(config: Config, opts: AppOptions) -> anyhow::Result<App> {
         let config = Arc::new(config);
         let store = Store::connect_lazy(&config.orchestrator.store_dsn)?;
-        let wait = opts.store_wait.unwrap_or(Duration::from_secs(30));
+        let etcd = EtcdCoordinator::new(&config);
+        // With etcd the orchestrator starts without its store (the leader and the plan live in
+        // etcd; records are buffered): a region's failover must not wait for its store.
+        let default_wait = if etcd.is_some() { Duration::from_secs(3) } else { Duration::from_secs(30) };
+        let wait = opts.store_wait.unwrap_or(default_wait);
         let deadline = tokio::time::Instant::now() + wait;
+        let mut migrate_later = false;
         loop {
             match store.migrate().await {
                 Ok(()) => break,
@@ -79,25 +94,27 @@ impl App {
                     warn!(error = %e, "store not ready; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
+                Err(e) if etcd.is_some() => {
+                    error!(error = %e, "store unreachable: starting without it (records are buffered until it is back)");
+                    migrate_later = true;
+                    break;
+                }
                 Err(e) => {
                     return Err(e).context("migrating the store (is orchestrator.store_dsn / FO_STORE_DSN right?)");
                 }
             }
         }
-        let previous_start = store.previous_start().await.context("reading the previous start")?;
-        let holder = format!("{}@{}", config.orchestrator.vantage, hostname());
-        let leadership = coord::single(&store, &holder).await.context("taking the leadership epoch")?;
-        let last = store.last_plan().await.context("reading the last plan")?;
-        let maintenance = store.maintenance().await.context("reading maintenance")?.into_iter().collect();
-        let hold = store.hold().await.context("reading the operator hold")?;
-        let interrupted_drill = recover_drills(&store).await.context("reading unfinished drills")?;
-        for msg in store.settle_operations(last.as_ref().map(|p| p.plan.id)).await.context("settling operations")? {
-            warn!(operation = %msg, "operation left open by the previous run");
-            record_system_audit(&store, "operation.recovered", &msg).await;
-        }
-        report_missed_drills(&config, &store, previous_start).await;
-        let writer = store.last_promoted().await.context("reading the last promotion")?;
-        let resume = Resume { plan: last.map(|p| p.plan), maintenance, hold, interrupted_drill, writer };
+        let resume = if migrate_later { Resume::default() } else { resume_from_store(&config, &store).await? };
+        let (links, backend) = match etcd {
+            Some((coordinator, links)) => (links, Backend::Etcd(coordinator)),
+            None => {
+                let holder = format!("{}@{}", config.orchestrator.vantage, hostname());
+                let epoch = coord::single(&store, &holder).await.context("taking the leadership epoch")?;
+                let (links, keep) = Links::single(epoch, config.orchestrator.vantage.clone());
+                (links, Backend::Single(keep))
+            }
+        };
+        let leadership = links.standing.borrow().leadership.clone();
         let providers = match opts.providers {
             Some(p) => p,
             None => traffic::build(&config).await.context("building traffic providers")?,
@@ -106,15 +123,17 @@ impl App {
             .await
             .with_context(|| format!("binding {} (orchestrator.listen)", config.orchestrator.listen))?;
         let metrics = Arc::new(Metrics::new());
-        let placeholder = Arc::new(empty_status(&config, leadership));
+        let placeholder = Arc::new(empty_status(&config, leadership.clone()));
         let (status_tx, status_rx) = watch::channel(placeholder);
         let (commands_tx, commands_rx) = mpsc::channel(64);
-        info!(epoch = %leadership.epoch, listen = %listener.local_addr()?, "orchestrator built");
+        info!(epoch = %leadership.epoch, backend = leadership.backend, listen = %listener.local_addr()?, "orchestrator built");
         Ok(App {
             config,
             listener,
             store,
-            leadership,
+            links,
+            backend,
+            migrate_later,
             resume,
             providers,
             metrics,
@@ -171,18 +190,43 @@ impl App {
             async move { store_writer.run(wc, flush).await }.instrument(info_span!("task", name = "store-writer")),
         );
 
-        // Probes → engine.
+        // Coordination.
+        let Links { standing, peers, plans, view, health, fence } = self.links;
+        let applier_standing = standing.clone();
+        let mut _single_keep = None;
+        match self.backend {
+            Backend::Etcd(coordinator) => {
+                // Cancelled with the other tasks: it revokes its lease so a successor takes over at once.
+                let token = work.child_token();
+                spawn("coordination".into(), Box::pin(async move { coordinator.run(token).await }));
+            }
+            Backend::Single(keep) => _single_keep = Some(keep),
+        }
+        if self.migrate_later {
+            let store = self.store.clone();
+            let token = work.child_token();
+            spawn("store-migrate".into(), Box::pin(async move { migrate_when_back(store, token).await }));
+        }
+
+        // Probes → engine; each region's runners can be told to probe at once.
         let (obs_tx, obs_rx) = mpsc::channel(4096);
         let http = probe::http_client().context("building the probe HTTP client")?;
+        let mut reprobe = std::collections::BTreeMap::new();
+        for r in &self.config.regions {
+            reprobe.insert(r.name.clone(), watch::channel(0u64).0);
+        }
         for check in self.config.checks() {
             let probe = probe::build(check, &http);
-            let runner = Runner::new(
+            let mut runner = Runner::new(
                 check.clone(),
                 probe,
                 self.config.orchestrator.vantage.clone(),
                 obs_tx.clone(),
                 self.metrics.clone(),
             );
+            if let Some(tx) = reprobe.get(&check.id.region) {
+                runner = runner.with_reprobe(tx.subscribe());
+            }
             let token = work.child_token();
             spawn(format!("probe {}", check.id), Box::pin(async move { runner.run(token).await }));
         }
@@ -208,7 +252,8 @@ impl App {
         }
         let (plans_tx, plans_rx) = watch::channel(None);
         let (reports_tx, reports_rx) = mpsc::channel(1024);
-        let applier = Applier::new(self.providers.clone(), plans_rx, reports_tx, self.metrics.clone(), self.retry);
+        let applier = Applier::new(self.providers.clone(), plans_rx, reports_tx, self.metrics.clone(), self.retry)
+            .with_fence(fence, applier_standing);
         let token = work.child_token();
         spawn("applier".into(), Box::pin(async move { applier.run(token).await }));
 
@@ -225,7 +270,6 @@ impl App {
         };
         let engine = Engine::new(
             self.config.clone(),
-            self.leadership,
             store_handle.clone(),
             EngineChannels {
                 observations: obs_rx,
@@ -237,6 +281,15 @@ impl App {
                 plans: plans_tx,
                 status: self.status_tx,
                 notify: notify_tx,
+                coord: Links {
+                    standing,
+                    peers,
+                    plans,
+                    view,
+                    health,
+                    fence: Arc::new(coord::AlwaysLeader),
+                },
+                reprobe,
             },
             self.metrics.clone(),
             self.resume,
@@ -330,6 +383,22 @@ impl App {
         info!("shutdown complete");
         Ok(())
     }
+}
+
+/// What the store remembers from the previous run (and the records of that run settled).
+async fn resume_from_store(config: &Config, store: &Store) -> anyhow::Result<Resume> {
+    let previous_start = store.previous_start().await.context("reading the previous start")?;
+    let last = store.last_plan().await.context("reading the last plan")?;
+    let maintenance = store.maintenance().await.context("reading maintenance")?.into_iter().collect();
+    let hold = store.hold().await.context("reading the operator hold")?;
+    let interrupted_drill = recover_drills(store).await.context("reading unfinished drills")?;
+    for msg in store.settle_operations(last.as_ref().map(|p| p.plan.id)).await.context("settling operations")? {
+        warn!(operation = %msg, "operation left open by the previous run");
+        record_system_audit(store, "operation.recovered", &msg).await;
+    }
+    report_missed_drills(config, store, previous_start).await;
+    let writer = store.last_promoted().await.context("reading the last promotion")?;
+    Ok(Resume { plan: last.map(|p| p.plan), maintenance, hold, interrupted_drill, writer })
 }
 
 /// One scheduled drill's run: the leader starts it like an operator would, or records why not.
@@ -452,6 +521,24 @@ async fn report_missed_drills(config: &Config, store: &Store, previous_start: Op
     }
 }
 
+/// Applies the migrations once the store answers (it was down at start-up); the writer's
+/// buffered records then go in.
+async fn migrate_when_back(store: Store, cancel: CancellationToken) {
+    loop {
+        match store.migrate().await {
+            Ok(()) => {
+                info!("store reachable: migrations applied");
+                return;
+            }
+            Err(e) => warn!(error = %e, "store still unreachable; migrations wait"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
@@ -472,6 +559,11 @@ fn empty_status(config: &Config, leadership: Leadership) -> Status {
         failed_over: false,
         drill: None,
         operator_hold: None,
+        coordination: crate::status::CoordinationStatus {
+            backend: None,
+            quorum: config.policy.quorum,
+            vantages: config.coordination.vantages.clone(),
+        },
         writer: config
             .regions
             .iter()

@@ -31,12 +31,19 @@ enum Cmd {
         /// Path of regions.toml.
         #[arg(default_value = "regions.toml")]
         file: PathBuf,
+        /// Check the file as the orchestrator of this region would load it.
+        #[arg(long, env = "FO_REGION")]
+        region: Option<String>,
     },
     /// Run the orchestrator.
     Serve {
         /// Path of regions.toml.
         #[arg(short, long, default_value = "regions.toml", env = "FO_CONFIG")]
         config: PathBuf,
+        /// The region this orchestrator runs in (replaces `orchestrator.vantage`, so that every
+        /// region runs the same file).
+        #[arg(long, env = "FO_REGION")]
+        region: Option<String>,
     },
     /// Operator commands over the API (status, drill, failover, switchover, failback, maintenance).
     #[command(flatten)]
@@ -47,10 +54,10 @@ enum Cmd {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::CheckConfig { file } => check_config(&file),
-        Cmd::Serve { config } => {
+        Cmd::CheckConfig { file, region } => check_config(&file, region.as_deref()),
+        Cmd::Serve { config, region } => {
             logging::init(cli.log_json);
-            match serve(&config).await {
+            match serve(&config, region.as_deref()).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, error.chain = ?e, "orchestrator failed");
@@ -64,8 +71,8 @@ async fn main() -> ExitCode {
 }
 
 #[allow(clippy::print_stdout)]
-fn check_config(file: &std::path::Path) -> ExitCode {
-    match Config::load(file) {
+fn check_config(file: &std::path::Path, region: Option<&str>) -> ExitCode {
+    match Config::load_for(file, region) {
         Ok(c) => {
             println!("{}: valid\n{}", file.display(), c.summary());
             ExitCode::SUCCESS
@@ -95,8 +102,8 @@ async fn operator(target: &Target, cmd: &OperatorCmd) -> ExitCode {
     }
 }
 
-async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
-    let config = Config::load(path)?;
+async fn serve(path: &std::path::Path, region: Option<&str>) -> anyhow::Result<()> {
+    let config = Config::load_for(path, region)?;
     let app = App::build(config, AppOptions::default()).await?;
     let cancel = CancellationToken::new();
     match shutdown::watch_signals(cancel.clone()) {

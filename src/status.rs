@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::alarm::AlarmKind;
-use crate::coord::Leadership;
+use crate::coord::{CoordHealth, Leadership};
 use crate::drill::{DrillId, DrillState};
 use crate::health::Health;
 use crate::lag::LagSample;
@@ -50,6 +50,36 @@ pub struct Status {
     pub drill: Option<DrillStatus>,
     /// Weights pinned by an operator (manual failover or switchover) until a failback.
     pub operator_hold: Option<HoldRecord>,
+    /// The coordination backend (etcd session, endpoints, requests) and the quorum.
+    pub coordination: CoordinationStatus,
+}
+
+/// `status.coordination`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CoordinationStatus {
+    /// The backend's health (None before the first report).
+    pub backend: Option<CoordHealth>,
+    /// Vantages that must agree.
+    pub quorum: usize,
+    /// Regions that run an orchestrator.
+    pub vantages: Vec<RegionName>,
+}
+
+/// One vantage's view of one region (`status.regions[].views[]`).
+#[derive(Debug, Clone, Serialize)]
+pub struct VantageView {
+    /// The vantage.
+    pub vantage: RegionName,
+    /// What it sees.
+    pub health: Health,
+    /// Since when.
+    pub since: Option<DateTime<Utc>>,
+    /// Whether the view is fresh enough to vote.
+    pub fresh: bool,
+    /// Milliseconds since this orchestrator received it.
+    pub age_ms: Option<u64>,
+    /// Failing checks and their errors.
+    pub reasons: Vec<String>,
 }
 
 /// The live drill, for the dashboard (`status.drill`).
@@ -93,6 +123,10 @@ pub struct Acting {
 /// One region.
 #[derive(Debug, Clone, Serialize)]
 pub struct RegionStatus {
+    /// Every vantage's view of the region, this orchestrator's first.
+    pub views: Vec<VantageView>,
+    /// The quorum sentence when the vantages disagree or a quorum decided.
+    pub quorum_note: Option<String>,
     /// Name.
     pub name: RegionName,
     /// Role.

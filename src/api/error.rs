@@ -60,10 +60,9 @@ impl ApiError {
         match e {
             CommandError::UnknownRegion(r) => ApiError::field(region_field, format!("unknown region `{r}`")),
             CommandError::NoSuchDrill(m) => ApiError::Conflict(m),
-            CommandError::NotLeader => ApiError::Refused {
-                message: "refused: this orchestrator is not the leader".into(),
-                reasons: vec!["this orchestrator is not the leader: send the request to the leader".into()],
-            },
+            e @ CommandError::NotLeader { .. } => {
+                ApiError::Refused { message: format!("refused: {e}"), reasons: vec![e.to_string()] }
+            }
             CommandError::Refused(reasons) => {
                 ApiError::Refused { message: format!("refused: {}", reasons.join("; ")), reasons }
             }

@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 pub use dsn::{ENV_STORE_DSN, redact_dsn, region_dsn_env};
 pub use error::{ConfigError, Problem};
 pub use model::{
-    AuthConfig, CheckConfig, CheckKind, DEFAULT_ATTEMPTS, OrchestratorConfig, RegionConfig, RegionPostgres,
+    AuthConfig, Backend, CoordinationConfig, CheckConfig, CheckKind, DEFAULT_ATTEMPTS, OrchestratorConfig, RegionConfig, RegionPostgres,
     ReplicationConfig, ScheduleConfig,
 };
 pub use providers::{
@@ -65,6 +65,8 @@ pub struct Config {
     pub replication: ReplicationConfig,
     /// API tokens; None: reads open, mutations refused.
     pub auth: Option<AuthConfig>,
+    /// Leader election and shared views.
+    pub coordination: CoordinationConfig,
 }
 
 impl Config {
@@ -73,9 +75,18 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] when the file cannot be read, parsed or validated.
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        Self::load_for(path, None)
+    }
+
+    /// [`Config::load`] for the orchestrator of `region` (`serve --region`, `FO_REGION`), which
+    /// replaces `orchestrator.vantage` so that every region can run the same file.
+    ///
+    /// # Errors
+    /// As [`Config::load`]; an unknown region is a problem on `orchestrator.vantage`.
+    pub fn load_for(path: &std::path::Path, region: Option<&str>) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-        Self::parse(&text, &path.display().to_string(), &|k| std::env::var(k).ok())
+        Self::parse_for(&text, &path.display().to_string(), region, &|k| std::env::var(k).ok())
     }
 
     /// Parses and validates TOML text; `env` looks up environment variables.
@@ -83,8 +94,24 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Parse`] or [`ConfigError::Invalid`].
     pub fn parse(text: &str, origin: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let raw: RawConfig = toml::from_str(text)
+        Self::parse_for(text, origin, None, env)
+    }
+
+    /// [`Config::parse`] with the vantage replaced by `region` when given.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] or [`ConfigError::Invalid`].
+    pub fn parse_for(
+        text: &str,
+        origin: &str,
+        region: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut raw: RawConfig = toml::from_str(text)
             .map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?;
+        if let Some(r) = region {
+            raw.orchestrator.vantage = Some(r.to_string());
+        }
         Self::from_raw(raw, env)
     }
 

@@ -58,6 +58,45 @@ pub struct OrchestratorConfig {
     pub metrics_public: bool,
 }
 
+/// `[coordination]`, validated.
+#[derive(Debug, Clone)]
+pub struct CoordinationConfig {
+    /// Which engine decides who leads.
+    pub backend: Backend,
+    /// Regions that run an orchestrator (each one a vantage).
+    pub vantages: Vec<RegionName>,
+    /// Lease lifetime: a leader that cannot renew steps down within it.
+    pub lease_ttl: Duration,
+    /// How long a peer's published view counts as fresh without an update.
+    pub view_ttl: Duration,
+    /// Key prefix in etcd, without a trailing slash.
+    pub prefix: String,
+    /// This orchestrator's API URL as peers and operators reach it.
+    pub advertise: String,
+}
+
+/// The coordination engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// One orchestrator, always the leader.
+    Single,
+    /// etcd v3: leader key on a lease, views under the lease, the plan in a fenced transaction.
+    Etcd {
+        /// Client URLs of the etcd members.
+        endpoints: Vec<String>,
+    },
+}
+
+impl Backend {
+    /// `single` or `etcd`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Backend::Single => "single",
+            Backend::Etcd { .. } => "etcd",
+        }
+    }
+}
+
 /// One region, validated.
 #[derive(Debug, Clone)]
 pub struct RegionConfig {

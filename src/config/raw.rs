@@ -34,6 +34,31 @@ pub struct RawConfig {
     pub replication: RawReplication,
     /// Bearer tokens and roles for the API. Absent: reads are open and mutations are refused.
     pub auth: Option<RawAuth>,
+    /// How several orchestrators agree on a leader and share what they see.
+    #[serde(default)]
+    pub coordination: RawCoordination,
+}
+
+/// `[coordination]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCoordination {
+    /// `"single"` (default: one orchestrator, always the leader) or `"etcd"`.
+    pub backend: Option<String>,
+    /// etcd client URLs, e.g. `["http://10.0.1.5:2379", …]` (one member per region).
+    pub endpoints: Option<Vec<String>>,
+    /// Lifetime of this orchestrator's etcd lease: a leader cut off from etcd steps down within it.
+    #[serde(default, with = "humantime_serde::option")]
+    pub lease_ttl: Option<Duration>,
+    /// Key prefix in etcd (several deployments may share one etcd cluster).
+    pub prefix: Option<String>,
+    /// Regions that run an orchestrator (default: every region).
+    pub vantages: Option<Vec<String>>,
+    /// How long a published view stays fresh without an update (default: the lease TTL).
+    #[serde(default, with = "humantime_serde::option")]
+    pub view_ttl: Option<Duration>,
+    /// URL of this orchestrator's API as the others reach it (default `http://<orchestrator.listen>`).
+    pub advertise: Option<String>,
 }
 
 /// `[auth]`

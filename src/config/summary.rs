@@ -8,7 +8,7 @@
 use secrecy::ExposeSecret;
 
 use super::dsn::redact_dsn;
-use super::{CheckConfig, Config, ProviderConfig, RegionConfig};
+use super::{Backend, CheckConfig, Config, ProviderConfig, RegionConfig};
 use crate::policy::{LagLimit, Policy};
 
 impl Config {
@@ -22,6 +22,7 @@ impl Config {
             o.listen,
             redact_dsn(o.store_dsn.expose_secret())
         ));
+        s.push_str(&coordination_line(self));
         // One line per region, its checks indented under it, in file order.
         s.push_str(&format!("regions ({}):\n", self.regions.len()));
         for r in &self.regions {
@@ -80,4 +81,32 @@ fn policy_line(pol: &Policy) -> String {
         humantime::format_duration(pol.budget.window),
         pol.quorum,
     )
+}
+
+/// `coordination: etcd (3 endpoints: 10.0.1.5:2379, …) · lease 3s · prefix /x · vantages a, b, c · quorum 2`.
+fn coordination_line(c: &Config) -> String {
+    let k = &c.coordination;
+    let vantages = k.vantages.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ");
+    match &k.backend {
+        Backend::Single => format!("coordination: single (this orchestrator always leads) · quorum {}\n", c.policy.quorum),
+        Backend::Etcd { endpoints } => {
+            // Host and port only: a URL may carry credentials.
+            let hosts: Vec<String> = endpoints
+                .iter()
+                .map(|e| match reqwest::Url::parse(e) {
+                    Ok(u) => format!("{}:{}", u.host_str().unwrap_or("?"), u.port_or_known_default().unwrap_or(0)),
+                    Err(_) => "?".into(),
+                })
+                .collect();
+            format!(
+                "coordination: etcd ({} endpoint(s): {}) · lease {} · prefix {} · vantages {} · quorum {}\n",
+                endpoints.len(),
+                hosts.join(", "),
+                humantime::format_duration(k.lease_ttl),
+                k.prefix,
+                vantages,
+                c.policy.quorum
+            )
+        }
+    }
 }

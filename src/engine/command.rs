@@ -107,13 +107,26 @@ pub enum CommandError {
     /// Unknown or finished drill.
     #[error("{0}")]
     NoSuchDrill(String),
-    /// This orchestrator is not the leader.
-    #[error("this orchestrator is not the leader")]
-    NotLeader,
+    /// This orchestrator is not the leader; who is, when known.
+    #[error("this orchestrator is not the leader{}", leader_hint(.leader, .api))]
+    NotLeader {
+        /// The leader's region.
+        leader: Option<String>,
+        /// The leader's API URL.
+        api: Option<String>,
+    },
     /// Refused by the current state (another operation holds the lock, preflight failed …).
     #[error("refused: {}", .0.join("; "))]
     Refused(Vec<String>),
     /// The engine is stopping.
     #[error("the engine is shutting down")]
     ShuttingDown,
+}
+
+fn leader_hint(leader: &Option<String>, api: &Option<String>) -> String {
+    match (leader, api) {
+        (Some(l), Some(a)) => format!("; send the request to the leader, {l}, at {a}"),
+        (Some(l), None) => format!("; send the request to the leader, {l}"),
+        _ => "; no leader is known right now".to_string(),
+    }
 }

@@ -35,7 +35,7 @@ use tracing::{error, info, instrument, warn};
 
 use crate::alarm::AlarmKey;
 use crate::config::Config;
-use crate::coord::Leadership;
+use crate::coord::{Leadership, Links};
 use crate::decide::{self, Decision, Memory};
 use crate::health::{CheckState, Health, Thresholds};
 use crate::lag::LagSample;
@@ -54,6 +54,7 @@ use crate::traffic::applier::ApplyReport;
 
 mod alarms;
 mod command;
+mod coordination;
 mod drill;
 mod incidents;
 mod observe;
@@ -118,6 +119,10 @@ pub struct EngineChannels {
     pub status: watch::Sender<Arc<Status>>,
     /// Where notifications go (health transitions, plans, alarms); `None` when none are configured.
     pub notify: Option<mpsc::Sender<NotifyEvent>>,
+    /// The coordination backend: standing, peers' views, published plans, own view.
+    pub coord: Links,
+    /// Per region: bumped to make that region's probe runners probe at once.
+    pub reprobe: BTreeMap<RegionName, watch::Sender<u64>>,
 }
 
 /// The engine actor.
@@ -158,6 +163,8 @@ pub struct Engine {
     last_publish: Option<Instant>,
     /// Open incident timelines (issue 7).
     incidents: crate::incidents::Tracker,
+    /// Peers, votes, takeover and the suspect-path bookkeeping.
+    coordination: coordination::CoordState,
 }
 
 impl Engine {
@@ -176,6 +183,10 @@ impl Engine {
                 Some(sample) = self.ch.lag.recv() => self.on_lag(sample),
                 Some(step) = self.ch.promotion_steps.recv() => self.on_promotion_step(step),
                 Ok(()) = store_status.changed() => { self.on_store_status(); }
+                Ok(()) = self.ch.coord.standing.changed() => self.on_standing(Utc::now()),
+                Ok(()) = self.ch.coord.peers.changed() => self.on_peers(),
+                Some(p) = self.ch.coord.plans.recv() => self.on_published_plan(p, Utc::now()),
+                Ok(()) = self.ch.coord.health.changed() => self.on_coord_health(Utc::now()),
                 _ = tick.tick() => { self.dirty = true; }
             }
             let now = Utc::now();
@@ -277,6 +288,8 @@ impl Engine {
             };
             let reason = if decision.changed {
                 decision.summary()
+            } else if let Some(why) = self.coordination.takeover.take() {
+                why
             } else if let Some(d) = &self.drill {
                 format!("start-up: rolling back drill {}, interrupted by a restart", d.record.id)
             } else if self.memory.last_change.is_some() {
@@ -298,7 +311,11 @@ impl Engine {
             self.synced = true;
             sent = Some(plan);
         }
-        self.memory = decision.memory.clone();
+        if self.leadership.leader {
+            self.memory = decision.memory.clone();
+        }
+        self.publish_view(now);
+        self.track_suspect_paths(now);
         for (r, w) in decision.weights.iter() {
             if self.plan.as_ref().is_some_and(|p| p.verified_at.is_some()) {
                 self.metrics.set_weight(r, w);

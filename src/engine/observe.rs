@@ -133,14 +133,18 @@ impl Engine {
     /// What `decide` sees now: each region's health (with lag), lag, maintenance and the
     /// notes on checks approaching their fall threshold; the hold's lag override.
     pub(super) fn inputs(&self) -> Inputs {
+        let own = self.own_view(Utc::now());
+        let verdicts = self.verdicts(&own);
         let regions = self
             .config
             .regions
             .iter()
-            .map(|r| {
+            .zip(verdicts)
+            .map(|(r, verdict)| {
                 let rt = self.regions.get(&r.name);
-                let (health, lag_note) = self.health_with_lag(&r.name);
+                let (_, lag_note) = self.health_with_lag(&r.name);
                 let mut notes: Vec<String> = lag_note.into_iter().collect();
+                notes.extend(verdict.note.clone());
                 for (id, c) in self.checks.iter().filter(|(id, _)| id.region == r.name) {
                     if c.state.fail_streak > 0 && c.state.health != Health::Down {
                         notes.push(format!(
@@ -156,10 +160,10 @@ impl Engine {
                 }
                 RegionInput {
                     name: r.name.clone(),
-                    health,
+                    health: verdict.health,
                     since: rt.and_then(|x| x.since),
-                    down_votes: usize::from(health == Health::Down),
-                    vantages: 1,
+                    down_votes: verdict.down_votes,
+                    vantages: verdict.voters.max(1),
                     lag: self.lag.get(&r.name).map(LagSample::reading),
                     maintenance: self.maintenance.contains_key(&r.name),
                     notes,

@@ -131,7 +131,10 @@ impl Engine {
     /// Refuses a command on a follower, or while a drill or switchover holds the lock.
     pub(super) fn lock_check(&self) -> Result<(), CommandError> {
         if !self.leadership.leader {
-            return Err(CommandError::NotLeader);
+            return Err(CommandError::NotLeader {
+                leader: self.leadership.holder.as_ref().map(|h| h.to_string()),
+                api: self.leadership.leader_api.clone(),
+            });
         }
         match self.busy() {
             Some(b) => {

@@ -12,7 +12,9 @@ use tokio::time::Instant;
 
 use super::Engine;
 use crate::plan::Weights;
-use crate::status::{Acting, AlarmStatus, CheckStatus, LayerStatus, PlanStatus, RegionStatus, Status};
+use crate::status::{
+    Acting, AlarmStatus, CheckStatus, CoordinationStatus, LayerStatus, PlanStatus, RegionStatus, Status,
+};
 
 impl Engine {
     /// Publishes a snapshot, at most every 100 ms unless `force`.
@@ -28,6 +30,8 @@ impl Engine {
     /// Builds the status read model.
     pub(crate) fn snapshot(&self, now: DateTime<Utc>) -> Status {
         let weights: Weights = self.memory.current.clone();
+        let own = self.own_view(now);
+        let verdicts = self.verdicts(&own);
         let regions = self
             .config
             .regions
@@ -58,6 +62,8 @@ impl Engine {
                     })
                     .collect();
                 RegionStatus {
+                    views: self.vantage_views(&r.name, &own),
+                    quorum_note: verdicts.iter().find(|v| v.name == r.name).and_then(|v| v.note.clone()),
                     name: r.name.clone(),
                     role: r.role,
                     health: self.health_with_lag(&r.name).0,
@@ -80,12 +86,17 @@ impl Engine {
         };
         let mut reasons = reasons;
         if !self.leadership.leader {
-            reasons.insert(0, "not the leader: observing only".to_string());
+            let who = match (&self.leadership.holder, &self.leadership.leader_api) {
+                (Some(h), Some(api)) => format!("the leader is {h} ({api}), epoch {}", self.leadership.epoch),
+                (Some(h), None) => format!("the leader is {h}, epoch {}", self.leadership.epoch),
+                _ => "no leader known".to_string(),
+            };
+            reasons.insert(0, format!("not the leader ({who}): observing only"));
         }
         Status {
             generated_at: now,
             vantage: self.config.orchestrator.vantage.clone(),
-            leadership: self.leadership,
+            leadership: self.leadership.clone(),
             regions,
             plan: self.plan.as_ref().map(|p| PlanStatus {
                 plan: p.plan.clone(),
@@ -111,6 +122,11 @@ impl Engine {
             operator_hold: self.hold.clone(),
             writer: self.writer.clone(),
             promotion: self.promotion.clone(),
+            coordination: CoordinationStatus {
+                backend: self.coord_health(),
+                quorum: self.config.policy.quorum,
+                vantages: self.config.coordination.vantages.clone(),
+            },
         }
     }
 }

@@ -15,7 +15,6 @@ use tracing::{info, warn};
 use super::drill::ActiveDrill;
 use super::{CheckRuntime, Engine, EngineChannels, RegionRuntime};
 use crate::config::{CheckKind, Config, redact_dsn};
-use crate::coord::Leadership;
 use crate::decide::Memory;
 use crate::drill::DrillRecord;
 use crate::health::{CheckState, Health, Thresholds};
@@ -44,7 +43,6 @@ impl Engine {
     /// Builds the engine; `resume` carries what the store remembered.
     pub fn new(
         config: Arc<Config>,
-        leadership: Leadership,
         store: StoreHandle,
         ch: EngineChannels,
         metrics: Arc<Metrics>,
@@ -77,23 +75,15 @@ impl Engine {
             .iter()
             .map(|r| (r.name.clone(), RegionRuntime { health: Health::Unknown, since: None }))
             .collect();
+        let leadership = ch.coord.standing.borrow().leadership.clone();
         let mut memory = Memory::normal(&config.policy);
-        if let Some(plan) = &resume.plan {
-            // Resume the last plan if it still fits the configured regions.
-            let same_regions = plan.weights.0.keys().eq(memory.current.0.keys());
-            if same_regions && plan.weights.total() == 100 {
-                memory.current = plan.weights.clone();
-                memory.last_change = Some(plan.decided_at);
-                if plan.kind == PlanKind::Failover {
-                    for (r, w) in plan.weights.iter() {
-                        if w == 0 && config.policy.region(r).is_some_and(|p| p.normal_weight > 0) {
-                            memory.evacuated.insert(r.clone());
-                        }
-                    }
-                }
-                info!(plan = %plan.id, weights = %plan.weights, "resuming the last recorded plan");
+        // etcd's plan is the cluster's; the store's is this orchestrator's own history.
+        let published = ch.coord.standing.borrow().plan.clone().map(|p| p.plan);
+        if let Some(plan) = published.as_ref().or(resume.plan.as_ref()) {
+            if adopt_plan(&mut memory, plan, &config) {
+                info!(plan = %plan.id, weights = %plan.weights, "resuming the last plan");
             } else {
-                warn!(plan = %plan.id, "last recorded plan does not match the configured regions; starting from normal weights");
+                warn!(plan = %plan.id, "last plan does not match the configured regions; starting from normal weights");
             }
         }
         let maintenance = resume.maintenance.into_iter().filter(|(r, _)| config.region(r).is_some()).collect();
@@ -104,7 +94,9 @@ impl Engine {
             info!(weights = %h.weights, reason = %h.reason, "resuming the operator hold");
             memory.current = h.weights.clone();
         }
-        let drill = resume.interrupted_drill.filter(|d| fits(&d.baseline)).map(|d| {
+        // With etcd, another leader may have moved on since: roll back only a drill whose plan is still the cluster's.
+        let drill_still_current = published.as_ref().is_none_or(|p| p.kind == PlanKind::Drill);
+        let drill = resume.interrupted_drill.filter(|d| fits(&d.baseline) && drill_still_current).map(|d| {
             warn!(drill = %d.id, baseline = %d.baseline, "a drill was interrupted by a restart: rolling back to its baseline");
             memory.current = d.baseline.clone();
             ActiveDrill::interrupted(d, Utc::now())
@@ -145,6 +137,26 @@ impl Engine {
             dirty: true,
             last_publish: None,
             incidents: crate::incidents::Tracker::new(),
+            coordination: Default::default(),
         }
     }
+}
+
+/// Makes `plan` the decision memory's current weights if it fits the configured regions;
+/// a failover plan's emptied regions count as evacuated (failback rules apply to them).
+pub(super) fn adopt_plan(memory: &mut Memory, plan: &TrafficPlan, config: &Config) -> bool {
+    let same_regions = plan.weights.0.keys().eq(memory.current.0.keys());
+    if !same_regions || plan.weights.total() != 100 {
+        return false;
+    }
+    memory.current = plan.weights.clone();
+    memory.last_change = Some(plan.decided_at);
+    for (r, w) in plan.weights.iter() {
+        if w > 0 {
+            memory.evacuated.remove(r);
+        } else if plan.kind == PlanKind::Failover && config.policy.region(r).is_some_and(|p| p.normal_weight > 0) {
+            memory.evacuated.insert(r.clone());
+        }
+    }
+    true
 }

@@ -15,7 +15,9 @@ use super::{Engine, EngineChannels, Resume};
 use crate::alarm::{AlarmKey, AlarmKind};
 use crate::breaker::BreakerPhase;
 use crate::config::Config;
-use crate::coord::Leadership;
+use crate::coord::view::{RegionView, View};
+use crate::coord::{AlwaysLeader, CoordHealth, Leadership, Links, Peer, Peers, PublishedPlan, Standing};
+use crate::health::Health;
 use crate::drill::{self, DrillRequest, DrillState};
 use crate::metrics::Metrics;
 use crate::observation::{Observation, Outcome};
@@ -77,7 +79,7 @@ fn empty_status(config: &Config) -> Status {
     Status {
         generated_at: t(0),
         vantage: config.orchestrator.vantage.clone(),
-        leadership: Leadership { leader: true, epoch: Epoch(7) },
+        leadership: leader_in(7),
         regions: Vec::new(),
         plan: None,
         acting: Acting { active: false, reasons: vec!["starting".into()], decided_at: None },
@@ -89,7 +91,38 @@ fn empty_status(config: &Config) -> Status {
         promotion: Vec::new(),
         drill: None,
         operator_hold: None,
+        coordination: crate::status::CoordinationStatus { backend: None, quorum: 1, vantages: vec![] },
     }
+}
+
+fn leader_in(epoch: i64) -> Leadership {
+    Leadership { leader: true, epoch: Epoch(epoch), holder: Some(rn("primary")), leader_api: None, backend: "single" }
+}
+
+/// The coordination backend's ends the tests drive.
+struct CoordEnds {
+    standing: watch::Sender<Standing>,
+    peers: watch::Sender<Arc<Peers>>,
+    _plans: mpsc::Sender<PublishedPlan>,
+    _view: watch::Receiver<Option<View>>,
+    _health: watch::Sender<CoordHealth>,
+}
+
+fn coord_links(leadership: Leadership) -> (Links, CoordEnds) {
+    let (standing_tx, standing) = watch::channel(Standing { leadership, plan: None });
+    let (peers_tx, peers) = watch::channel(Arc::new(Peers::new()));
+    let (plans_tx, plans) = mpsc::channel(16);
+    let (view, view_rx) = watch::channel(None);
+    let (health_tx, health) = watch::channel(CoordHealth {
+        backend: "single",
+        connected: true,
+        since: t(0),
+        last_error: None,
+        endpoints: vec![],
+        requests: 0,
+    });
+    let links = Links { standing, peers, plans, view, health, fence: Arc::new(AlwaysLeader) };
+    (links, CoordEnds { standing: standing_tx, peers: peers_tx, _plans: plans_tx, _view: view_rx, _health: health_tx })
 }
 
 /// An engine with its channels' other ends, the in-memory store and the plan watch.
@@ -97,6 +130,7 @@ struct Harness {
     engine: Engine,
     store: MemoryWriter,
     plans: watch::Receiver<Option<TrafficPlan>>,
+    coord: CoordEnds,
     // Kept so that the engine's receivers stay open.
     _senders: (mpsc::Sender<Observation>, mpsc::Sender<ApplyReport>, mpsc::Sender<super::Command>),
 }
@@ -116,8 +150,12 @@ impl Harness {
     }
 
     fn new() -> Self {
+        Self::with(&config_text(), leader_in(7))
+    }
+
+    fn with(text: &str, leadership: Leadership) -> Self {
         let no_env = |_: &str| None;
-        let config = Arc::new(Config::parse(&config_text(), "engine-test.toml", &no_env).expect("valid test config"));
+        let config = Arc::new(Config::parse(text, "engine-test.toml", &no_env).expect("valid test config"));
         let (store, handle) = MemoryWriter::start();
         let (obs_tx, observations) = mpsc::channel(16);
         let (rep_tx, reports) = mpsc::channel(16);
@@ -126,6 +164,7 @@ impl Harness {
         let (_steps_tx, promotion_steps) = mpsc::channel(16);
         let (plans_tx, plans) = watch::channel(None);
         let (status, _) = watch::channel(Arc::new(empty_status(&config)));
+        let (links, coord) = coord_links(leadership);
         let ch = EngineChannels {
             observations,
             reports,
@@ -136,10 +175,11 @@ impl Harness {
             plans: plans_tx,
             status,
             notify: None,
+            coord: links,
+            reprobe: Default::default(),
         };
-        let leadership = Leadership { leader: true, epoch: Epoch(7) };
-        let engine = Engine::new(config, leadership, handle, ch, Arc::new(Metrics::new()), Resume::default());
-        Self { engine, store, plans, _senders: (obs_tx, rep_tx, cmd_tx) }
+        let engine = Engine::new(config, handle, ch, Arc::new(Metrics::new()), Resume::default());
+        Self { engine, store, plans, coord, _senders: (obs_tx, rep_tx, cmd_tx) }
     }
 
     fn observe(&mut self, region: &str, outcome: Outcome, at: DateTime<Utc>) {
@@ -382,4 +422,149 @@ async fn the_store_unreachable_alarm_is_raised_and_cleared_from_the_store_status
     let raised = writes.iter().any(|w| matches!(w, Write::Alarm(a) if a.kind == AlarmKind::StoreUnreachable));
     assert!(raised, "the alarm is recorded once the store is back");
     assert!(writes.iter().any(|w| matches!(w, Write::AlarmCleared { .. })));
+}
+
+/// The test configuration with three vantages on etcd and quorum 2.
+fn etcd_config_text() -> String {
+    config_text()
+        + "\n[coordination]\nbackend = \"etcd\"\nendpoints = [\"http://127.0.0.1:1\"]\nlease_ttl = \"2s\"\n"
+}
+
+fn follower_of(holder: &str, epoch: i64) -> Leadership {
+    Leadership { leader: false, epoch: Epoch(epoch), holder: Some(rn(holder)), leader_api: None, backend: "etcd" }
+}
+
+/// A peer's view: every region up except those listed.
+fn peer(vantage: &str, seen: &[(&str, Health)]) -> (RegionName, Peer) {
+    let regions = ["primary", "standby", "dr"]
+        .iter()
+        .map(|r| {
+            let health = seen.iter().find(|(n, _)| n == r).map_or(Health::Up, |(_, h)| *h);
+            RegionView { name: rn(r), health, since: Some(t(0)), suspect: health != Health::Up, reasons: vec![] }
+        })
+        .collect();
+    (rn(vantage), Peer { view: View { vantage: rn(vantage), at: t(0), regions }, received: tokio::time::Instant::now() })
+}
+
+impl Harness {
+    /// An etcd-coordinated engine (quorum 2 of 3) that leads in epoch 40, started like [`Harness::started`].
+    async fn started_etcd() -> Self {
+        let mut lead = leader_in(40);
+        lead.backend = "etcd";
+        let mut h = Self::with(&etcd_config_text(), lead);
+        for r in ["primary", "standby", "dr"] {
+            h.observe(r, Outcome::Ok, t(0));
+        }
+        h.engine.step(t(0)).await.expect("the start-up plan");
+        h.apply_all(t(0));
+        h
+    }
+
+    fn set_peers(&mut self, peers: Vec<(RegionName, Peer)>) {
+        self.coord.peers.send_replace(Arc::new(peers.into_iter().collect()));
+        self.engine.on_peers();
+    }
+}
+
+#[tokio::test]
+async fn a_region_seen_down_by_one_vantage_of_three_moves_nothing_and_the_reason_names_it() {
+    let mut h = Harness::started_etcd().await;
+    assert_eq!(h.engine.config.policy.quorum, 2, "a majority of three by default");
+    h.set_peers(vec![peer("standby", &[]), peer("dr", &[])]);
+    h.observe("primary", Outcome::Failed, t(10));
+    assert!(h.engine.step(t(10)).await.is_none(), "a minority must not move traffic");
+    let reasons = h.engine.decision.as_ref().expect("a decision").1.reasons.join(" | ");
+    assert!(reasons.contains("primary: down from primary only (1 of 3 vantages, quorum 2); up from dr, standby"), "{reasons}");
+}
+
+#[tokio::test]
+async fn a_quorum_of_vantages_fails_the_region_over_once() {
+    let mut h = Harness::started_etcd().await;
+    h.set_peers(vec![peer("standby", &[("primary", Health::Down)]), peer("dr", &[])]);
+    h.observe("primary", Outcome::Failed, t(10));
+    let plan = h.engine.step(t(10)).await.expect("a failover plan");
+    assert_eq!(plan.kind, PlanKind::Failover);
+    assert_eq!(plan.epoch, Epoch(40));
+    assert_eq!(plan.weights.get(&rn("primary")), 0);
+    assert!(h.engine.step(t(11)).await.is_none(), "applied once");
+    // Two peers alone (this vantage still sees it up) are a quorum as well.
+    let mut h = Harness::started_etcd().await;
+    h.set_peers(vec![peer("standby", &[("primary", Health::Down)]), peer("dr", &[("primary", Health::Down)])]);
+    let plan = h.engine.step(t(10)).await.expect("a failover plan on the peers' votes");
+    assert_eq!(plan.weights.get(&rn("primary")), 0);
+}
+
+#[tokio::test]
+async fn a_follower_sends_nothing_follows_the_published_plan_and_reapplies_it_when_it_takes_over() {
+    let mut h = Harness::with(&etcd_config_text(), follower_of("standby", 40));
+    for r in ["primary", "standby", "dr"] {
+        h.observe(r, Outcome::Ok, t(0));
+    }
+    h.set_peers(vec![peer("standby", &[]), peer("dr", &[])]);
+    assert!(h.engine.step(t(0)).await.is_none(), "a follower never sends a plan");
+    assert!(h.plans.borrow().is_none());
+    // The leader publishes a failover plan; the follower records it and follows it.
+    let mut leader_plan = h.engine.snapshot(t(0)).plan.map(|p| p.plan).unwrap_or_else(|| TrafficPlan {
+        id: crate::plan::PlanId::new(),
+        epoch: Epoch(40),
+        weights: w(80, 20, 0),
+        kind: PlanKind::Normal,
+        reason: String::new(),
+        reasons: vec![],
+        inputs: serde_json::json!({}),
+        decided_at: t(0),
+    });
+    leader_plan.weights = w(0, 100, 0);
+    leader_plan.kind = PlanKind::Failover;
+    leader_plan.decided_at = t(5);
+    h.engine.on_published_plan(PublishedPlan { plan: leader_plan.clone(), leader: rn("standby") }, t(5));
+    h.engine.on_published_plan(PublishedPlan { plan: leader_plan.clone(), leader: rn("standby") }, t(5));
+    tokio::task::yield_now().await;
+    let recorded = h
+        .store
+        .writes()
+        .into_iter()
+        .filter(|w| matches!(w, Write::Plan { plan, vantage } if plan.id == leader_plan.id && vantage == &rn("standby")))
+        .count();
+    assert_eq!(recorded, 1, "each published plan is recorded once, under the leader's name");
+    assert!(h.engine.step(t(6)).await.is_none());
+    // It takes over in a newer epoch: the first plan re-applies the published weights, no traffic change.
+    let mut lead = leader_in(55);
+    lead.backend = "etcd";
+    h.coord.standing.send_replace(Standing {
+        leadership: lead,
+        plan: Some(PublishedPlan { plan: leader_plan.clone(), leader: rn("standby") }),
+    });
+    h.engine.on_standing(t(7));
+    let plan = h.engine.step(t(7)).await.expect("the new leader's first plan");
+    assert_eq!(plan.weights, w(0, 100, 0), "the cluster's plan is carried on");
+    assert_eq!(plan.epoch, Epoch(55));
+    assert!(plan.reason.contains("took over as leader in epoch 55"), "{}", plan.reason);
+    assert!(h.engine.memory.evacuated.contains(&rn("primary")), "a failover's emptied region stays evacuated");
+}
+
+#[tokio::test]
+async fn a_vantage_alone_seeing_a_region_down_for_a_while_raises_suspect_path_naming_it() {
+    let mut h = Harness::started_etcd().await;
+    h.set_peers(vec![peer("standby", &[("primary", Health::Down)]), peer("dr", &[])]);
+    h.engine.step(t(10)).await;
+    assert!(!h.alarm_kinds().contains(&AlarmKind::SuspectPath), "not at once");
+    h.engine.step(t(31)).await;
+    let alarm = h.engine.alarms.get(&AlarmKey::of_region(AlarmKind::SuspectPath, rn("standby"))).expect("suspect_path");
+    assert!(alarm.message.contains("path from standby to primary is suspect"), "{}", alarm.message);
+    // The paths agree again: cleared.
+    h.set_peers(vec![peer("standby", &[]), peer("dr", &[])]);
+    h.engine.step(t(40)).await;
+    assert!(!h.alarm_kinds().contains(&AlarmKind::SuspectPath));
+}
+
+#[tokio::test]
+async fn a_follower_refuses_operator_commands_naming_the_leader() {
+    let mut h = Harness::with(&etcd_config_text(), follower_of("standby", 40));
+    let mut l = follower_of("standby", 40);
+    l.leader_api = Some("http://10.0.2.5:8080".into());
+    h.coord.standing.send_replace(Standing { leadership: l, plan: None });
+    h.engine.on_standing(t(0));
+    let err = h.engine.lock_check().expect_err("a follower refuses");
+    assert!(err.to_string().contains("the leader, standby, at http://10.0.2.5:8080"), "{err}");
 }

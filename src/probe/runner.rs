@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, instrument};
@@ -23,6 +23,7 @@ pub struct Runner {
     vantage: Vantage,
     tx: mpsc::Sender<Observation>,
     metrics: Arc<Metrics>,
+    reprobe: Option<watch::Receiver<u64>>,
 }
 
 impl Runner {
@@ -34,7 +35,14 @@ impl Runner {
         tx: mpsc::Sender<Observation>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { check, probe, vantage, tx, metrics }
+        Self { check, probe, vantage, tx, metrics, reprobe: None }
+    }
+
+    /// Probes at once (and then at the fast interval) whenever `reprobe` changes: a peer
+    /// has started to see this check's region fail.
+    pub fn with_reprobe(mut self, reprobe: watch::Receiver<u64>) -> Self {
+        self.reprobe = Some(reprobe);
+        self
     }
 
     /// Probes until cancelled.
@@ -42,7 +50,7 @@ impl Runner {
     /// The first probe waits a random part of the interval so that many checks do
     /// not fire together. After a failed or degraded probe the next ones come at
     /// `fast_interval` until `max(fall, rise)` of them confirmed the state.
-    pub async fn run(self, cancel: CancellationToken) {
+    pub async fn run(mut self, cancel: CancellationToken) {
         let spread = self.check.interval.mul_f64(rand::random::<f64>() * 0.5);
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -62,10 +70,17 @@ impl Runner {
             }
             fast_left = if ok { fast_left.saturating_sub(1) } else { confirm };
             let wait = if fast_left > 0 { self.check.fast_interval } else { self.check.interval };
+            let mut reprobe = self.reprobe.take();
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep_until(started + wait) => {}
+                () = nudged(&mut reprobe) => {
+                    // Not sooner than the fast interval after the last probe.
+                    tokio::time::sleep_until(started + self.check.fast_interval).await;
+                    fast_left = fast_left.max(confirm);
+                }
             }
+            self.reprobe = reprobe;
         }
     }
 
@@ -105,6 +120,17 @@ impl Runner {
             at: Utc::now(),
         }
     }
+}
+
+/// Resolves when the re-probe counter changes; never without one (or once its sender is gone).
+async fn nudged(reprobe: &mut Option<watch::Receiver<u64>>) {
+    if let Some(rx) = reprobe {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
+
 }
 
 fn round_micros(d: Duration) -> Duration {

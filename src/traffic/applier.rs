@@ -26,6 +26,7 @@ use super::propagation::{self, PropagationReport};
 use super::{ProviderError, TrafficProvider};
 use crate::breaker::{BreakerPhase, CircuitBreaker, Permit};
 use crate::config::{OnDrift, ProviderGuard};
+use crate::coord::{AlwaysLeader, Fence, FenceError, Standing};
 use crate::metrics::Metrics;
 use crate::plan::{PlanId, TrafficPlan, Weights};
 use crate::retry::Backoff;
@@ -129,6 +130,8 @@ pub struct Applier {
     reports: mpsc::Sender<ApplyReport>,
     metrics: Arc<Metrics>,
     retry: RetryPolicy,
+    fence: Arc<dyn Fence>,
+    standing: Option<watch::Receiver<Standing>>,
 }
 
 impl Applier {
@@ -140,7 +143,16 @@ impl Applier {
         metrics: Arc<Metrics>,
         retry: RetryPolicy,
     ) -> Self {
-        Self { slots, plans, reports, metrics, retry }
+        Self { slots, plans, reports, metrics, retry, fence: Arc::new(AlwaysLeader), standing: None }
+    }
+
+    /// Confirms leadership through `fence` before every provider write, and abandons an
+    /// apply in flight as soon as `standing` says this orchestrator no longer leads in the
+    /// plan's epoch.
+    pub fn with_fence(mut self, fence: Arc<dyn Fence>, standing: watch::Receiver<Standing>) -> Self {
+        self.fence = fence;
+        self.standing = Some(standing);
+        self
     }
 
     /// Applies plans and checks drift until cancelled. An apply in flight when
@@ -157,6 +169,8 @@ impl Applier {
                 retry: self.retry,
                 drifted: None,
                 read_failed: false,
+                fence: self.fence.clone(),
+                standing: self.standing.clone(),
             }
             .run(cancel.clone())
         });
@@ -183,6 +197,8 @@ struct Worker {
     drifted: Option<Weights>,
     /// Whether the last drift check could not read the provider.
     read_failed: bool,
+    fence: Arc<dyn Fence>,
+    standing: Option<watch::Receiver<Standing>>,
 }
 
 impl Worker {
@@ -263,7 +279,15 @@ impl Worker {
                     retry_in
                 }
                 Permit::Call => {
-                    let result = self.attempt(plan).await;
+                    let mut standing = self.standing.clone();
+                    let result = tokio::select! {
+                        r = self.attempt(plan) => r,
+                        () = stepped_down(&mut standing, plan) => Err(ProviderError::Fenced {
+                            provider: self.name().to_string(),
+                            detail: format!("stepped down while applying (epoch {})", plan.epoch),
+                            retryable: false,
+                        }),
+                    };
                     let _ = backoff.next_wait(); // count the attempt
                     let attempts = backoff.attempts();
                     match result {
@@ -294,11 +318,18 @@ impl Worker {
                     }
                 }
             };
+            let mut standing = self.standing.clone();
             tokio::select! {
                 _ = cancel.cancelled() => return Ended::Cancelled,
                 _ = newer.changed() => {
                     self.report(plan, ApplyResult::Superseded, backoff.attempts(), started).await;
                     return Ended::Superseded;
+                }
+                () = stepped_down(&mut standing, plan) => {
+                    let error = format!("stepped down: plan of epoch {} abandoned", plan.epoch);
+                    warn!(%error, "apply abandoned");
+                    self.report(plan, ApplyResult::Failed { error, will_retry: false }, backoff.attempts(), started).await;
+                    return Ended::GaveUp;
                 }
                 _ = tokio::time::sleep(wait) => {}
             }
@@ -309,6 +340,12 @@ impl Worker {
     async fn attempt(&self, plan: &TrafficPlan) -> Result<(), ProviderError> {
         let provider = self.slot.provider.as_ref();
         let work = async {
+            // Leadership confirmed (and, with etcd, the plan published) immediately before the write.
+            self.fence.confirm(plan).await.map_err(|e| ProviderError::Fenced {
+                provider: provider.name().to_string(),
+                retryable: matches!(e, FenceError::Unreachable(_)),
+                detail: e.to_string(),
+            })?;
             provider.apply(plan).await?;
             let live = provider.read_back().await?;
             let expected = provider.expressible(&plan.weights);
@@ -398,5 +435,15 @@ impl Worker {
         warn!(%error, "drift check could not read the provider");
         self.read_failed = true;
         self.report(plan, ApplyResult::Failed { error, will_retry: true }, 0, started).await;
+    }
+}
+
+/// Resolves when this orchestrator no longer leads in `plan`'s epoch; never without a standing
+/// (the single backend) or when the standing's sender is gone.
+async fn stepped_down(standing: &mut Option<watch::Receiver<Standing>>, plan: &TrafficPlan) {
+    let Some(rx) = standing else { return std::future::pending().await };
+    let epoch = plan.epoch;
+    if rx.wait_for(|s| !s.leadership.leader || s.leadership.epoch != epoch).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }

@@ -84,6 +84,16 @@ pub enum ProviderError {
         /// What could not be parsed.
         detail: String,
     },
+    /// The fence stopped the write: this orchestrator does not (or can no longer prove it does) lead.
+    #[error("{provider}: not written: {detail}")]
+    Fenced {
+        /// Provider name.
+        provider: String,
+        /// Why (from the fence).
+        detail: String,
+        /// Whether trying again may help (etcd briefly unreachable) or not (leadership lost).
+        retryable: bool,
+    },
     /// Local I/O (file provider).
     #[error("{provider}: {context}")]
     Io {
@@ -98,9 +108,13 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
-    /// Whether retrying may help (everything but a stale epoch).
+    /// Whether retrying may help (not after a stale epoch or a lost leadership).
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, ProviderError::StaleEpoch { .. })
+        match self {
+            ProviderError::StaleEpoch { .. } => false,
+            ProviderError::Fenced { retryable, .. } => *retryable,
+            _ => true,
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod auth;
 mod checks;
+mod coordination;
 mod notifications;
 mod orchestrator;
 mod policy;
@@ -45,6 +46,10 @@ impl Config {
         let mut schedule = schedule::validate_housekeeping(&raw.schedule, &mut p);
         let auth = raw.auth.as_ref().and_then(|a| auth::validate(a, env, &mut p));
         schedule.drills = schedule::validate_drills(&raw.schedule.drills, &policy, &mut p);
+        let mut policy = policy;
+        let me = orchestrator.as_ref().map(|o| (&o.vantage, o.listen));
+        let coordination = coordination::validate(&raw.coordination, &names, me, &mut p);
+        policy.quorum = coordination::quorum(raw.policy.quorum, &coordination, &mut p);
         if !p.0.is_empty() {
             return Err(ConfigError::Invalid(p.0));
         }
@@ -56,7 +61,18 @@ impl Config {
                 fix: "see the configuration reference in README.md".into(),
             }]));
         };
-        Ok(Config { orchestrator, policy, regions, providers, guards, notifications, schedule, auth, replication })
+        Ok(Config {
+            orchestrator,
+            policy,
+            regions,
+            providers,
+            guards,
+            notifications,
+            schedule,
+            auth,
+            replication,
+            coordination,
+        })
     }
 }
 
