@@ -9,6 +9,9 @@
 #   procps                kill/pgrep, used by the process supervisor and tests
 #   haproxy               HAProxy, for the haproxy provider's tests and bench
 #   bind9, bind9-utils    BIND 9 named (RFC 2136 provider tests), tsig-keygen
+#   etcd-server           etcd 3.4 (/usr/bin/etcd): the coordination backend's
+#                         tests and the three-orchestrator lab start their own members
+#   protobuf-compiler     protoc, needed at build time by the etcd-client crate
 #   python3-venv          only when `python3 -m venv` does not work already
 # and moto[server] (the AWS API emulator the Route 53 provider is tested
 # against) from PyPI into a virtualenv at target/moto-venv, not globally.
@@ -19,8 +22,9 @@
 #
 # Note: Debian's postinst scripts may create and start a "main" PostgreSQL
 # cluster on port 5432 and a pdns service on port 53 where an init system is
-# running.  The lab never uses these (it runs its own servers on free ports of
-# 127.0.0.x), so they are left alone.
+# running, and etcd-server's an etcd service on 127.0.0.1:2379/2380.  The lab
+# never uses these (it runs its own servers on free ports of 127.0.0.x), so
+# they are left alone.
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -71,6 +75,8 @@ fi
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 [ -x /usr/sbin/named ] || missing+=(bind9)
 command -v tsig-keygen >/dev/null 2>&1 || missing+=(bind9-utils)
+[ -x /usr/bin/etcd ] || missing+=(etcd-server)
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     missing+=(python3-venv)
 fi

@@ -9,6 +9,12 @@
 //!
 //! `--measure-flips N` breaks the primary N times and prints the
 //! detection-to-flip time (break → PowerDNS no longer answering the primary).
+//!
+//! `--orchestrators 3` runs the three-orchestrator lab instead ([`crate::cluster`]): three
+//! `failover-orchestrator` processes (one per region, each with its own store) coordinated by a
+//! three-member etcd cluster, every probe path and etcd link behind a fault proxy. Its control
+//! endpoint can also isolate a vantage, fault one vantage's path to one region, kill and start
+//! an orchestrator, and kill and restart an etcd member.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +29,8 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::cluster::{Cluster, ClusterOptions};
+use crate::faultproxy::Faults;
 use crate::lab::{Lab, RECORD, Shared};
 use crate::topology::LabTokens;
 use failover_orchestrator::app::{App, AppOptions};
@@ -48,6 +56,23 @@ pub struct LabArgs {
     /// Run N live drills (evacuate the primary, one 100 % step), print time to shift and to roll back, and exit.
     #[arg(long)]
     pub measure_drills: Option<usize>,
+    /// How many orchestrators: 1 (in this process, `single` coordination) or 3 (one process per
+    /// region on etcd; their APIs listen on `--listen` and the next two ports).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub orchestrators: u8,
+    /// With `--orchestrators 3`: the `failover-orchestrator` binary (default: the one next to `fo-lab`).
+    #[arg(long)]
+    pub orchestrator_bin: Option<std::path::PathBuf>,
+    /// With `--orchestrators 3`: the leader lease time-to-live.
+    #[arg(long, default_value = "2s")]
+    pub lease_ttl: humantime::Duration,
+    /// With `--orchestrators 3`: SIGKILL the leader N times (restarting it after each), print the
+    /// time from the kill to the first plan verified by the new leader, and exit.
+    #[arg(long)]
+    pub measure_takeover: Option<usize>,
+    /// Run the orchestrator processes with JSON logs (set by `fo-lab --log-json`).
+    #[arg(skip)]
+    pub log_json: bool,
 }
 
 /// Runs the lab until Ctrl-C (or until the measurement is done).
@@ -55,6 +80,19 @@ pub struct LabArgs {
 /// # Errors
 /// When the lab cannot start.
 pub async fn run(args: LabArgs) -> anyhow::Result<()> {
+    match args.orchestrators {
+        1 => {
+            if args.measure_takeover.is_some() {
+                anyhow::bail!("--measure-takeover needs --orchestrators 3");
+            }
+            run_single(args).await
+        }
+        3 => run_cluster(args).await,
+        n => anyhow::bail!("--orchestrators {n}: the lab runs 1 or 3 (one per region)"),
+    }
+}
+
+async fn run_single(args: LabArgs) -> anyhow::Result<()> {
     let lab = Lab::start(args.listen, args.interval.into(), args.fall).await?;
     let dir = lab.dir.clone();
     let cfg_path = dir.join("regions.toml");
@@ -73,15 +111,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
         .route("/regions/{name}/app/{action}", post(control_app))
         .route("/regions/{name}/postgres/{action}", post(control_pg))
         .with_state(shared.clone());
-    let listener = tokio::net::TcpListener::bind(args.control)
-        .await
-        .with_context(|| format!("binding the control endpoint {}", args.control))?;
-    let ctl_addr = listener.local_addr()?;
-    let ctl_cancel = cancel.clone();
-    let ctl = tokio::spawn(async move {
-        let _ =
-            axum::serve(listener, control).with_graceful_shutdown(async move { ctl_cancel.cancelled().await }).await;
-    });
+    let (ctl_addr, ctl) = serve_control(control, args.control, cancel.clone()).await?;
 
     print_banner(api, ctl_addr, dns, &cfg_path, &tokens);
 
@@ -135,6 +165,21 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Serves the control endpoint on `addr` until `cancel`; returns where it listens and its task.
+async fn serve_control(
+    control: Router,
+    addr: SocketAddr,
+    cancel: CancellationToken,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the control endpoint {addr}"))?;
+    let bound = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, control).with_graceful_shutdown(async move { cancel.cancelled().await }).await;
+    });
+    Ok((bound, task))
+}
+
 #[allow(clippy::print_stdout)]
 fn print_banner(api: SocketAddr, ctl: SocketAddr, dns: SocketAddr, cfg: &std::path::Path, tokens: &LabTokens) {
     println!(
@@ -168,16 +213,24 @@ fn print_banner(api: SocketAddr, ctl: SocketAddr, dns: SocketAddr, cfg: &std::pa
     );
 }
 
-async fn control_app(
-    State(lab): State<Shared>,
-    AxPath((name, action)): AxPath<(String, String)>,
-) -> (axum::http::StatusCode, Json<serde_json::Value>) {
-    let mut lab = lab.lock().await;
-    let Some(r) = lab.region_mut(&name) else {
-        return (axum::http::StatusCode::NOT_FOUND, Json(json!({ "error": format!("unknown region `{name}`") })));
+/// The control endpoint's answer.
+type Answer = (axum::http::StatusCode, Json<serde_json::Value>);
+
+async fn control_app(State(lab): State<Shared>, AxPath((name, action)): AxPath<(String, String)>) -> Answer {
+    app_action(&mut *lab.lock().await, &name, &action).await
+}
+
+async fn control_pg(State(lab): State<Shared>, AxPath((name, action)): AxPath<(String, String)>) -> Answer {
+    pg_action(&mut *lab.lock().await, &name, &action).await
+}
+
+/// `break`, `slow`, `kill` or `restore` region `name`'s app.
+async fn app_action(lab: &mut Lab, name: &str, action: &str) -> Answer {
+    let Some(r) = lab.region_mut(name) else {
+        return refusal(axum::http::StatusCode::NOT_FOUND, format!("unknown region `{name}`"));
     };
     let timeout = Duration::from_millis(400);
-    let result = match action.as_str() {
+    let result = match action {
         "break" => {
             r.app.break_health();
             Ok(())
@@ -191,54 +244,51 @@ async fn control_app(
             Ok(())
         }
         "restore" => r.app.restore().await,
-        other => {
-            return (
-                axum::http::StatusCode::BAD_REQUEST,
-                Json(json!({ "error": format!("action `{other}` is not one of break, slow, kill, restore") })),
-            );
-        }
+        other => return not_one_of(other, "break, slow, kill, restore"),
     };
-    control_answer(&name, "app", &action, result)
+    control_answer(name, "app", action, result)
 }
 
-async fn control_pg(
-    State(lab): State<Shared>,
-    AxPath((name, action)): AxPath<(String, String)>,
-) -> (axum::http::StatusCode, Json<serde_json::Value>) {
-    let mut lab = lab.lock().await;
-    let Some(r) = lab.region_mut(&name) else {
-        return (axum::http::StatusCode::NOT_FOUND, Json(json!({ "error": format!("unknown region `{name}`") })));
+/// `stop` (SIGKILL) or `start` region `name`'s database.
+async fn pg_action(lab: &mut Lab, name: &str, action: &str) -> Answer {
+    let Some(r) = lab.region_mut(name) else {
+        return refusal(axum::http::StatusCode::NOT_FOUND, format!("unknown region `{name}`"));
     };
     let Some(pg) = r.pg.as_mut() else {
-        return (axum::http::StatusCode::NOT_FOUND, Json(json!({ "error": "region has no database" })));
+        return refusal(axum::http::StatusCode::NOT_FOUND, "region has no database".into());
     };
-    let result = match action.as_str() {
+    let result = match action {
         "stop" => {
             pg.kill();
             Ok(())
         }
         "start" => pg.restart().await,
-        other => {
-            return (
-                axum::http::StatusCode::BAD_REQUEST,
-                Json(json!({ "error": format!("action `{other}` is not one of stop, start") })),
-            );
-        }
+        other => return not_one_of(other, "stop, start"),
     };
-    control_answer(&name, "postgres", &action, result)
+    control_answer(name, "postgres", action, result)
 }
 
 /// The control endpoint's answer: `{region, <what>: action}` or a 500 with the error.
-fn control_answer(
-    name: &str,
-    what: &str,
-    action: &str,
-    result: anyhow::Result<()>,
-) -> (axum::http::StatusCode, Json<serde_json::Value>) {
+fn control_answer(name: &str, what: &str, action: &str, result: anyhow::Result<()>) -> Answer {
+    done(json!({ "region": name, what: action }), result)
+}
+
+/// 200 with `body` when `result` is Ok, else a 500 with the error.
+fn done(body: serde_json::Value, result: anyhow::Result<()>) -> Answer {
     match result {
-        Ok(()) => (axum::http::StatusCode::OK, Json(json!({ "region": name, what: action }))),
-        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": e.to_string() }))),
+        Ok(()) => (axum::http::StatusCode::OK, Json(body)),
+        Err(e) => refusal(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
     }
+}
+
+/// `{"error": message}` with `code`.
+fn refusal(code: axum::http::StatusCode, message: String) -> Answer {
+    (code, Json(json!({ "error": message })))
+}
+
+/// A 400 for an unknown action.
+fn not_one_of(action: &str, known: &str) -> Answer {
+    refusal(axum::http::StatusCode::BAD_REQUEST, format!("action `{action}` is not one of {known}"))
 }
 
 #[allow(clippy::print_stdout)]
@@ -279,4 +329,292 @@ fn report_flips(times: &[Duration]) {
         s.min_ms,
         s.max_ms
     );
+}
+
+/// The three-orchestrator lab, shared with the control endpoint and the measurements.
+type SharedCluster = crate::cluster::Shared;
+
+/// `fo-lab --orchestrators 3`: runs the three-orchestrator lab until Ctrl-C or the measurement is done.
+async fn run_cluster(args: LabArgs) -> anyhow::Result<()> {
+    if args.measure_drills.is_some() {
+        anyhow::bail!("--measure-drills runs with one orchestrator (drop --orchestrators 3)");
+    }
+    let bin = match &args.orchestrator_bin {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe().context("locating fo-lab")?.with_file_name("failover-orchestrator"),
+    };
+    let mut opts = ClusterOptions::new(bin);
+    opts.interval = args.interval.into();
+    opts.fall = args.fall;
+    opts.lease_ttl = args.lease_ttl.into();
+    opts.log_json = args.log_json;
+    // Port 0 (the tests): free ports for all three; otherwise `--listen` and the next two ports.
+    if args.listen.port() != 0 {
+        let next = |n: u16| SocketAddr::new(args.listen.ip(), args.listen.port().saturating_add(n));
+        opts.listen = Some([next(0), next(1), next(2)]);
+    }
+    let cancel = CancellationToken::new();
+    tokio::spawn(failover_orchestrator::shutdown::watch_signals(cancel.clone()).context("installing signal handlers")?);
+    let cluster = Cluster::start(opts).await?;
+    let shared: SharedCluster = Arc::new(Mutex::new(cluster));
+
+    let control = Router::new()
+        .route("/regions/{name}/app/{action}", post(cluster_app))
+        .route("/regions/{name}/postgres/{action}", post(cluster_pg))
+        .route("/vantages/{vantage}/{action}", post(cluster_vantage))
+        .route("/vantages/{vantage}/paths/{region}", post(cluster_fault_path))
+        .route("/vantages/{vantage}/paths/{region}/clear", post(cluster_clear_path))
+        .route("/orchestrators/{vantage}/{action}", post(cluster_orchestrator))
+        .route("/etcd/{member}/{action}", post(cluster_etcd))
+        .with_state(shared.clone());
+    let (ctl_addr, ctl) = serve_control(control, args.control, cancel.clone()).await?;
+    print_cluster_banner(&*shared.lock().await, ctl_addr);
+
+    let ready = {
+        let c = shared.lock().await;
+        async {
+            let leader = c.wait_leader(Duration::from_secs(60)).await?;
+            c.wait_status(&leader, Duration::from_secs(60), |s| s["plan"]["verified_at"].is_string()).await
+        }
+        .await
+    };
+    match ready {
+        Ok(_) => info!("lab ready"),
+        Err(e) => warn!(error = %format!("{e:#}"), "no leader with a verified plan after 60 s"),
+    }
+
+    let measured = match (args.measure_flips, args.measure_takeover) {
+        (Some(n), _) => Some(crate::cluster::measure_flips(&shared, n).await.map(|t| report_flips(&t))),
+        (None, Some(n)) => Some(crate::cluster::measure_takeover(&shared, n).await.map(|t| report_takeover(&t))),
+        (None, None) => None,
+    };
+    if measured.is_none() {
+        cancel.cancelled().await;
+        info!("stopping the lab");
+    }
+    cancel.cancel();
+    let _ = ctl.await;
+    match Arc::try_unwrap(shared) {
+        Ok(cluster) => cluster.into_inner().stop().await,
+        Err(_) => warn!("the cluster is still shared; its servers stop with this process"),
+    }
+    info!("lab stopped; nothing left behind");
+    measured.unwrap_or(Ok(()))
+}
+
+#[allow(clippy::print_stdout)]
+fn print_cluster_banner(c: &Cluster, ctl: SocketAddr) {
+    let dns = c.lab().pdns.dns_addr();
+    let mut orchestrators = String::new();
+    for v in c.vantages() {
+        let url = c.url(&v).unwrap_or_default();
+        let cfg = c.config_path(&v).map(|p| p.display().to_string()).unwrap_or_default();
+        let log = c.log_path(&v).map(|p| p.display().to_string()).unwrap_or_default();
+        orchestrators.push_str(&format!(
+            "\n  {v:<8} dashboard {url}/   status: curl -s {url}/api/v1/status | jq .leadership\
+             \n           configuration {cfg}\
+             \n           log           {log}"
+        ));
+    }
+    let tokens = &c.lab().tokens;
+    println!(
+        "\nfo-lab: the three-orchestrator lab is up (one orchestrator and one etcd member per region)\n\
+         {orchestrators}\
+         \n\n  etcd           ETCDCTL_API=3 etcdctl --endpoints {etcd} endpoint health\
+         \n  DNS answer     dig @{ip} -p {port} {RECORD} +short\
+         \n\n  break a region's app (all vantages see it)  curl -X POST http://{ctl}/regions/primary/app/break   (…/restore, slow, kill)\
+         \n  stop / start a database                     curl -X POST http://{ctl}/regions/primary/postgres/stop   (…/start)\
+         \n  isolate a vantage (probes and etcd links)   curl -X POST http://{ctl}/vantages/primary/isolate   (…/heal)\
+         \n  fault one vantage's path to one region      curl -X POST -H 'Content-Type: application/json' \\\
+         \n                                                -d '{{\"drop_rate\":0.3,\"latency\":\"300ms\",\"jitter\":\"200ms\"}}' http://{ctl}/vantages/standby/paths/primary\
+         \n  clear it                                    curl -X POST http://{ctl}/vantages/standby/paths/primary/clear\
+         \n  kill / stop / start an orchestrator         curl -X POST http://{ctl}/orchestrators/primary/kill   (…/stop, start)\
+         \n  kill / restart an etcd member               curl -X POST http://{ctl}/etcd/primary/kill   (…/restart, pause, resume)\
+         \n  (regions, vantages and etcd members: primary, standby, dr)\
+         \n\n  operator token             {op}\
+         \n  viewer token               {viewer}\
+         \n  admin token                {admin}\
+         \n\nCtrl-C stops everything.\n",
+        etcd = c.etcd().endpoints(),
+        ip = dns.ip(),
+        port = dns.port(),
+        op = tokens.operator,
+        viewer = tokens.viewer,
+        admin = tokens.admin,
+    );
+}
+
+async fn cluster_app(State(c): State<SharedCluster>, AxPath((name, action)): AxPath<(String, String)>) -> Answer {
+    app_action(c.lock().await.lab_mut(), &name, &action).await
+}
+
+async fn cluster_pg(State(c): State<SharedCluster>, AxPath((name, action)): AxPath<(String, String)>) -> Answer {
+    pg_action(c.lock().await.lab_mut(), &name, &action).await
+}
+
+/// A 404 unless `vantage` is one of the cluster's.
+fn unknown_vantage(c: &Cluster, vantage: &str) -> Option<Answer> {
+    (!c.vantages().iter().any(|v| v == vantage))
+        .then(|| refusal(axum::http::StatusCode::NOT_FOUND, format!("unknown vantage `{vantage}`")))
+}
+
+async fn cluster_vantage(
+    State(c): State<SharedCluster>,
+    AxPath((vantage, action)): AxPath<(String, String)>,
+) -> Answer {
+    let c = c.lock().await;
+    if let Some(refused) = unknown_vantage(&c, &vantage) {
+        return refused;
+    }
+    let result = match action.as_str() {
+        "isolate" => c.isolate(&vantage),
+        "heal" => c.heal(&vantage),
+        other => return not_one_of(other, "isolate, heal"),
+    };
+    done(json!({ "vantage": vantage, "network": action }), result)
+}
+
+async fn cluster_fault_path(
+    State(c): State<SharedCluster>,
+    AxPath((vantage, region)): AxPath<(String, String)>,
+    Json(body): Json<FaultsBody>,
+) -> Answer {
+    let faults = match body.into_faults() {
+        Ok(f) => f,
+        Err(e) => return refusal(axum::http::StatusCode::BAD_REQUEST, e),
+    };
+    let c = c.lock().await;
+    if let Some(refused) = unknown_vantage(&c, &vantage) {
+        return refused;
+    }
+    let shown = format!("{faults:?}");
+    done(json!({ "vantage": vantage, "region": region, "faults": shown }), c.fault_path(&vantage, &region, faults))
+}
+
+async fn cluster_clear_path(
+    State(c): State<SharedCluster>,
+    AxPath((vantage, region)): AxPath<(String, String)>,
+) -> Answer {
+    let c = c.lock().await;
+    if let Some(refused) = unknown_vantage(&c, &vantage) {
+        return refused;
+    }
+    done(json!({ "vantage": vantage, "region": region, "faults": "cleared" }), c.clear_path(&vantage, &region))
+}
+
+async fn cluster_orchestrator(
+    State(c): State<SharedCluster>,
+    AxPath((vantage, action)): AxPath<(String, String)>,
+) -> Answer {
+    let mut c = c.lock().await;
+    if let Some(refused) = unknown_vantage(&c, &vantage) {
+        return refused;
+    }
+    let result = match action.as_str() {
+        "kill" => c.kill_orchestrator(&vantage),
+        "stop" => c.stop_orchestrator(&vantage).await,
+        "start" => c.start_orchestrator(&vantage).await,
+        other => return not_one_of(other, "kill, stop, start"),
+    };
+    done(json!({ "orchestrator": vantage, "action": action }), result)
+}
+
+async fn cluster_etcd(State(c): State<SharedCluster>, AxPath((member, action)): AxPath<(String, String)>) -> Answer {
+    let mut c = c.lock().await;
+    if c.etcd().member(&member).is_err() {
+        return refusal(axum::http::StatusCode::NOT_FOUND, format!("unknown etcd member `{member}`"));
+    }
+    let result = match action.as_str() {
+        "kill" => c.kill_etcd(&member),
+        "restart" => c.restart_etcd(&member).await,
+        "pause" => c.pause_etcd(&member),
+        "resume" => c.resume_etcd(&member),
+        other => return not_one_of(other, "kill, restart, pause, resume"),
+    };
+    done(json!({ "etcd_member": member, "action": action }), result)
+}
+
+/// The fault set a control request puts on a path: [`Faults`] with durations as text (`"300ms"`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FaultsBody {
+    latency: Option<String>,
+    jitter: Option<String>,
+    drop_rate: f64,
+    blackhole: bool,
+    reset: bool,
+    refuse: bool,
+    bandwidth_bytes_per_sec: Option<u64>,
+}
+
+impl FaultsBody {
+    fn into_faults(self) -> Result<Faults, String> {
+        let duration = |name: &str, text: Option<String>| match text {
+            None => Ok(Duration::ZERO),
+            Some(t) => humantime::parse_duration(&t).map_err(|e| format!("{name} `{t}`: {e} (e.g. \"300ms\")")),
+        };
+        if !(0.0..=1.0).contains(&self.drop_rate) {
+            return Err(format!("drop_rate {} is not between 0 and 1", self.drop_rate));
+        }
+        Ok(Faults {
+            latency: duration("latency", self.latency)?,
+            jitter: duration("jitter", self.jitter)?,
+            drop_rate: self.drop_rate,
+            blackhole: self.blackhole,
+            reset: self.reset,
+            refuse: self.refuse,
+            bandwidth_bytes_per_sec: self.bandwidth_bytes_per_sec,
+        })
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn report_takeover(runs: &[crate::cluster::Takeover]) {
+    for (i, t) in runs.iter().enumerate() {
+        println!(
+            "takeover {}: {} killed, {} leads after {:.0} ms, first verified plan after {:.0} ms",
+            i + 1,
+            t.killed,
+            t.new_leader,
+            t.elected.as_secs_f64() * 1000.0,
+            t.verified.as_secs_f64() * 1000.0
+        );
+    }
+    let elected = crate::measure::Summary::of(&runs.iter().map(|t| t.elected).collect::<Vec<_>>());
+    let verified = crate::measure::Summary::of(&runs.iter().map(|t| t.verified).collect::<Vec<_>>());
+    println!(
+        "leader takeover over {} runs (SIGKILL of the leader): new leader seen p50 {:.0} ms, p95 {:.0} ms; first plan verified by it p50 {:.0} ms, p95 {:.0} ms (min {:.0}, max {:.0})",
+        runs.len(),
+        elected.p50_ms,
+        elected.p95_ms,
+        verified.p50_ms,
+        verified.p95_ms,
+        verified.min_ms,
+        verified.max_ms
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_body_takes_durations_as_text() {
+        let body: FaultsBody = serde_json::from_str(r#"{"latency":"300ms","jitter":"200ms","drop_rate":0.3}"#).unwrap();
+        let f = body.into_faults().unwrap();
+        assert_eq!(f.latency, Duration::from_millis(300));
+        assert_eq!(f.jitter, Duration::from_millis(200));
+        assert_eq!(f.drop_rate, 0.3);
+        assert!(!f.blackhole);
+    }
+
+    #[test]
+    fn a_fault_body_refuses_nonsense() {
+        let bad = |text: &str| {
+            serde_json::from_str::<FaultsBody>(text).map_err(|e| e.to_string()).and_then(FaultsBody::into_faults)
+        };
+        assert!(bad(r#"{"latency":"soon"}"#).unwrap_err().contains("latency"));
+        assert!(bad(r#"{"drop_rate":2}"#).unwrap_err().contains("drop_rate"));
+        assert!(bad(r#"{"blackhloe":true}"#).is_err(), "unknown fields are refused");
+    }
 }

@@ -10,7 +10,11 @@
 //!   `--measure-flips`, `--measure-drills`); [`measure`] breaks things and times the orchestrator.
 //! - [`topology`] renders a `regions.toml` for a set of regions and providers.
 //! - [`process`] supervises child processes; [`postgres`], [`powerdns`], [`haproxy`], [`bind`]
-//!   and [`moto`] start one real server each on free loopback ports.
+//!   and [`moto`] start one real server each on free loopback ports; [`etcd`] starts an etcd
+//!   cluster (one member per region).
+//! - [`cluster`] is the three-orchestrator lab: the [`lab`] plus etcd, three orchestrator
+//!   processes (one per region, each with its own store) and fault proxies on every probe path
+//!   and every orchestrator → etcd link.
 //! - [`app_stub`] is a controllable region app; [`faultproxy`] (TCP: latency, loss, blackhole,
 //!   reset …) and [`http_fault`] (HTTP 500s) put faults between a prober and its target.
 //!
@@ -19,6 +23,8 @@
 pub mod app_stub;
 pub mod bind;
 pub mod cli;
+pub mod cluster;
+pub mod etcd;
 pub mod faultproxy;
 pub mod haproxy;
 pub mod http_fault;

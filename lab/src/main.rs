@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 /// The local three-region lab of failover-orchestrator: PostgreSQL with streaming replication,
-/// one app per region, PowerDNS and the orchestrator, all on loopback.
+/// one app per region, PowerDNS and the orchestrator (or, with `--orchestrators 3`, one
+/// orchestrator per region on a three-member etcd cluster), all on loopback.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Cli {
@@ -21,7 +22,8 @@ struct Cli {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     failover_orchestrator::logging::init(cli.log_json);
-    match fo_lab::cli::run(cli.lab).await {
+    let lab = fo_lab::cli::LabArgs { log_json: cli.log_json, ..cli.lab };
+    match fo_lab::cli::run(lab).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lab failed: {e:#}");

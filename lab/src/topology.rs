@@ -47,6 +47,30 @@ pub struct PowerDnsSpec {
     pub dns_addr: SocketAddr,
 }
 
+/// The `[coordination]` section of one orchestrator among several (etcd backend).
+#[derive(Debug, Clone)]
+pub struct CoordinationSpec {
+    /// etcd client URLs this orchestrator uses (in the lab: its fault proxies to the members).
+    pub endpoints: Vec<String>,
+    /// Leader lease time-to-live.
+    pub lease_ttl: Duration,
+    /// Key prefix shared by the orchestrators of one deployment.
+    pub prefix: String,
+}
+
+impl CoordinationSpec {
+    /// The section's TOML text.
+    pub fn to_toml(&self) -> String {
+        let endpoints: Vec<String> = self.endpoints.iter().map(|e| format!("\"{e}\"")).collect();
+        format!(
+            "[coordination]\nbackend = \"etcd\"\nendpoints = [{}]\nlease_ttl = \"{}\"\nprefix = \"{}\"\n",
+            endpoints.join(", "),
+            humantime::format_duration(self.lease_ttl),
+            self.prefix
+        )
+    }
+}
+
 /// Everything a generated configuration varies on.
 #[derive(Debug, Clone)]
 pub struct ConfigParams {
@@ -92,6 +116,10 @@ pub struct ConfigParams {
     pub public_reads: bool,
     /// Extra TOML appended verbatim (e.g. `[[schedule.drills]]`).
     pub extra: String,
+    /// `policy.quorum` (None: the product default).
+    pub quorum: Option<u32>,
+    /// `[coordination]` (None: the product default, a single orchestrator).
+    pub coordination: Option<CoordinationSpec>,
 }
 
 /// Bearer tokens the lab and the tests hand out, one per role.
@@ -159,7 +187,19 @@ impl ConfigParams {
             tokens_file: None,
             public_reads: false,
             extra: String::new(),
+            quorum: None,
+            coordination: None,
         }
+    }
+
+    /// Sets the probe timings the lab derives from one interval: timeout 80 % of it (at most
+    /// 2 s), fast re-probes at a fifth of it (at least 50 ms), degraded above half the timeout.
+    pub fn set_probe_timing(&mut self, interval: Duration, fall: u32) {
+        self.interval = interval;
+        self.timeout = interval.mul_f64(0.8).min(Duration::from_secs(2));
+        self.fast_interval = (interval / 5).max(Duration::from_millis(50));
+        self.degraded_latency = self.timeout / 2;
+        self.fall = fall;
     }
 
     /// Renders the `regions.toml` text.
@@ -172,7 +212,7 @@ impl ConfigParams {
             self.vantage, self.listen, self.store_dsn
         );
         let order: Vec<String> = self.regions.iter().map(|r| format!("\"{}\"", r.name)).collect();
-        let _ = writeln!(
+        let _ = write!(
             s,
             "[policy]\ndegraded_weight_percent = 50\nfailover_order = [{}]\ndwell = \"{}\"\nfailback = \"{}\"\nfailback_hold = \"{}\"\nfailback_step = {}\nfailover_budget = {{ max = 1000, window = \"1h\" }}\n",
             order.join(", "),
@@ -181,6 +221,10 @@ impl ConfigParams {
             d(self.failback_hold),
             self.failback_step
         );
+        if let Some(q) = self.quorum {
+            let _ = writeln!(s, "quorum = {q}");
+        }
+        s.push('\n');
         for r in &self.regions {
             let _ = writeln!(
                 s,
@@ -240,6 +284,9 @@ impl ConfigParams {
         }
         if let Some(t) = &self.tokens_file {
             let _ = writeln!(s, "[auth]\ntokens_file = \"{}\"\npublic_reads = {}\n", t.display(), self.public_reads);
+        }
+        if let Some(c) = &self.coordination {
+            let _ = writeln!(s, "{}", c.to_toml());
         }
         s.push_str(&self.extra);
         s

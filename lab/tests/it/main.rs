@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod etcd;
 mod postgres;
 mod powerdns;
 mod process;
