@@ -111,6 +111,11 @@ pub struct EtcdCoordinator {
     health: watch::Sender<CoordHealth>,
     /// The last plan seen in etcd, handed to a new leader.
     last_plan: Option<PublishedPlan>,
+    /// Leases this process granted in earlier sessions: a leader key still on one of them
+    /// is our own stale claim (the session broke before etcd expired it), revoked at once.
+    /// A key on anyone else's lease, even a lease of a process of our own region, is left
+    /// to expire.
+    earlier_leases: Vec<i64>,
 }
 
 /// The fence of the etcd backend.
@@ -157,6 +162,7 @@ impl EtcdCoordinator {
             own_view,
             health: health_tx,
             last_plan: None,
+            earlier_leases: Vec::new(),
         };
         Some((coordinator, Links { standing, peers, plans, view, health, fence }))
     }
@@ -222,8 +228,12 @@ impl EtcdCoordinator {
         fut: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, SessionEnd> {
         self.shared.count();
+        tracing::debug!(what, "etcd request");
         match tokio::time::timeout(self.shared.op_timeout, fut).await {
-            Ok(r) => Ok(r?),
+            Ok(r) => {
+                tracing::debug!(what, ok = r.is_ok(), "etcd request done");
+                Ok(r?)
+            }
             Err(_) => Err(SessionEnd::Timeout(self.shared.op_timeout, what)),
         }
     }
@@ -240,6 +250,10 @@ impl EtcdCoordinator {
         let ttl_secs = self.lease_ttl.as_secs().max(1) as i64;
         let lease = self.timed("lease grant", client.lease_grant(ttl_secs, None)).await?;
         let lease_id = lease.id();
+        if self.earlier_leases.len() >= 16 {
+            self.earlier_leases.remove(0);
+        }
+        self.earlier_leases.push(lease_id);
         let mut renewed_at = Instant::now();
         let (mut keeper, mut keep_alive) = self.timed("keep-alive", client.lease_keep_alive(lease_id)).await?;
         let keys = &self.shared.keys;
@@ -251,6 +265,14 @@ impl EtcdCoordinator {
         for kv in snapshot.kvs() {
             let key = String::from_utf8_lossy(kv.key()).to_string();
             if key == keys.leader {
+                if kv.lease() != lease_id && self.earlier_leases.contains(&kv.lease()) {
+                    info!(
+                        stale_lease = kv.lease(),
+                        "our own leadership from a broken session is still in etcd; revoking it"
+                    );
+                    self.timed("revoke stale lease", client.lease_revoke(kv.lease())).await?;
+                    continue;
+                }
                 leader_seen = true;
                 self.follow(kv.value(), kv.create_revision());
             } else if key == keys.plan {
@@ -318,7 +340,15 @@ impl EtcdCoordinator {
                         let key = String::from_utf8_lossy(kv.key()).to_string();
                         let put = ev.event_type() == EventType::Put;
                         if key == self.shared.keys.leader {
-                            if put { self.follow(kv.value(), kv.create_revision()); } else { leader_gone = true; }
+                            if put {
+                                self.follow(kv.value(), kv.create_revision());
+                            } else {
+                                // A delete older than our own claim (our stale key revoked
+                                // after we were elected) says nothing about us.
+                                let s = self.shared.standing.borrow();
+                                let older = s.leadership.leader && kv.mod_revision() < s.leadership.epoch.0;
+                                leader_gone |= !older;
+                            }
                         } else if key == self.shared.keys.plan && put {
                             if let Ok(p) = serde_json::from_slice::<PublishedPlan>(kv.value()) {
                                 self.last_plan = Some(p.clone());
@@ -418,7 +448,13 @@ impl EtcdCoordinator {
             for op in resp.op_responses() {
                 if let TxnOpResponse::Get(g) = op {
                     if let Some(kv) = g.kvs().first() {
-                        self.follow(kv.value(), kv.create_revision());
+                        if kv.lease() != lease_id && self.earlier_leases.contains(&kv.lease()) {
+                            // Our own claim from a broken session: revoke it; its delete
+                            // event brings us back here.
+                            self.timed("revoke stale lease", client.lease_revoke(kv.lease())).await?;
+                        } else {
+                            self.follow(kv.value(), kv.create_revision());
+                        }
                     }
                 }
             }

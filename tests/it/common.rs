@@ -34,7 +34,10 @@ pub const PDNS_KEY_ENV: &str = "FO_TEST_PDNS_KEY";
 /// Logs to the test output when `TEST_LOG=1`.
 pub fn init_tracing() {
     if std::env::var("TEST_LOG").is_ok_and(|v| v == "1") {
-        let _ = tracing_subscriber::fmt().with_env_filter("info,sqlx=warn").with_test_writer().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("TEST_LOG_FILTER").unwrap_or_else(|_| "info,sqlx=warn".into()))
+            .with_test_writer()
+            .try_init();
     }
 }
 

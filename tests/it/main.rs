@@ -7,6 +7,7 @@ mod architecture;
 mod chaos;
 mod cli;
 mod common;
+mod coordination;
 mod drills;
 mod failover;
 mod haproxy_provider;
