@@ -38,7 +38,7 @@ use sqlx::Connection as _;
 use crate::etcd::{EtcdCluster, EtcdMemberSpec};
 use crate::faultproxy::{FaultProxy, Faults};
 use crate::lab::{Lab, LabTuning, PDNS_KEY_ENV, RECORD, dig};
-use crate::process::{SpawnOpts, StopSignal, Supervised, free_port, tail_file, unique_temp_dir};
+use crate::process::{SpawnOpts, StopSignal, Supervised, free_port, send_signal, tail_file, unique_temp_dir};
 use crate::topology::{ConfigParams, CoordinationSpec, PowerDnsSpec, RegionSpec};
 
 /// The lab's regions (= vantages = etcd members): name, role and normal weight, primary first.
@@ -365,6 +365,25 @@ impl Cluster {
         resp.json().await.with_context(|| format!("parsing GET {url}"))
     }
 
+    /// POSTs `body` to `path` of `vantage`'s API with the operator token; returns the status code
+    /// and the JSON body (null when there is none).
+    ///
+    /// # Errors
+    /// When there is no such vantage or it does not answer.
+    pub async fn post(&self, vantage: &str, path: &str, body: &Value) -> Result<(u16, Value)> {
+        let url = format!("{}{path}", self.url(vantage)?);
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.lab.tokens.operator)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let code = resp.status().as_u16();
+        Ok((code, resp.json().await.unwrap_or(Value::Null)))
+    }
+
     /// The vantages whose orchestrator answers and says it leads (`.leadership.leader`).
     pub async fn leaders(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -478,6 +497,31 @@ impl Cluster {
         Ok(())
     }
 
+    /// Freezes `vantage`'s orchestrator (`SIGSTOP`): a process stall (a long GC pause, a
+    /// frozen VM) during which its lease runs out. Undone by [`Cluster::resume_orchestrator`].
+    ///
+    /// # Errors
+    /// When there is no such vantage, it is not running, or `kill` fails.
+    pub fn pause_orchestrator(&mut self, vantage: &str) -> Result<()> {
+        let o = self.orchestrator_mut(vantage)?;
+        let pid =
+            o.sup.as_ref().and_then(Supervised::server_pid).with_context(|| format!("{vantage} is not running"))?;
+        tracing::info!(vantage, "pausing orchestrator (SIGSTOP)");
+        send_signal("STOP", pid)
+    }
+
+    /// Lets an orchestrator frozen by [`Cluster::pause_orchestrator`] run again (`SIGCONT`).
+    ///
+    /// # Errors
+    /// When there is no such vantage, it is not running, or `kill` fails.
+    pub fn resume_orchestrator(&mut self, vantage: &str) -> Result<()> {
+        let o = self.orchestrator_mut(vantage)?;
+        let pid =
+            o.sup.as_ref().and_then(Supervised::server_pid).with_context(|| format!("{vantage} is not running"))?;
+        tracing::info!(vantage, "resuming orchestrator (SIGCONT)");
+        send_signal("CONT", pid)
+    }
+
     /// Stops `vantage`'s orchestrator gracefully (`SIGTERM`) and waits for it to exit.
     ///
     /// # Errors
@@ -485,6 +529,10 @@ impl Cluster {
     pub async fn stop_orchestrator(&mut self, vantage: &str) -> Result<()> {
         let o = self.orchestrator_mut(vantage)?;
         if let Some(sup) = o.sup.take() {
+            // A paused one would not act on SIGTERM.
+            if let Some(pid) = sup.server_pid() {
+                let _ = send_signal("CONT", pid);
+            }
             sup.stop().await.with_context(|| format!("stopping the {vantage} orchestrator"))?;
         }
         Ok(())
@@ -723,6 +771,9 @@ impl Cluster {
         let mut stopping = tokio::task::JoinSet::new();
         for o in &mut self.orchestrators {
             if let Some(sup) = o.sup.take() {
+                if let Some(pid) = sup.server_pid() {
+                    let _ = send_signal("CONT", pid);
+                }
                 stopping.spawn(sup.stop());
             }
         }

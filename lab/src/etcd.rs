@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::process::{SpawnOpts, StopSignal, Supervised, free_port, tail_file, unique_temp_dir, wait_for_tcp};
+use crate::process::{
+    SpawnOpts, StopSignal, Supervised, free_port, send_signal, tail_file, unique_temp_dir, wait_for_tcp,
+};
 
 /// The server binary (Debian's `etcd-server`).
 pub const ETCD: &str = "/usr/bin/etcd";
@@ -407,15 +409,4 @@ impl EtcdCluster {
             tokio::time::sleep(POLL).await;
         }
     }
-}
-
-fn send_signal(sig: &str, pid: u32) -> Result<()> {
-    let status = std::process::Command::new("kill")
-        .args(["-s", sig, &pid.to_string()])
-        .status()
-        .with_context(|| format!("running kill -s {sig} {pid}"))?;
-    if !status.success() {
-        bail!("kill -s {sig} {pid} failed ({status})");
-    }
-    Ok(())
 }

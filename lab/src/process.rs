@@ -567,3 +567,18 @@ pub fn open_append(path: &Path) -> Result<File> {
         .open(path)
         .with_context(|| format!("opening {} for appending", path.display()))
 }
+
+/// Sends signal `sig` (a name such as `STOP`) to `pid` with kill(1).
+///
+/// # Errors
+/// When kill cannot run or fails.
+pub fn send_signal(sig: &str, pid: u32) -> Result<()> {
+    let status = std::process::Command::new("kill")
+        .args(["-s", sig, &pid.to_string()])
+        .status()
+        .with_context(|| format!("running kill -s {sig} {pid}"))?;
+    if !status.success() {
+        bail!("kill -s {sig} {pid} failed ({status})");
+    }
+    Ok(())
+}

@@ -38,6 +38,16 @@ pub enum ApiError {
         /// Every reason.
         reasons: Vec<String>,
     },
+    /// This orchestrator follows; the request belongs to the leader.
+    #[error("{message}")]
+    NotLeader {
+        /// One sentence naming the leader.
+        message: String,
+        /// The leader's region, when one is known.
+        leader: Option<String>,
+        /// The leader's API URL, when one is known.
+        api: Option<String>,
+    },
     /// The same Idempotency-Key was used for a different request.
     #[error("{0}")]
     Unprocessable(String),
@@ -60,8 +70,10 @@ impl ApiError {
         match e {
             CommandError::UnknownRegion(r) => ApiError::field(region_field, format!("unknown region `{r}`")),
             CommandError::NoSuchDrill(m) => ApiError::Conflict(m),
-            e @ CommandError::NotLeader { .. } => {
-                ApiError::Refused { message: format!("refused: {e}"), reasons: vec![e.to_string()] }
+            CommandError::NotLeader { leader, api } => {
+                let message =
+                    format!("refused: {}", CommandError::NotLeader { leader: leader.clone(), api: api.clone() });
+                ApiError::NotLeader { message, leader, api }
             }
             CommandError::Refused(reasons) => {
                 ApiError::Refused { message: format!("refused: {}", reasons.join("; ")), reasons }
@@ -77,7 +89,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) | ApiError::Refused { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::Refused { .. } | ApiError::NotLeader { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -91,6 +103,9 @@ impl ApiError {
                 json!({ "error": format!("{field}: {message}"), "field": field })
             }
             ApiError::Refused { message, reasons } => json!({ "error": message, "reasons": reasons }),
+            ApiError::NotLeader { message, leader, api } => {
+                json!({ "error": message, "reasons": [message], "leader": leader, "leader_api": api })
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, error.chain = ?e, "internal error");
                 json!({ "error": "internal error; see the orchestrator's log (request id in the x-request-id header)" })

@@ -161,6 +161,13 @@ impl Engine {
         actor: String,
         now: DateTime<Utc>,
     ) -> Result<DrillRecord, CommandError> {
+        if !self.leadership.leader {
+            // On a follower, where the leader is matters more than any other preflight reason.
+            return Err(CommandError::NotLeader {
+                leader: self.leadership.holder.as_ref().map(|h| h.to_string()),
+                api: self.leadership.leader_api.clone(),
+            });
+        }
         let inputs = self.inputs();
         let policy = &self.config.policy;
         let target =

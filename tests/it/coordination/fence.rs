@@ -194,3 +194,60 @@ async fn a_leader_cut_off_from_etcd_steps_down_within_its_lease_and_its_fence_re
     proxy.stop().await;
     etcd.stop().await;
 }
+
+/// Scenario f at the provider: an orchestrator whose epoch is older than the one PowerDNS holds (a
+/// stale leader whose fence passed just before it stalled) decides a failover; PowerDNS refuses
+/// the write, nothing changes in DNS, and the refusal is recorded: `stale_write_refused` raised
+/// (and stored), the plan's outcome in the store says refused, the plan never verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_epochs_write_is_refused_by_the_provider_and_recorded() {
+    use failover_orchestrator::config::ProviderConfig;
+    use failover_orchestrator::traffic::addresses;
+    crate::common::init_tracing();
+    let mut app = crate::common::spawn_app(crate::common::Spec::default()).await;
+    let t = Duration::from_secs(30);
+    app.wait_for_verified(&w(80, 20, 0), t).await;
+    let mine = app.status.borrow().leadership.epoch;
+    // A newer leader writes PowerDNS in a later epoch (the same weights).
+    let cfg = app
+        .config
+        .providers
+        .iter()
+        .find_map(|p| if let ProviderConfig::PowerDns(c) = p { Some(c.clone()) } else { None })
+        .expect("the test app has PowerDNS");
+    let newer = PowerDnsProvider::new(cfg, addresses(&app.config)).unwrap();
+    newer.apply(&plan(mine.0 + 100, w(80, 20, 0))).await.expect("the newer leader writes");
+
+    app.apps[0].kill().await;
+    app.wait_for("stale_write_refused", t, |s| s.alarms.iter().any(|a| a.kind.as_str() == "stale_write_refused")).await;
+    let refused = app.status.borrow().clone();
+    let alarm = refused.alarms.iter().find(|a| a.kind.as_str() == "stale_write_refused").unwrap();
+    assert!(alarm.message.contains("epoch"), "{}", alarm.message);
+    let plan_id = refused.plan.as_ref().map(|p| p.plan.id).expect("a plan");
+    assert_eq!(refused.plan.as_ref().unwrap().plan.weights, w(0, 100, 0), "the stale leader's failover");
+    assert!(refused.plan.as_ref().unwrap().verified_at.is_none(), "never verified");
+    // DNS still carries the newer epoch's weights.
+    let live = newer.read_back().await.unwrap();
+    assert_eq!(live.epoch, Some(failover_orchestrator::plan::Epoch(mine.0 + 100)));
+    // Recorded in the store: the plan's outcome and the alarm.
+    let deadline = std::time::Instant::now() + t;
+    loop {
+        let outcome: Option<serde_json::Value> =
+            sqlx::query_scalar("SELECT outcome FROM plans WHERE id = $1 AND verified_at IS NULL")
+                .bind(plan_id.0)
+                .fetch_optional(app.store.pool())
+                .await
+                .unwrap();
+        let alarms: i64 = sqlx::query_scalar("SELECT count(*) FROM alarms WHERE kind = 'stale_write_refused'")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+        let text = outcome.map(|o| o.to_string()).unwrap_or_default();
+        if alarms > 0 && text.contains("refused") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not recorded: outcome {text}, {alarms} alarms");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.shutdown().await;
+}

@@ -207,6 +207,71 @@ async fn a_real_failure_fails_over_once_and_a_killed_leaders_successor_carries_i
     c.stop().await;
 }
 
+/// Scenario f: a stale leader comes back. The leader is frozen (SIGSTOP: a stall longer than its
+/// lease) while the primary's app fails; another leads and fails over in a newer epoch. Resumed,
+/// the old leader writes nothing that sticks: PowerDNS never goes back to its epoch, it follows the
+/// new leader, an operator request to it is refused with where the leader is, and any provider
+/// write it still tried is recorded as refused in its own store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_leader_that_comes_back_writes_nothing_and_is_refused() {
+    let _serial = SERIAL.lock().await;
+    let (mut c, stale) = up().await;
+    let old_epoch = c.powerdns_epoch().await.unwrap().unwrap();
+    c.pause_orchestrator(&stale).unwrap();
+    c.break_app("primary").unwrap();
+    let others: Vec<String> = c.vantages().into_iter().filter(|v| *v != stale).collect();
+    let deadline = Instant::now() + T;
+    let (next, st) = 'found: loop {
+        for v in &others {
+            if let Ok(s) = c.status(v).await {
+                if s["leadership"]["leader"] == json!(true)
+                    && s["plan"]["weights"]["primary"] == json!(0)
+                    && !s["plan"]["verified_at"].is_null()
+                {
+                    break 'found (v.clone(), s);
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no new leader failed over\n{}", c.describe().await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let new_epoch = st["plan"]["epoch"].as_i64().unwrap();
+    assert!(new_epoch > old_epoch, "{new_epoch} > {old_epoch}");
+    assert_eq!(c.powerdns_epoch().await.unwrap(), Some(new_epoch));
+
+    c.resume_orchestrator(&stale).unwrap();
+    let epochs = watch_epochs(&c, Duration::from_secs(6)).await;
+    assert!(epochs.iter().all(|e| *e >= new_epoch), "PowerDNS went back to an older epoch: {epochs:?}");
+    let ip = c.powerdns_answer().await.unwrap().expect("an answer");
+    assert_eq!(c.region_of(ip), Some("standby"), "the failover stands");
+    let st = c
+        .wait_status(&stale, T, |s| {
+            s["leadership"]["holder"] == json!(next) && s["leadership"]["leader"] == json!(false)
+        })
+        .await
+        .expect("the stale leader follows the new one");
+    let (code, body) = c
+        .post(&stale, "/api/v1/drills", &json!({ "evacuate": "dr", "dry_run": true, "reason": "stale leader" }))
+        .await
+        .unwrap();
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(body["leader"], json!(next), "{body}");
+    assert!(body["leader_api"].as_str().is_some_and(|a| a.starts_with("http://")), "{body}");
+    // Whatever the stale leader decided in its old epoch after the new one began was never verified.
+    let late: Vec<_> = c
+        .plans_in_store(&stale)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.vantage == stale && p.epoch == old_epoch && p.verified && p.weights["primary"] == json!(0))
+        .collect();
+    assert!(late.is_empty(), "the stale leader's failover was applied: {late:?}");
+    let refused = st["alarms"].as_array().is_some_and(|a| a.iter().any(|x| x["kind"] == "stale_write_refused"));
+    eprintln!("stale leader {stale} resumed: epochs seen {epochs:?}; a refused write recorded: {refused}");
+    assert_one_leader_per_epoch(&c).await;
+    c.stop().await;
+}
+
 /// Scenario c: the leader cut off from everything (etcd and its probe paths; the provider stays
 /// reachable: the dangerous case) → it stops leading once its lease is gone and writes nothing
 /// more; another leads; PowerDNS's epoch never goes back; no two leaders apply in one epoch.
