@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
-cargo build -p fo-lab --bin fo-lab
+# Every binary: `--orchestrators 3` runs failover-orchestrator processes next to fo-lab.
+cargo build --workspace --bins
 exec target/debug/fo-lab "$@"

@@ -70,6 +70,15 @@ pub struct LabArgs {
     /// time from the kill to the first plan verified by the new leader, and exit.
     #[arg(long)]
     pub measure_takeover: Option<usize>,
+    /// With `--orchestrators 3`: hold each of issue 11's faults (30 % loss, 3 s blackouts every
+    /// 30 s, 300 ± 200 ms latency) on the standby's paths to the primary for this long, print the
+    /// traffic changes each caused, and exit.
+    #[arg(long)]
+    pub measure_path_faults: Option<humantime::Duration>,
+    /// With `--orchestrators 3`: print each orchestrator's etcd requests per second, CPU and
+    /// memory over this long with nothing failing, and exit.
+    #[arg(long)]
+    pub measure_steady: Option<humantime::Duration>,
     /// Run the orchestrator processes with JSON logs (set by `fo-lab --log-json`).
     #[arg(skip)]
     pub log_json: bool,
@@ -82,8 +91,8 @@ pub struct LabArgs {
 pub async fn run(args: LabArgs) -> anyhow::Result<()> {
     match args.orchestrators {
         1 => {
-            if args.measure_takeover.is_some() {
-                anyhow::bail!("--measure-takeover needs --orchestrators 3");
+            if args.measure_takeover.is_some() || args.measure_path_faults.is_some() || args.measure_steady.is_some() {
+                anyhow::bail!("--measure-takeover, --measure-path-faults and --measure-steady need --orchestrators 3");
             }
             run_single(args).await
         }
@@ -383,10 +392,16 @@ async fn run_cluster(args: LabArgs) -> anyhow::Result<()> {
         Err(e) => warn!(error = %format!("{e:#}"), "no leader with a verified plan after 60 s"),
     }
 
-    let measured = match (args.measure_flips, args.measure_takeover) {
-        (Some(n), _) => Some(crate::cluster::measure_flips(&shared, n).await.map(|t| report_flips(&t))),
-        (None, Some(n)) => Some(crate::cluster::measure_takeover(&shared, n).await.map(|t| report_takeover(&t))),
-        (None, None) => None,
+    let measured = if let Some(n) = args.measure_flips {
+        Some(crate::cluster::measure_flips(&shared, n).await.map(|t| report_flips(&t)))
+    } else if let Some(n) = args.measure_takeover {
+        Some(crate::cluster::measure_takeover(&shared, n).await.map(|t| report_takeover(&t)))
+    } else if let Some(d) = args.measure_path_faults {
+        Some(crate::cluster::measure_path_faults(&shared, d.into()).await.map(|r| report_path_faults(&r)))
+    } else if let Some(d) = args.measure_steady {
+        Some(crate::cluster::measure_steady(&shared, d.into()).await.map(|r| report_steady(&r)))
+    } else {
+        None
     };
     if measured.is_none() {
         cancel.cancelled().await;
@@ -565,6 +580,35 @@ impl FaultsBody {
             refuse: self.refuse,
             bandwidth_bytes_per_sec: self.bandwidth_bytes_per_sec,
         })
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn report_path_faults(runs: &[crate::cluster::PathFaultRun]) {
+    for r in runs {
+        println!(
+            "standby's path to the primary, {} for {:.0} s: {} DNS changes, {} plans away from the normal split; the leader's status explained the minority view in {} of {} samples",
+            r.fault,
+            r.held.as_secs_f64(),
+            r.dns_changes,
+            r.plans_away,
+            r.noted,
+            r.samples
+        );
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn report_steady(costs: &[crate::cluster::SteadyCost]) {
+    for c in costs {
+        println!(
+            "{:<8} {:<8} etcd {:.2} requests/s, CPU {:.1} % of a core, RSS {} MiB",
+            c.vantage,
+            if c.leader { "leader" } else { "follower" },
+            c.etcd_requests_per_s,
+            c.cpu_share * 100.0,
+            c.rss_kib / 1024
+        );
     }
 }
 

@@ -26,7 +26,7 @@
 //! This module must not: link the orchestrator in-process (three processes are the point),
 //! assert anything about timings, or leave processes or directories behind.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -911,6 +911,179 @@ pub async fn measure_flips(cluster: &Shared, n: usize) -> Result<Vec<Duration>> 
         times.push(flipped?);
     }
     Ok(times)
+}
+
+/// One fault held on one vantage's probe paths to the primary, and what it moved.
+#[derive(Debug, Clone)]
+pub struct PathFaultRun {
+    /// The fault, in words.
+    pub fault: &'static str,
+    /// How long it was held.
+    pub held: Duration,
+    /// Times PowerDNS's record was rewritten (a new plan id in its mark) while it was held.
+    pub dns_changes: usize,
+    /// Plans with other than the normal weights decided (in any store) while it was held.
+    pub plans_away: usize,
+    /// Status samples (every 500 ms, from the leader) with a quorum note on the primary: the
+    /// minority view noticed and explained.
+    pub noted: usize,
+    /// Samples taken.
+    pub samples: usize,
+}
+
+/// Scenario a as a measurement: holds each fault of issue 11 on the standby's paths to the
+/// primary for `each` (30 % loss; a 3 s blackout every 30 s; 300 ± 200 ms latency), and counts
+/// the traffic changes each caused. A healthy primary seen down by one vantage must move nothing.
+///
+/// # Errors
+/// When the lab has no leader with a verified plan to start from.
+pub async fn measure_path_faults(cluster: &Shared, each: Duration) -> Result<Vec<PathFaultRun>> {
+    let (vantage, region) = ("standby", REGIONS[0].0);
+    let loss = Faults { drop_rate: 0.3, ..Faults::default() };
+    let blackout = Faults { blackhole: true, ..Faults::default() };
+    let latency = Faults { latency: Duration::from_millis(100), jitter: Duration::from_millis(400), ..Faults::default() };
+    let kinds: [(&'static str, Option<Faults>); 3] = [
+        ("30 % connection loss", Some(loss)),
+        ("3 s blackout every 30 s", None),
+        ("300 ± 200 ms latency", Some(latency)),
+    ];
+    let mut out = Vec::new();
+    for (fault, steady) in kinds {
+        let (mark0, before) = {
+            let c = cluster.lock().await;
+            let leader = c.wait_leader(Duration::from_secs(60)).await?;
+            c.wait_status(&leader, Duration::from_secs(120), is_normal_split).await.context("the normal split")?;
+            let mut before = BTreeSet::new();
+            for v in c.vantages() {
+                before.extend(c.plans_in_store(&v).await?.into_iter().map(|p| p.id));
+            }
+            (c.powerdns_mark().await?, before)
+        };
+        let t0 = Instant::now();
+        if let Some(f) = &steady {
+            cluster.lock().await.fault_path(vantage, region, f.clone())?;
+        }
+        let mut last = mark0.map(|m| m.plan);
+        let (mut dns_changes, mut noted, mut samples) = (0, 0, 0);
+        while t0.elapsed() < each {
+            if steady.is_none() {
+                let on = t0.elapsed().as_secs() % 30 < 3;
+                let c = cluster.lock().await;
+                if on { c.fault_path(vantage, region, blackout.clone())? } else { c.clear_path(vantage, region)? }
+            }
+            {
+                let c = cluster.lock().await;
+                if let Ok(Some(m)) = c.powerdns_mark().await {
+                    if last.as_ref() != Some(&m.plan) {
+                        dns_changes += 1;
+                        last = Some(m.plan);
+                    }
+                }
+                if let Some(leader) = c.leader().await {
+                    if let Ok(st) = c.status(&leader).await {
+                        samples += 1;
+                        noted += usize::from(st["regions"][0]["quorum_note"].is_string());
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let c = cluster.lock().await;
+        c.clear_path(vantage, region)?;
+        let normal: BTreeMap<&str, u64> = REGIONS.iter().map(|(n, _, w)| (*n, u64::from(*w))).collect();
+        let normal = serde_json::to_value(normal)?;
+        let mut away = BTreeSet::new();
+        for v in c.vantages() {
+            for p in c.plans_in_store(&v).await? {
+                if !before.contains(&p.id) && p.weights != normal {
+                    away.insert(p.id);
+                }
+            }
+        }
+        out.push(PathFaultRun { fault, held: t0.elapsed(), dns_changes, plans_away: away.len(), noted, samples });
+    }
+    Ok(out)
+}
+
+/// What coordination costs each orchestrator at rest.
+#[derive(Debug, Clone)]
+pub struct SteadyCost {
+    /// The orchestrator.
+    pub vantage: String,
+    /// Whether it led during the window.
+    pub leader: bool,
+    /// etcd requests per second (its `coordination.backend.requests` counter).
+    pub etcd_requests_per_s: f64,
+    /// CPU (user + system) as a share of one core.
+    pub cpu_share: f64,
+    /// Resident memory at the end, in KiB.
+    pub rss_kib: u64,
+}
+
+/// Samples every orchestrator's etcd request counter and CPU time (`/proc/<pid>/stat`) over
+/// `window` with nothing failing.
+///
+/// # Errors
+/// When an orchestrator does not answer or its process cannot be read.
+pub async fn measure_steady(cluster: &Shared, window: Duration) -> Result<Vec<SteadyCost>> {
+    let sample = |c: &Cluster| -> Result<Vec<(String, u32)>> {
+        c.vantages()
+            .into_iter()
+            .map(|v| {
+                let pid = c.orchestrator(&v)?.sup.as_ref().and_then(Supervised::server_pid).context("not running")?;
+                Ok((v, pid))
+            })
+            .collect()
+    };
+    let (pids, before) = {
+        let c = cluster.lock().await;
+        c.wait_leader(Duration::from_secs(60)).await?;
+        let pids = sample(&c)?;
+        let mut before = Vec::new();
+        for (v, pid) in &pids {
+            let st = c.status(v).await?;
+            before.push((st["coordination"]["backend"]["requests"].as_u64().unwrap_or(0), cpu_ticks(*pid)?));
+        }
+        (pids, before)
+    };
+    let t0 = Instant::now();
+    tokio::time::sleep(window).await;
+    let c = cluster.lock().await;
+    let secs = t0.elapsed().as_secs_f64();
+    let mut out = Vec::new();
+    for ((v, pid), (req0, cpu0)) in pids.iter().zip(before) {
+        let st = c.status(v).await?;
+        let req1 = st["coordination"]["backend"]["requests"].as_u64().unwrap_or(0);
+        let cpu1 = cpu_ticks(*pid)?;
+        out.push(SteadyCost {
+            vantage: v.clone(),
+            leader: st["leadership"]["leader"].as_bool() == Some(true),
+            etcd_requests_per_s: req1.saturating_sub(req0) as f64 / secs,
+            cpu_share: cpu1.saturating_sub(cpu0) as f64 / CLOCK_TICKS_PER_S / secs,
+            rss_kib: rss_kib(*pid).unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+/// `sysconf(_SC_CLK_TCK)` on Linux.
+const CLOCK_TICKS_PER_S: f64 = 100.0;
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).context("unreadable /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the full line: 12 and 13 after the name.
+    let n = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).context("unreadable /proc stat");
+    Ok(n(11)? + n(12)?)
+}
+
+/// Resident set of `pid`, in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 /// Whether a status shows every region at its normal weight under a verified plan.
