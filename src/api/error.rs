@@ -38,6 +38,17 @@ pub enum ApiError {
         /// Every reason.
         reasons: Vec<String>,
     },
+    /// Refused because this orchestrator does not lead (409): names the leader and its API
+    /// URL as fields too, so a client can point the operator at it without parsing the text.
+    #[error("{message}")]
+    NotLeader {
+        /// One sentence, naming the leader when it is known.
+        message: String,
+        /// The leader's region, when known.
+        leader: Option<String>,
+        /// The leader's API URL, when known.
+        api: Option<String>,
+    },
     /// The same Idempotency-Key was used for a different request.
     #[error("{0}")]
     Unprocessable(String),
@@ -60,8 +71,8 @@ impl ApiError {
         match e {
             CommandError::UnknownRegion(r) => ApiError::field(region_field, format!("unknown region `{r}`")),
             CommandError::NoSuchDrill(m) => ApiError::Conflict(m),
-            e @ CommandError::NotLeader { .. } => {
-                ApiError::Refused { message: format!("refused: {e}"), reasons: vec![e.to_string()] }
+            ref e @ CommandError::NotLeader { ref leader, ref api } => {
+                ApiError::NotLeader { message: format!("refused: {e}"), leader: leader.clone(), api: api.clone() }
             }
             CommandError::Refused(reasons) => {
                 ApiError::Refused { message: format!("refused: {}", reasons.join("; ")), reasons }
@@ -77,7 +88,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) | ApiError::Refused { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::Refused { .. } | ApiError::NotLeader { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -91,6 +102,9 @@ impl ApiError {
                 json!({ "error": format!("{field}: {message}"), "field": field })
             }
             ApiError::Refused { message, reasons } => json!({ "error": message, "reasons": reasons }),
+            ApiError::NotLeader { message, leader, api } => {
+                json!({ "error": message, "reasons": [message], "leader": leader, "leader_api": api })
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, error.chain = ?e, "internal error");
                 json!({ "error": "internal error; see the orchestrator's log (request id in the x-request-id header)" })
@@ -110,5 +124,30 @@ impl IntoResponse for ApiError {
             );
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_follower_refusal_names_the_leader_and_its_api_as_fields() {
+        let e = CommandError::NotLeader { leader: Some("dr".into()), api: Some("http://10.0.3.5:8080".into()) };
+        let api = ApiError::from_command(e, "region");
+        assert_eq!(api.status(), StatusCode::CONFLICT);
+        let body = api.body();
+        assert_eq!(body["leader"], "dr");
+        assert_eq!(body["leader_api"], "http://10.0.3.5:8080");
+        let message = body["error"].as_str().unwrap();
+        assert!(message.starts_with("refused: this orchestrator is not the leader"), "{message}");
+        assert!(message.contains("dr") && message.contains("http://10.0.3.5:8080"), "{message}");
+    }
+
+    #[test]
+    fn a_follower_refusal_without_a_known_leader_says_so() {
+        let body = ApiError::from_command(CommandError::NotLeader { leader: None, api: None }, "region").body();
+        assert!(body["leader"].is_null() && body["leader_api"].is_null());
+        assert!(body["error"].as_str().unwrap().contains("no leader is known"));
     }
 }
