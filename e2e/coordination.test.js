@@ -88,6 +88,8 @@ test("the leader's page says it leads, shows the epoch, etcd connected, the quor
     assert.equal(shown[0][0], leader, `own view first on ${region}`);
     assert.deepEqual(shown.map((c) => c[0]).sort(), [...VANTAGES].sort(), `one chip per vantage on ${region}`);
     assert.deepEqual(shown.map((c) => c.slice(1)), [["up", "true"], ["up", "true"], ["up", "true"]], `every vantage sees ${region} up`);
+    const tops = await chips.evaluateAll((els) => els.map((e) => Math.round(e.getBoundingClientRect().top)));
+    assert.equal(new Set(tops).size, 1, `the three chips of ${region} stand side by side (tops ${tops})`);
     assert.equal(await card(p, region).locator('[data-field="quorum-note"]').count(), 0, `no quorum note on ${region} while all agree`);
   }
   assert.equal(await p.locator("#drill-start").isDisabled(), false, "the leader's actions are enabled");

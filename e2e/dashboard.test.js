@@ -132,7 +132,7 @@ test("single orchestrator: the header says it leads, its epoch and the backend; 
     assert.equal(await chips.count(), 1, `one vantage chip on ${r.name}`);
     assert.equal(await chips.getAttribute("data-vantage"), st.vantage);
     assert.equal(await chips.getAttribute("data-fresh"), "true");
-    assert.equal(await chips.innerText(), `${{ up: "✓", degraded: "▲", down: "✕", unknown: "?" }[r.views[0].health]} ${st.vantage} (here) ${r.views[0].health}`);
+    assert.equal(await chips.innerText(), `${st.vantage} (here)\n${{ up: "✓", degraded: "▲", down: "✕", unknown: "?" }[r.views[0].health]} ${r.views[0].health}`);
     assert.equal(await card(page, r.name).locator('[data-field="quorum-note"]').count(), 0);
   }
   // The leader's actions are enabled.
@@ -475,8 +475,9 @@ test("synthetic status (fixture): lag, drill, follower, coordination, vantage vi
   const chips = card(p, "primary").locator(".vchip");
   assert.deepEqual(await chips.evaluateAll((els) => els.map((e) => [e.dataset.vantage, e.dataset.health, e.dataset.fresh])),
     [[st.vantage, "up", "true"], ["standby", "down", "true"], ["dr", "up", "false"]]);
-  assert.equal(await chips.nth(1).innerText(), "✕ standby down · 1 s");
-  assert.equal(await chips.nth(2).innerText(), "✓ dr up stale · 45 s");
+  assert.equal(await chips.nth(1).innerText(), "standby · 1 s\n✕ down");
+  assert.equal(await chips.nth(2).innerText(), "dr · 45 s\n✓ up (stale)");
+  assert.equal(await chips.nth(1).locator(".state").getAttribute("class"), "state state-down", "the health's colour");
   assert.match(await chips.nth(1).getAttribute("title"), /^standby sees primary down since [\s\S]*fresh, it votes\napp: connection refused\ninfra: connect timeout$/);
   const [y1, y2] = await chips.evaluateAll((els) => els.slice(0, 2).map((e) => e.getBoundingClientRect().top));
   assert.equal(y1, y2, "the chips stand side by side");

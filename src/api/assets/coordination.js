@@ -85,8 +85,9 @@ export function renderHeader(st) {
 const age = (msOld) => (msOld == null ? "" : msOld < 1000 ? "<1 s" : duration(msOld));
 
 /**
- * One vantage's view of region `r`: its health (icon and word), stale or not, age; the
- * reasons are in the title (the tooltip, and the accessible description).
+ * One vantage's view of region `r`, a box of the row: the vantage and the view's age, then its
+ * health (icon and word) and whether it is stale; the reasons are in the title (the tooltip,
+ * and the accessible description).
  */
 function vantageChip(st, r, v) {
   const health = hcls(v.health);
@@ -98,15 +99,14 @@ function vantageChip(st, r, v) {
     ...(v.reasons || []).map((x) => String(x ?? "")),
   ].join("\n");
   return h("li", {
-    class: `vchip state-${health}${v.fresh ? "" : " stale"}`, title,
+    class: `vchip${v.fresh ? "" : " stale"}`, title,
     "data-vantage": v.vantage ?? "", "data-health": health, "data-fresh": String(Boolean(v.fresh)),
   },
-  `${HEALTH_ICON[health]} `, h("b", null, v.vantage ?? ""), here ? " (here)" : "", ` ${health}`,
-  v.fresh ? "" : h("span", { class: "stale-tag" }, " stale"),
-  old ? h("span", { class: "age" }, ` · ${old}`) : "");
+  h("span", { class: "vchip-name" }, h("b", null, v.vantage ?? ""), h("span", { class: "muted" }, here ? " (here)" : old ? ` · ${old}` : "")),
+  h("span", { class: `state state-${health}` }, `${HEALTH_ICON[health]} ${health}`, v.fresh ? "" : " (stale)"));
 }
 
-/** The card's "seen from" row: a chip per vantage side by side, then the quorum sentence when there is one. */
+/** The card's "seen from" row: a box per vantage side by side, then the quorum sentence when there is one. */
 export function vantageViews(st, r) {
   const views = r.views || [];
   return [
