@@ -7,7 +7,8 @@
 #   scripts/e2e.sh            # from anywhere; needs PostgreSQL, PowerDNS and etcd (scripts/install-deps.sh)
 #
 # Installs chromium with apt only when it is missing (never downloads a browser),
-# runs `npm ci` in e2e/ only when node_modules is missing, always stops every lab it
+# runs `npm ci` in e2e/ only when node_modules is missing or older than the lock file,
+# runs on Node 18 (Debian 12's) and later, always stops every lab it
 # started (also on failure or Ctrl-C), and runs part 2 even when part 1 failed.
 # Screenshots land in artifacts/ (gitignored); FO_UPDATE_DOCS=1 also refreshes docs/dashboard.png.
 set -euo pipefail
@@ -30,7 +31,8 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     $SUDO apt-get update
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm
 fi
-if [[ ! -d e2e/node_modules ]]; then
+# npm writes node_modules/.package-lock.json at each install: older than the lock, it is stale.
+if [[ ! -f e2e/node_modules/.package-lock.json || e2e/package-lock.json -nt e2e/node_modules/.package-lock.json ]]; then
     echo "e2e: npm ci" >&2
     (cd e2e && npm ci --no-audit --no-fund)
 fi
