@@ -12,19 +12,14 @@
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
-const os = require("node:os");
 const path = require("node:path");
-const { chromium } = require("playwright-core");
+const { ROOT, ARTIFACTS, launchBrowser, watchConsole, screenshot, getJsonAt, waitFor } = require("./browser.js");
 
 const FO_URL = (process.env.FO_URL || "").replace(/\/$/, "");
 const FO_CONTROL_URL = (process.env.FO_CONTROL_URL || "").replace(/\/$/, "");
 if (!FO_URL || !FO_CONTROL_URL) throw new Error("set FO_URL and FO_CONTROL_URL (scripts/e2e.sh does)");
-const ROOT = path.resolve(__dirname, "..");
-const ARTIFACTS = path.join(ROOT, "artifacts");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
-let context; // persistent context on a fresh user-data-dir
-let userDataDir;
+let browser; // Chromium on a fresh profile
 let page; // the main laptop-sized page
 const consoleErrors = [];
 
@@ -34,20 +29,10 @@ const consoleErrors = [];
 // a console error; those and only those are allowed.
 const EXPECTED_FAILURES = [/\/api\/v1\/regions\/[^/]+\/lag\b/, /\/api\/v1\/regions\/[^/]+\/maintenance$/, /\/api\/v1\/drills\b/];
 
-function watchConsole(p, label) {
-  p.on("console", (msg) => {
-    if (msg.type() !== "error") return;
-    const url = (msg.location() && msg.location().url) || "";
-    if (/Failed to load resource/.test(msg.text()) && EXPECTED_FAILURES.some((re) => re.test(url))) return;
-    consoleErrors.push(`[${label}] ${msg.text()} ${url}`);
-  });
-  p.on("pageerror", (err) => consoleErrors.push(`[${label}] page error: ${err.message}`));
-}
-
 async function newPage(label, viewport = { width: 1280, height: 900 }) {
-  const p = await context.newPage();
+  const p = await browser.context.newPage();
   await p.setViewportSize(viewport);
-  watchConsole(p, label);
+  watchConsole(p, label, consoleErrors, EXPECTED_FAILURES);
   return p;
 }
 
@@ -56,23 +41,18 @@ async function control(action, region = "primary") {
   assert.equal(r.status, 200, `control ${region}/${action}: HTTP ${r.status} ${await r.text()}`);
 }
 
-async function getJson(p) {
-  const r = await fetch(`${FO_URL}${p}`);
-  return { status: r.status, body: await r.json().catch(() => null) };
-}
+const getJson = (p) => getJsonAt(`${FO_URL}${p}`);
 
 /** Polls the server until `pred(status)` holds. */
 async function waitForStatus(pred, timeoutMs, what) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { body } = await getJson("/api/v1/status");
-    if (body && pred(body)) return body;
-    if (Date.now() > deadline) {
-      const last = body ? { weights: (body.regions || []).map((r) => [r.name, r.weight, r.health, r.maintenance]), reasons: body.acting && body.acting.reasons, hold: body.operator_hold, drill: body.drill } : null;
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last status: ${JSON.stringify(last)}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  let last = null;
+  return waitFor(async () => {
+    last = (await getJson("/api/v1/status")).body;
+    return last && pred(last) ? last : null;
+  }, timeoutMs, what, async () => {
+    const shown = last ? { weights: (last.regions || []).map((r) => [r.name, r.weight, r.health, r.maintenance]), reasons: last.acting && last.acting.reasons, hold: last.operator_hold, drill: last.drill } : null;
+    return `last status: ${JSON.stringify(shown)}`;
+  });
 }
 
 const card = (p, name) => p.locator(`.card[data-region="${name}"]`);
@@ -81,13 +61,6 @@ const splitWeight = async (p, name) => {
   const seg = p.locator(`#split .seg[data-region="${name}"]`);
   return (await seg.count()) ? Number(await seg.getAttribute("data-weight")) : 0;
 };
-
-async function screenshot(p, name, opts = {}) {
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-  const file = path.join(ARTIFACTS, `dashboard-${name}.png`);
-  await p.screenshot(Object.assign({ path: file, fullPage: true, animations: "disabled" }, opts));
-  return file;
-}
 
 /** Whether a future endpoint exists: the route answers something else than 404 "no such route" / 405. */
 async function endpointExists(method, p, body) {
@@ -111,17 +84,7 @@ async function drillsApiPresent() {
 }
 
 before(async () => {
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fo-e2e-chromium-"));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    viewport: { width: 1280, height: 900 },
-    colorScheme: "light",
-    reducedMotion: "reduce",
-  });
+  browser = await launchBrowser();
   page = await newPage("laptop");
   // Survives only if the page never reloads: checked after the failover.
   await page.addInitScript(() => { window.__loadedAt = window.__loadedAt || Date.now(); });
@@ -129,8 +92,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (context) await context.close();
-  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+  if (browser) await browser.close();
 });
 
 test("the page shows one card per region: primary, standby, dr", { timeout: 30000 }, async () => {
@@ -151,6 +113,31 @@ test("the page shows one card per region: primary, standby, dr", { timeout: 3000
     assert.match(await c.locator(".weight").innerText(), /weight \d+% of traffic/);
     await c.locator('[data-part="latency"] svg path').first().waitFor();
   }
+});
+
+test("single orchestrator: the header says it leads, its epoch and the backend; each card shows its one vantage chip", { timeout: 30000 }, async () => {
+  const { body: st } = await getJson("/api/v1/status");
+  assert.equal(st.leadership.backend, "single");
+  assert.equal(st.leadership.leader, true);
+  await page.locator('#coord [data-field="coord-epoch"]').waitFor({ timeout: 10000 });
+  assert.equal(await page.locator("#who").innerText(), `vantage ${st.vantage}`);
+  assert.equal(await page.locator('#coord [data-field="coord-leader"]').innerText(), "leader");
+  assert.equal(await page.locator('#coord [data-field="coord-epoch"]').innerText(), `epoch ${st.leadership.epoch}`);
+  assert.equal(await page.locator('#coord [data-field="coord-backend"]').innerText(), "single orchestrator");
+  assert.equal(await page.locator('#coord [data-field="coord-quorum"]').count(), 0, "no quorum with one vantage");
+  assert.equal(await page.locator('[data-banner="not-leader"]').count(), 0);
+  for (const r of st.regions) {
+    assert.deepEqual(r.views.map((v) => v.vantage), [st.vantage], `the single lab publishes one view of ${r.name}`);
+    const chips = card(page, r.name).locator(".vchip");
+    assert.equal(await chips.count(), 1, `one vantage chip on ${r.name}`);
+    assert.equal(await chips.getAttribute("data-vantage"), st.vantage);
+    assert.equal(await chips.getAttribute("data-fresh"), "true");
+    assert.equal(await chips.innerText(), `${st.vantage} (here)\n${{ up: "✓", degraded: "▲", down: "✕", unknown: "?" }[r.views[0].health]} ${r.views[0].health}`);
+    assert.equal(await card(page, r.name).locator('[data-field="quorum-note"]').count(), 0);
+  }
+  // The leader's actions are enabled.
+  assert.equal(await page.locator("#drill-start").isDisabled(), false);
+  assert.equal(await card(page, "primary").locator('[data-action="drill"]').isDisabled(), false);
 });
 
 test("the live indicator says live", { timeout: 15000 }, async () => {
@@ -196,6 +183,11 @@ test("breaking the primary turns its card down and moves the split to the standb
   // The card says why, in words.
   assert.match(await card(page, "primary").locator("table.checks").innerText(), /status 503|failed/);
   assert.match(await card(page, "primary").locator('.layers').innerText(), /down/i);
+  // The local vantage's chip says the same, with the failing checks in its title.
+  const own = card(page, "primary").locator(".vchip");
+  await page.waitForFunction(() => document.querySelector('.card[data-region="primary"] .vchip').dataset.health === "down", null, { timeout: 5000 });
+  assert.match(await own.innerText(), /down/);
+  assert.match(await own.getAttribute("title"), /status 503|refused|failed/);
   await page.locator('[data-banner="failed-over"]').waitFor({ timeout: 5000 });
   assert.match(await page.locator('[data-banner="failed-over"]').innerText(), /FAILED OVER/);
   assert.match(await page.locator("#plan").innerText(), /failover/);
@@ -294,7 +286,7 @@ test("maintenance: from the keyboard, drain the standby (its share moves), keep 
   await waitForStatus((s) => s.regions.map((r) => r.weight).join() === "80,20,0", 60000, "standby back after undrain");
 });
 
-test("actions (mocked answers): a 4xx message is shown as text, and a 401 asks for the token again", { timeout: 30000 }, async () => {
+test("actions (mocked answers): a 4xx message is shown as text, a follower's 409 names and links the leader, and a 401 asks for the token again", { timeout: 30000 }, async () => {
   const payload = '<img src=x onerror="window.__xss=1">region is the last one up';
   await page.route("**/api/v1/regions/*/maintenance", (route) =>
     route.fulfill({ status: 409, contentType: "application/json", body: JSON.stringify({ error: payload }) }));
@@ -307,6 +299,21 @@ test("actions (mocked answers): a 4xx message is shown as text, and a 401 asks f
   assert.match(text, /Refused \(409\)/);
   assert.ok(text.includes(payload), "the server's message is shown verbatim, as text");
   assert.equal(await page.locator("#dlg-error img").count(), 0);
+  await page.unroute("**/api/v1/regions/*/maintenance");
+  // A follower's refusal (api/error.rs NotLeader): the leader is named and linked.
+  const notLeader = { error: "refused: this orchestrator is not the leader; send the request to the leader, dr, at http://127.0.0.1:9", reasons: [], leader: "dr", leader_api: "http://127.0.0.1:9" };
+  await page.route("**/api/v1/regions/*/maintenance", (route) =>
+    route.fulfill({ status: 409, contentType: "application/json", body: JSON.stringify(notLeader) }));
+  await page.locator("#dlg-confirm").click();
+  await page.waitForFunction(() => /not the leader\./.test(document.getElementById("dlg-error").textContent), null, { timeout: 10000 });
+  assert.match(await page.locator("#dlg-error").innerText(), /^Refused \(409\): not the leader\. refused: .*the leader, dr, at http:\/\/127\.0\.0\.1:9 open dr's dashboard\.$/);
+  assert.equal(await page.locator("#dlg-error a[data-leader-link]").getAttribute("href"), "http://127.0.0.1:9/");
+  await page.unroute("**/api/v1/regions/*/maintenance");
+  // A leader URL that is no http(s) URL is never made a link.
+  await page.route("**/api/v1/regions/*/maintenance", (route) =>
+    route.fulfill({ status: 409, contentType: "application/json", body: JSON.stringify(Object.assign({}, notLeader, { leader_api: "javascript:window.__xss=1" })) }));
+  await page.locator("#dlg-confirm").click();
+  await page.waitForFunction(() => /not the leader\./.test(document.getElementById("dlg-error").textContent) && !document.querySelector("#dlg-error a"), null, { timeout: 10000 });
   await page.unroute("**/api/v1/regions/*/maintenance");
   await page.route("**/api/v1/regions/*/maintenance", (route) =>
     route.fulfill({ status: 401, contentType: "application/json", body: JSON.stringify({ error: "unknown token" }) }));
@@ -392,15 +399,31 @@ test("viewer token: a viewer sees everything but cannot start a drill", { timeou
   await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.operator-token"));
 });
 
-test("synthetic status (fixture): lag, drill, follower and alarm banners render; text is escaped; the stream reconnects", { timeout: 60000 }, async () => {
+test("synthetic status (fixture): lag, drill, follower, coordination, vantage views, alarms and a refused provider render; text is escaped; the stream reconnects", { timeout: 60000 }, async () => {
   const { body: real } = await getJson("/api/v1/status");
   const st = structuredClone(real);
   // The shape of replication::LagSample, as status.rs publishes it.
   st.regions[1].lag = { region: "standby", at: real.generated_at, bytes: 1572864, seconds: 2.5, state: "catching_up", bytes_source: "primary", seconds_source: "heartbeat", detail: "sync" };
   st.regions[2].lag = { region: "dr", at: real.generated_at, bytes: 52428800, seconds: 95, state: "stopped", bytes_source: "standby", seconds_source: "standby", detail: "no WAL receiver: the primary is unreachable from dr" };
   st.drill = { id: "drill-e2e", state: "holding", evacuate: "primary", step: 1, steps: [50, 100], dry_run: true };
-  st.leadership.leader = false;
-  st.alarms = [{ kind: "lag_high", region: "dr", message: '<script>window.__xss=1</script>dr is 95 s behind', since: real.generated_at }];
+  // A follower of dr on etcd that lost its session, as src/coord/mod.rs shapes it.
+  st.leadership = { leader: false, epoch: 4242, holder: "dr", leader_api: "http://127.0.0.1:9", backend: "etcd" };
+  st.coordination = {
+    backend: { backend: "etcd", connected: false, since: real.generated_at, last_error: "connect: deadline exceeded (http://fo:s3cret@10.0.0.1:2379)", endpoints: ["10.0.0.1:2379", "10.0.0.2:2379", "10.0.0.3:2379"], requests: 12 },
+    quorum: 2, vantages: ["primary", "standby", "dr"],
+  };
+  // Three vantages' views of the primary: standby sees it down, dr's view is stale.
+  const view = (vantage, health, fresh, age, reasons) => ({ vantage, health, since: real.generated_at, fresh, age_ms: age, reasons });
+  st.regions[0].views = [view(st.vantage, "up", true, 0, []), view("standby", "down", true, 1400, ["app: connection refused", "infra: connect timeout"]), view("dr", "up", false, 45000, [])];
+  st.regions[0].quorum_note = "primary: down from standby only (1 of 3 vantages, quorum 2); up from primary";
+  st.alarms = [
+    { kind: "lag_high", region: "dr", message: '<script>window.__xss=1</script>dr is 95 s behind', since: real.generated_at },
+    { kind: "suspect_path", region: "primary", message: "standby alone has seen primary down for 25 s", since: real.generated_at },
+    { kind: "coordination_lost", region: null, message: "no session with the etcd majority", since: real.generated_at },
+    { kind: "stale_write_refused", region: null, message: "powerdns refused a write from epoch 7", since: real.generated_at },
+  ];
+  assert.ok(st.plan && st.plan.providers.length > 0, "the lab's plan has provider results");
+  st.plan.providers[0].result = { state: "refused", error: "stale epoch 7: the provider holds epoch 9" };
   const now = Date.now();
   const points = Array.from({ length: 60 }, (_, i) => ({ at: new Date(now - (60 - i) * 15000).toISOString(), bytes: 1000 * i * i, seconds: i / 10 }));
   const p = await newPage("fixture");
@@ -433,7 +456,41 @@ test("synthetic status (fixture): lag, drill, follower and alarm banners render;
   await p.locator('[data-banner="drill"]').waitFor();
   assert.match(await p.locator('[data-banner="drill"]').innerText(), /dry run · evacuating primary · holding · step 1 of 2/);
   await p.locator('[data-banner="not-leader"]').waitFor();
-  assert.ok((await p.locator('[data-banner="alarm"]').innerText()).includes("<script>window.__xss=1</script>"));
+  assert.match(await p.locator('[data-banner="not-leader"]').innerText(), /dr leads in epoch 4242/);
+  assert.equal(await p.locator('[data-banner="not-leader"] a[data-leader-link]').getAttribute("href"), "http://127.0.0.1:9/");
+  assert.ok((await p.locator('[data-banner="alarm"]').first().innerText()).includes("<script>window.__xss=1</script>"));
+  // The new alarm kinds have readable titles.
+  assert.deepEqual(await p.locator('[data-banner="alarm"] .tag').allInnerTexts(), ["Lag high", "Suspect network path", "Coordination lost", "Stale write refused"]);
+  // The header: following dr (with a link to its dashboard), the epoch, etcd lost with its endpoints and last error, the quorum.
+  assert.match(await p.locator('#coord [data-field="coord-leader"]').innerText(), /^following dr · open dr's dashboard$/);
+  assert.equal(await p.locator('#coord [data-field="coord-leader"] a').getAttribute("href"), "http://127.0.0.1:9/");
+  assert.equal(await p.locator('#coord [data-field="coord-epoch"]').innerText(), "epoch 4242");
+  const backend = await p.locator('#coord [data-field="coord-backend"]').innerText();
+  assert.match(backend, /etcd lost/);
+  assert.match(backend, /10\.0\.0\.1:2379, 10\.0\.0\.2:2379, 10\.0\.0\.3:2379/);
+  assert.match(backend, /last error: connect: deadline exceeded \(http:\/\/10\.0\.0\.1:2379\)/);
+  assert.ok(!(await p.locator("#coord").innerText()).includes("s3cret"), "no secret from an etcd URL reaches the page");
+  assert.equal(await p.locator('#coord [data-field="coord-quorum"]').innerText(), "quorum 2 of 3 vantages");
+  // The primary's card: one chip per vantage, side by side, in the status's order, and the quorum sentence.
+  const chips = card(p, "primary").locator(".vchip");
+  assert.deepEqual(await chips.evaluateAll((els) => els.map((e) => [e.dataset.vantage, e.dataset.health, e.dataset.fresh])),
+    [[st.vantage, "up", "true"], ["standby", "down", "true"], ["dr", "up", "false"]]);
+  assert.equal(await chips.nth(1).innerText(), "standby · 1 s\n✕ down");
+  assert.equal(await chips.nth(2).innerText(), "dr · 45 s\n✓ up (stale)");
+  assert.equal(await chips.nth(1).locator(".state").getAttribute("class"), "state state-down", "the health's colour");
+  assert.match(await chips.nth(1).getAttribute("title"), /^standby sees primary down since [\s\S]*fresh, it votes\napp: connection refused\ninfra: connect timeout$/);
+  const [y1, y2] = await chips.evaluateAll((els) => els.slice(0, 2).map((e) => e.getBoundingClientRect().top));
+  assert.equal(y1, y2, "the chips stand side by side");
+  assert.equal(await card(p, "primary").locator('[data-field="quorum-note"]').innerText(), st.regions[0].quorum_note);
+  // A refused provider result has its own chip.
+  const refused = p.locator('#plan tr[data-result="refused"]');
+  assert.match(await refused.locator(".state-refused").innerText(), /refused/);
+  assert.match(await refused.innerText(), /stale epoch 7/);
+  // Every operator action is disabled on a follower, with a title naming the leader.
+  for (const b of [p.locator("#drill-start"), card(p, "primary").locator('[data-action="drill"]'), card(p, "standby").locator('[data-action="maintenance"]'), p.locator("#drill [data-abort-drill]")]) {
+    assert.equal(await b.isDisabled(), true);
+    assert.match(await b.getAttribute("title"), /^Only the leader acts: dr leads \(epoch 4242\)/);
+  }
   assert.match(await p.locator("#drill").innerText(), /drill-e2e/);
   const overflow = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.ok(overflow <= 0, `long lag states widen the page by ${overflow}px`);

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# End-to-end test of the dashboard: starts the three-region lab on free loopback
-# ports and drives Debian's Chromium against it (e2e/dashboard.test.js).
+# End-to-end test of the dashboard in Debian's Chromium, in two parts:
+#   1. the single-orchestrator lab (`fo-lab`) on free loopback ports: e2e/dashboard.test.js;
+#   2. the three-orchestrator lab (`fo-lab --orchestrators 3`: one orchestrator per region on
+#      etcd), started once the first lab has stopped: e2e/coordination.test.js.
 #
-#   scripts/e2e.sh            # from anywhere; needs PostgreSQL and PowerDNS (scripts/install-deps.sh)
+#   scripts/e2e.sh            # from anywhere; needs PostgreSQL, PowerDNS and etcd (scripts/install-deps.sh)
 #
 # Installs chromium with apt only when it is missing (never downloads a browser),
-# runs `npm ci` in e2e/ only when node_modules is missing, always stops the lab.
+# runs `npm ci` in e2e/ only when node_modules is missing or older than the lock file,
+# runs on Node 18 (Debian 12's) and later, always stops every lab it
+# started (also on failure or Ctrl-C), and runs part 2 even when part 1 failed.
 # Screenshots land in artifacts/ (gitignored); FO_UPDATE_DOCS=1 also refreshes docs/dashboard.png.
 set -euo pipefail
 
@@ -27,7 +31,8 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     $SUDO apt-get update
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm
 fi
-if [[ ! -d e2e/node_modules ]]; then
+# npm writes node_modules/.package-lock.json at each install: older than the lock, it is stale.
+if [[ ! -f e2e/node_modules/.package-lock.json || e2e/package-lock.json -nt e2e/node_modules/.package-lock.json ]]; then
     echo "e2e: npm ci" >&2
     (cd e2e && npm ci --no-audit --no-fund)
 fi
@@ -39,6 +44,72 @@ cargo build --workspace --all-targets
 free_port() {
     node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
 }
+
+# Every lab this script started; each is stopped on exit, whatever happens.
+LAB_PIDS=()
+
+# Stops lab $1 (Ctrl-C, as an operator would; SIGKILL after $2 seconds); a stopped one is left alone.
+stop_lab() {
+    local pid="$1" grace="$2"
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -INT "$pid" 2>/dev/null || true
+        for _ in $(seq 1 $((grace * 2))); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.5
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "e2e: lab $pid did not stop within $grace s; killing it" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+stop_all_labs() {
+    local status=$?
+    for pid in "${LAB_PIDS[@]}"; do stop_lab "$pid" 30; done
+    exit "$status"
+}
+trap stop_all_labs EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Runs command "$4 …" every 0.5 s, at most $3 times, until it succeeds, while lab $1 (log in $2)
+# runs; when the lab exits or the tries run out, shows the log's last lines and fails the run.
+wait_for_lab() {
+    local pid="$1" log="$2" tries="$3"
+    shift 3
+    for _ in $(seq 1 "$tries"); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "e2e: the lab exited during start-up; last lines of $log:" >&2
+            tail -n 30 "$log" >&2
+            exit 1
+        fi
+        "$@" && return 0
+        sleep 0.5
+    done
+    echo "e2e: the lab was not ready within $((tries / 2)) s ($1); last lines of $log:" >&2
+    tail -n 30 "$log" >&2
+    exit 1
+}
+
+# Runs test file $2, then stops lab $3 (SIGKILL after $4 s) and says how long part $1 took
+# (since $started); returns the tests' exit status.
+run_tests_then_stop_lab() {
+    local status=0
+    (cd e2e && node --test --test-reporter=spec "$2") || status=$?
+    stop_lab "$3" "$4"
+    echo "e2e: $1 took $((SECONDS - started)) s" >&2
+    return "$status"
+}
+
+# The token the lab banner in log $2 shows for role $1 (operator, viewer).
+banner_token() {
+    sed -n "s/^ *$1 token  *\([^ ]*\).*$/\1/p" "$2" | head -n 1
+}
+
+# --- Part 1: one orchestrator ---------------------------------------------------------------
+started=$SECONDS
 API_PORT="$(free_port)"
 CTL_PORT="$(free_port)"
 while [[ "$CTL_PORT" == "$API_PORT" ]]; do CTL_PORT="$(free_port)"; done
@@ -48,60 +119,57 @@ LAB_LOG="$ARTIFACTS/e2e-lab.log"
 
 target/debug/fo-lab --listen "127.0.0.1:$API_PORT" --control "127.0.0.1:$CTL_PORT" >"$LAB_LOG" 2>&1 &
 LAB_PID=$!
-
-stop_lab() {
-    local status=$?
-    if kill -0 "$LAB_PID" 2>/dev/null; then
-        kill -INT "$LAB_PID" 2>/dev/null || true
-        for _ in $(seq 1 40); do
-            kill -0 "$LAB_PID" 2>/dev/null || break
-            sleep 0.5
-        done
-        if kill -0 "$LAB_PID" 2>/dev/null; then
-            echo "e2e: the lab did not stop within 20 s; killing it" >&2
-            kill -KILL "$LAB_PID" 2>/dev/null || true
-        fi
-    fi
-    wait "$LAB_PID" 2>/dev/null || true
-    exit "$status"
-}
-trap stop_lab EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+LAB_PIDS+=("$LAB_PID")
 
 echo "e2e: lab starting on $FO_URL (control $FO_CONTROL_URL), log in $LAB_LOG" >&2
-ready=""
-for _ in $(seq 1 180); do
-    if ! kill -0 "$LAB_PID" 2>/dev/null; then
-        echo "e2e: the lab exited during start-up; last lines of $LAB_LOG:" >&2
-        tail -n 30 "$LAB_LOG" >&2
-        exit 1
-    fi
-    if curl -fsS "$FO_URL/healthz" >/dev/null 2>&1 &&
+single_lab_has_a_verified_plan() {
+    curl -fsS "$FO_URL/healthz" >/dev/null 2>&1 &&
         curl -fsS "$FO_URL/api/v1/status" 2>/dev/null |
-            node -e 'let d = ""; process.stdin.on("data", (c) => (d += c)).on("end", () => { const s = JSON.parse(d); process.exit(s.plan && s.plan.verified_at ? 0 : 1); });'; then
-        ready=1
-        break
-    fi
-    sleep 0.5
-done
-if [[ -z "$ready" ]]; then
-    echo "e2e: no verified plan within 90 s; last lines of $LAB_LOG:" >&2
-    tail -n 30 "$LAB_LOG" >&2
-    exit 1
-fi
+        node -e 'let d = ""; process.stdin.on("data", (c) => (d += c)).on("end", () => { const s = JSON.parse(d); process.exit(s.plan && s.plan.verified_at ? 0 : 1); });'
+}
+wait_for_lab "$LAB_PID" "$LAB_LOG" 180 single_lab_has_a_verified_plan
 echo "e2e: lab ready" >&2
 # The lab prints the tokens it generated; the tests act as operator and as viewer.
-FO_OPERATOR_TOKEN="$(sed -n 's/^ *operator token  *\([^ ]*\).*$/\1/p' "$LAB_LOG" | head -n 1)"
-FO_VIEWER_TOKEN="$(sed -n 's/^ *viewer token  *\([^ ]*\).*$/\1/p' "$LAB_LOG" | head -n 1)"
+FO_OPERATOR_TOKEN="$(banner_token operator "$LAB_LOG")"
+FO_VIEWER_TOKEN="$(banner_token viewer "$LAB_LOG")"
 if [[ -z "$FO_OPERATOR_TOKEN" || -z "$FO_VIEWER_TOKEN" ]]; then
     echo "e2e: the lab banner did not show the operator and viewer tokens" >&2
     exit 1
 fi
 export FO_OPERATOR_TOKEN FO_VIEWER_TOKEN
 
-set +e
-(cd e2e && node --test --test-concurrency=1 --test-reporter=spec dashboard.test.js)
-status=$?
-set -e
-exit "$status"
+single_status=0
+run_tests_then_stop_lab "part 1 (one orchestrator)" dashboard.test.js "$LAB_PID" 20 || single_status=$?
+
+# --- Part 2: three orchestrators on etcd ----------------------------------------------------
+started=$SECONDS
+CLUSTER_CTL_PORT="$(free_port)"
+CLUSTER_LOG="$ARTIFACTS/e2e-cluster.log"
+# --listen port 0: the lab picks a free port for each orchestrator and prints them.
+target/debug/fo-lab --orchestrators 3 --listen 127.0.0.1:0 --control "127.0.0.1:$CLUSTER_CTL_PORT" >"$CLUSTER_LOG" 2>&1 &
+CLUSTER_PID=$!
+LAB_PIDS+=("$CLUSTER_PID")
+echo "e2e: three-orchestrator lab starting (control http://127.0.0.1:$CLUSTER_CTL_PORT), log in $CLUSTER_LOG" >&2
+
+# The banner names each orchestrator's dashboard once every API answers: "  primary  dashboard http://…/   status: …".
+cluster_urls() {
+    sed -n 's/^  \([a-z]*\) *dashboard \(http:[^ ]*\)\/ .*$/\1=\2/p' "$CLUSTER_LOG" | tr '\n' ' '
+}
+cluster_printed_three_dashboards() {
+    [[ "$(cluster_urls | wc -w)" -eq 3 ]]
+}
+wait_for_lab "$CLUSTER_PID" "$CLUSTER_LOG" 240 cluster_printed_three_dashboards
+urls="$(cluster_urls)"
+export FO_CLUSTER_URLS="$urls"
+export FO_CLUSTER_CONTROL_URL="http://127.0.0.1:$CLUSTER_CTL_PORT"
+FO_CLUSTER_OPERATOR_TOKEN="$(banner_token operator "$CLUSTER_LOG")"
+export FO_CLUSTER_OPERATOR_TOKEN
+echo "e2e: three-orchestrator lab up: $FO_CLUSTER_URLS" >&2
+
+cluster_status=0
+run_tests_then_stop_lab "part 2 (three orchestrators)" coordination.test.js "$CLUSTER_PID" 30 || cluster_status=$?
+
+if [[ $single_status -ne 0 || $cluster_status -ne 0 ]]; then
+    echo "e2e: FAILED (one orchestrator: exit $single_status; three orchestrators: exit $cluster_status)" >&2
+    exit 1
+fi

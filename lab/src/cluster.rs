@@ -941,7 +941,8 @@ pub async fn measure_path_faults(cluster: &Shared, each: Duration) -> Result<Vec
     let (vantage, region) = ("standby", REGIONS[0].0);
     let loss = Faults { drop_rate: 0.3, ..Faults::default() };
     let blackout = Faults { blackhole: true, ..Faults::default() };
-    let latency = Faults { latency: Duration::from_millis(100), jitter: Duration::from_millis(400), ..Faults::default() };
+    let latency =
+        Faults { latency: Duration::from_millis(100), jitter: Duration::from_millis(400), ..Faults::default() };
     let kinds: [(&'static str, Option<Faults>); 3] = [
         ("30 % connection loss", Some(loss)),
         ("3 s blackout every 30 s", None),
@@ -1071,7 +1072,8 @@ const CLOCK_TICKS_PER_S: f64 = 100.0;
 
 /// utime + stime of `pid`, in clock ticks.
 fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces) start at ") ".
     let rest = stat.rsplit_once(") ").map(|(_, r)| r).context("unreadable /proc stat")?;
     let fields: Vec<&str> = rest.split_whitespace().collect();

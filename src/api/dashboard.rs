@@ -43,6 +43,7 @@ pub const ASSETS: &[Asset] = &[
     file("state.js", include_str!("assets/state.js"), JAVASCRIPT),
     file("api.js", include_str!("assets/api.js"), JAVASCRIPT),
     file("banners.js", include_str!("assets/banners.js"), JAVASCRIPT),
+    file("coordination.js", include_str!("assets/coordination.js"), JAVASCRIPT),
     file("regions.js", include_str!("assets/regions.js"), JAVASCRIPT),
     file("charts.js", include_str!("assets/charts.js"), JAVASCRIPT),
     file("plan.js", include_str!("assets/plan.js"), JAVASCRIPT),

@@ -105,4 +105,8 @@ pub struct ErrorDto {
     pub field: Option<String>,
     /// Every reason for a refusal (409).
     pub reasons: Option<Vec<String>>,
+    /// A follower's refusal (409): the region whose orchestrator leads, when known.
+    pub leader: Option<String>,
+    /// A follower's refusal (409): the leader's API and dashboard URL, when known.
+    pub leader_api: Option<String>,
 }

@@ -38,14 +38,15 @@ pub enum ApiError {
         /// Every reason.
         reasons: Vec<String>,
     },
-    /// This orchestrator follows; the request belongs to the leader.
+    /// Refused because this orchestrator does not lead (409): names the leader and its API
+    /// URL as fields too, so a client can point the operator at it without parsing the text.
     #[error("{message}")]
     NotLeader {
-        /// One sentence naming the leader.
+        /// One sentence, naming the leader when it is known.
         message: String,
-        /// The leader's region, when one is known.
+        /// The leader's region, when known.
         leader: Option<String>,
-        /// The leader's API URL, when one is known.
+        /// The leader's API URL, when known.
         api: Option<String>,
     },
     /// The same Idempotency-Key was used for a different request.
@@ -70,10 +71,8 @@ impl ApiError {
         match e {
             CommandError::UnknownRegion(r) => ApiError::field(region_field, format!("unknown region `{r}`")),
             CommandError::NoSuchDrill(m) => ApiError::Conflict(m),
-            CommandError::NotLeader { leader, api } => {
-                let message =
-                    format!("refused: {}", CommandError::NotLeader { leader: leader.clone(), api: api.clone() });
-                ApiError::NotLeader { message, leader, api }
+            ref e @ CommandError::NotLeader { ref leader, ref api } => {
+                ApiError::NotLeader { message: format!("refused: {e}"), leader: leader.clone(), api: api.clone() }
             }
             CommandError::Refused(reasons) => {
                 ApiError::Refused { message: format!("refused: {}", reasons.join("; ")), reasons }
@@ -125,5 +124,30 @@ impl IntoResponse for ApiError {
             );
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_follower_refusal_names_the_leader_and_its_api_as_fields() {
+        let e = CommandError::NotLeader { leader: Some("dr".into()), api: Some("http://10.0.3.5:8080".into()) };
+        let api = ApiError::from_command(e, "region");
+        assert_eq!(api.status(), StatusCode::CONFLICT);
+        let body = api.body();
+        assert_eq!(body["leader"], "dr");
+        assert_eq!(body["leader_api"], "http://10.0.3.5:8080");
+        let message = body["error"].as_str().unwrap();
+        assert!(message.starts_with("refused: this orchestrator is not the leader"), "{message}");
+        assert!(message.contains("dr") && message.contains("http://10.0.3.5:8080"), "{message}");
+    }
+
+    #[test]
+    fn a_follower_refusal_without_a_known_leader_says_so() {
+        let body = ApiError::from_command(CommandError::NotLeader { leader: None, api: None }, "region").body();
+        assert!(body["leader"].is_null() && body["leader_api"].is_null());
+        assert!(body["error"].as_str().unwrap().contains("no leader is known"));
     }
 }

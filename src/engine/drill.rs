@@ -154,19 +154,18 @@ impl Engine {
     /// run's planned steps or sends the first step.
     ///
     /// # Errors
-    /// [`CommandError::Refused`] with every preflight reason.
+    /// [`CommandError::NotLeader`] on a follower; [`CommandError::Refused`] with every
+    /// preflight reason.
     pub(super) async fn start_drill(
         &mut self,
         mut spec: DrillSpec,
         actor: String,
         now: DateTime<Utc>,
     ) -> Result<DrillRecord, CommandError> {
+        // A follower answers as it does every operator command, naming the leader; its other
+        // preflight reasons would describe its own view of a plan it never applies.
         if !self.leadership.leader {
-            // On a follower, where the leader is matters more than any other preflight reason.
-            return Err(CommandError::NotLeader {
-                leader: self.leadership.holder.as_ref().map(|h| h.to_string()),
-                api: self.leadership.leader_api.clone(),
-            });
+            return Err(self.not_leader());
         }
         let inputs = self.inputs();
         let policy = &self.config.policy;

@@ -128,13 +128,18 @@ impl Engine {
         }
     }
 
+    /// The refusal a follower answers operator commands with: who leads, and at which URL.
+    pub(super) fn not_leader(&self) -> CommandError {
+        CommandError::NotLeader {
+            leader: self.leadership.holder.as_ref().map(|h| h.to_string()),
+            api: self.leadership.leader_api.clone(),
+        }
+    }
+
     /// Refuses a command on a follower, or while a drill or switchover holds the lock.
     pub(super) fn lock_check(&self) -> Result<(), CommandError> {
         if !self.leadership.leader {
-            return Err(CommandError::NotLeader {
-                leader: self.leadership.holder.as_ref().map(|h| h.to_string()),
-                api: self.leadership.leader_api.clone(),
-            });
+            return Err(self.not_leader());
         }
         match self.busy() {
             Some(b) => {

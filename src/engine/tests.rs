@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use tokio::sync::{mpsc, watch};
 
-use super::{Engine, EngineChannels, Resume};
+use super::{CommandError, Engine, EngineChannels, Resume};
 use crate::alarm::{AlarmKey, AlarmKind};
 use crate::breaker::BreakerPhase;
 use crate::config::Config;
@@ -565,15 +565,44 @@ async fn a_vantage_alone_seeing_a_region_down_for_a_while_raises_suspect_path_na
     assert!(!h.alarm_kinds().contains(&AlarmKind::SuspectPath));
 }
 
-#[tokio::test]
-async fn a_follower_refuses_operator_commands_naming_the_leader() {
+/// An orchestrator that follows the standby's, which leads in epoch 40 at `http://10.0.2.5:8080`.
+fn follower_of_standby_at_its_url() -> Harness {
     let mut h = Harness::with(&etcd_config_text(), follower_of("standby", 40));
     let mut l = follower_of("standby", 40);
     l.leader_api = Some("http://10.0.2.5:8080".into());
     h.coord.standing.send_replace(Standing { leadership: l, plan: None });
     h.engine.on_standing(t(0));
+    h
+}
+
+#[tokio::test]
+async fn a_follower_refuses_operator_commands_naming_the_leader() {
+    let h = follower_of_standby_at_its_url();
     let err = h.engine.lock_check().expect_err("a follower refuses");
     assert!(err.to_string().contains("the leader, standby, at http://10.0.2.5:8080"), "{err}");
+}
+
+#[tokio::test]
+async fn a_follower_refuses_a_drill_naming_the_leader_and_records_nothing() {
+    let mut h = follower_of_standby_at_its_url();
+    let req = DrillRequest {
+        evacuate: Some("primary".into()),
+        steps: Some(vec![100]),
+        reason: "game day".into(),
+        dry_run: true,
+        ..Default::default()
+    };
+    let spec = drill::validate(&h.engine.config.policy, &req).expect("valid drill");
+    let err = h.engine.start_drill(spec, "tester".into(), t(1)).await.expect_err("a follower refuses");
+    match &err {
+        CommandError::NotLeader { leader, api } => {
+            assert_eq!(leader.as_deref(), Some("standby"));
+            assert_eq!(api.as_deref(), Some("http://10.0.2.5:8080"));
+        }
+        other => panic!("expected NotLeader, got {other:?}"),
+    }
+    tokio::task::yield_now().await;
+    assert!(!h.store.writes().iter().any(|w| matches!(w, Write::Drill(_))), "no drill recorded");
 }
 
 #[tokio::test]

@@ -1,15 +1,10 @@
-// The top of the page: the header line, the banners (failed over, alarms, drill,
-// not leader, store unreachable, or NORMAL), the tab title, and the traffic split
-// bars with their legend.
+// The top of the page: the banners (failed over, alarms, drill, not leader,
+// store unreachable, or NORMAL), the tab title, and the traffic split bars with
+// their legend. The header line is coordination.js's.
 
+import { dashboardLink } from "./coordination.js";
 import { $, chip, h, patch } from "./dom.js";
-import { dayClock, regionColour } from "./format.js";
-
-/** "vantage lab · epoch 3 · leader". */
-export function renderHeader(st) {
-  const lead = st.leadership || {};
-  $("who").textContent = `vantage ${st.vantage} · epoch ${lead.epoch ?? "–"} · ${lead.leader ? "leader" : "follower"}`;
-}
+import { alarmTitle, dayClock, regionColour } from "./format.js";
 
 /** "primary 80%, standby 20%" for the regions with a share under `key`. */
 const shares = (st, key) => (st.regions || []).filter((r) => r[key] > 0).map((r) => `${r.name} ${r[key]}%`).join(", ");
@@ -28,7 +23,7 @@ function failedOverBanner(st, current, normal) {
 }
 
 const alarmBanner = (a) => banner("b-alarm", "alert", "alarm", "ALARM",
-  h("span", null, h("span", { class: "tag" }, a.kind ?? ""), a.region ? [" ", h("b", null, a.region), ":"] : "", ` ${a.message ?? ""} `,
+  h("span", null, h("span", { class: "tag", "data-kind": a.kind ?? "", title: a.kind ?? "" }, alarmTitle(a.kind)), a.region ? [" ", h("b", null, a.region), ":"] : "", ` ${a.message ?? ""} `,
     h("span", { class: "muted-on" }, `since ${dayClock(a.since)}`)));
 
 function drillBanner(d) {
@@ -36,7 +31,18 @@ function drillBanner(d) {
     d.step != null ? `step ${d.step}${Array.isArray(d.steps) ? ` of ${d.steps.length}` : ""}` : ""].filter(Boolean).join(" · ");
   return banner("b-drill", "alert", "drill", "DRILL",
     h("span", null, what, d.id ? [" ", h("span", { class: "muted-on" }, `(${d.id})`)] : ""),
-    d.id ? h("button", { type: "button", class: "btn small on-dark", "data-abort-drill": d.id }, "Abort drill…") : "");
+    d.id ? h("button", { type: "button", class: "btn small on-dark", "data-abort-drill": d.id, "data-mutating": "" }, "Abort drill…") : "");
+}
+
+/** On a follower: who leads instead, and where to act. */
+function followerBanner(st) {
+  const lead = st.leadership;
+  const link = lead.holder ? dashboardLink(lead.leader_api, lead.holder) : "";
+  return banner("b-follower", "status", "not-leader", "NOT THE LEADER",
+    h("span", null, `This orchestrator (${st.vantage ?? ""}) only observes: `,
+      lead.holder ? [h("b", null, lead.holder), ` leads in epoch ${lead.epoch ?? "–"} and applies plans. Operator actions are disabled here`]
+        : "no orchestrator leads right now, so none applies plans. Operator actions are disabled",
+      link ? ["; ", link, "."] : "."));
 }
 
 /** The banners, re-rendered only when they change, and the tab title (the worst state first). */
@@ -47,10 +53,7 @@ export function renderBanners(st) {
   if (st.failed_over) out.push(failedOverBanner(st, current, normal));
   for (const a of st.alarms || []) out.push(alarmBanner(a));
   if (st.drill) out.push(drillBanner(st.drill));
-  if (st.leadership && st.leadership.leader === false) {
-    out.push(banner("b-follower", "status", "not-leader", "NOT THE LEADER",
-      h("span", null, `This orchestrator (${st.vantage ?? ""}) only observes; another one applies plans. Actions sent here may be refused.`)));
-  }
+  if (st.leadership && st.leadership.leader === false) out.push(followerBanner(st));
   if (st.store && st.store.reachable === false) {
     out.push(banner("b-warn", "status", "store", "STORE UNREACHABLE",
       h("span", null, `${st.store.pending ?? ""} writes buffered; history below may be incomplete. ${st.store.last_error || ""}`)));

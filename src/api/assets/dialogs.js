@@ -3,6 +3,7 @@
 // token once per tab), sends the action, and says what the orchestrator answered.
 
 import { newKey, postAction, routeMissing, token } from "./api.js";
+import { dashboardLink } from "./coordination.js";
 import { $, fill, h } from "./dom.js";
 import { refreshEvents } from "./events.js";
 
@@ -73,6 +74,10 @@ function showAnswer(req, resp, body) {
     $("dlg-token").required = true;
     dialogError(verdict("Refused (401):", ` ${message || "the operator token was not accepted"}. Enter a valid token.`));
     $("dlg-token").focus();
+  } else if (resp.status === 409 && body && Object.hasOwn(body, "leader_api")) {
+    // A follower's refusal (api/error.rs NotLeader): its message names the leader; link to it.
+    const link = dashboardLink(body.leader_api, body.leader);
+    dialogError(verdict("Refused (409): not the leader.", ` ${message}`, link ? [" ", link, "."] : ""));
   } else if (resp.status < 500) {
     dialogError(verdict(`Refused (${resp.status}):`, ` ${message || resp.statusText || "no reason given"}`));
   } else {

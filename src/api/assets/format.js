@@ -88,5 +88,44 @@ export function shortTarget(t) {
   return m ? m[1] : String(t ?? "");
 }
 
+/** "http://10.0.3.5:8080" when `u` is an http(s) URL (never `javascript:` and the like), else null. */
+export function httpUrl(u) {
+  try {
+    const url = new URL(String(u ?? ""));
+    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+  } catch (_) {
+    return null;
+  }
+}
+
+/** Drops any `user:password@` from URLs in a text (the server sends none; this keeps it so). */
+export const redactUrls = (t) => String(t ?? "").replace(/(\/\/)[^/@\s]*@/g, "$1");
+
+/** What each alarm kind (alarm.rs `AlarmKind`) is called on the page. */
+const ALARM_TITLES = {
+  all_down: "All regions down",
+  region_down: "Region down",
+  no_failover_target: "No failover target",
+  lag_blocks_failover: "Lag blocks failover",
+  budget_spent: "Failover budget spent",
+  quorum_not_reached: "Quorum not reached",
+  provider_failing: "Provider failing",
+  store_unreachable: "Store unreachable",
+  promotion_failed: "Promotion failed",
+  provider_drift: "Provider drift",
+  propagation_slow: "DNS propagation slow",
+  suspect_path: "Suspect network path",
+  coordination_lost: "Coordination lost",
+  stale_write_refused: "Stale write refused",
+};
+
+/** "suspect_path" → "Suspect network path"; an unknown kind → its words ("lag_high" → "Lag high"). */
+export function alarmTitle(kind) {
+  const k = String(kind ?? "");
+  if (Object.hasOwn(ALARM_TITLES, k)) return ALARM_TITLES[k];
+  const words = k.replace(/_/g, " ");
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
 /** `{ primary: 80, standby: 20 }` → "primary 80 · standby 20". */
 export const weightsText = (w) => Object.entries(w || {}).map(([r, v]) => `${r} ${v}`).join(" · ");

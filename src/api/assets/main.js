@@ -6,7 +6,8 @@
 //   dom.js      element builders (`h`, `svg`) and change-only updates (`patch`)
 //   state.js    the last snapshot and the server's clock
 //   api.js      the operator token, reads, and the POST of an action
-//   banners.js  header, banners, tab title, traffic split
+//   banners.js  banners, tab title, traffic split
+//   coordination.js  header (leader, epoch, etcd, quorum), vantage chips, follower lock
 //   regions.js  region cards          charts.js  latency and lag charts
 //   plan.js     decision, plan, drill  events.js  the events timeline
 //   dialogs.js  the confirmation dialog; actions.js  what it confirms
@@ -16,7 +17,8 @@
 
 import { token } from "./api.js";
 import { initActions, parseSteps } from "./actions.js";
-import { renderBanners, renderHeader, renderSplit } from "./banners.js";
+import { renderBanners, renderSplit } from "./banners.js";
+import { lockActions, renderHeader } from "./coordination.js";
 import { initDialogs } from "./dialogs.js";
 import { $ } from "./dom.js";
 import { initEvents, scheduleEventsOnChange } from "./events.js";
@@ -47,6 +49,7 @@ function render(st) {
   renderRegions(st);
   renderDecision(st);
   renderDrill(st);
+  lockActions(st); // after every part that holds an action button is rendered
   announceHealthChanges(st);
   scheduleEventsOnChange(st);
 }

@@ -17,12 +17,23 @@ function renderActing(st) {
     h("ul", { class: "reasons" }, reasons.length ? reasons : h("li", { class: "muted" }, "no reasons given")));
 }
 
+/**
+ * A provider result (applier.rs `ApplyResult`, tagged by `state`): verified, failed, and the
+ * rest as unknown; `refused` (a stale epoch, or the fence found this orchestrator no longer
+ * leads: final, never retried) has a chip of its own.
+ */
+function resultChip(res) {
+  if (res.state === "refused") {
+    return h("span", { class: "state state-refused", title: "refused for good: the write came from a stale epoch or a former leader; never retried" }, "⊘ refused");
+  }
+  return chip(res.state === "verified" ? "up" : res.state === "failed" ? "down" : "unknown", res.state);
+}
+
 /** One provider's apply: result, attempts, time taken, and its error. */
 function providerRow(x) {
   const res = x.result || {};
-  const health = res.state === "verified" ? "up" : res.state === "failed" ? "down" : "unknown";
   const err = res.error ? `${res.error}${res.will_retry ? " (will retry)" : ""}` : "";
-  return h("tr", null, h("th", { scope: "row" }, x.provider ?? ""), h("td", null, chip(health, res.state)),
+  return h("tr", { "data-provider": x.provider ?? "", "data-result": res.state ?? "" }, h("th", { scope: "row" }, x.provider ?? ""), h("td", null, resultChip(res)),
     h("td", { class: "num" }, x.attempts ?? ""), h("td", { class: "num" }, shortHumantime(x.elapsed)),
     h("td", { class: "opt" }, clock(x.at)), h("td", { class: "detail" }, err));
 }
@@ -66,5 +77,5 @@ export function renderDrill(st) {
   const rows = Object.entries(d).filter(([, v]) => v == null || typeof v !== "object" || Array.isArray(v))
     .map(([k, v]) => kv(k, String(Array.isArray(v) ? v.join(", ") : v ?? "–")));
   patch($("drill"), h("p", null, chip("degraded", d.dry_run ? "dry-run drill running" : "LIVE drill running")), h("dl", { class: "kv" }, rows),
-    d.id ? h("div", { class: "actions" }, h("button", { type: "button", class: "btn danger", "data-abort-drill": d.id }, "Abort drill…")) : "");
+    d.id ? h("div", { class: "actions" }, h("button", { type: "button", class: "btn danger", "data-abort-drill": d.id, "data-mutating": "" }, "Abort drill…")) : "");
 }

@@ -4,6 +4,7 @@
 
 import { openDrill, openMaintenance } from "./actions.js";
 import { latencyChart, updateLagChart } from "./charts.js";
+import { vantageViews } from "./coordination.js";
 import { $, chip, h, patch, rel } from "./dom.js";
 import { fillRegionFilter } from "./events.js";
 import { bytes, dayClock, hcls, lagHealth, ms, regionColour, seconds, shortTarget } from "./format.js";
@@ -18,14 +19,14 @@ function buildCard(r) {
     { class: cls, "data-part": name, hidden });
   const parts = {
     health: h("span", { class: "big-state", "data-field": "health" }),
-    summary: part("summary", "card-summary"), layers: part("layers"), checks: part("checks", "checks-wrap"),
+    summary: part("summary", "card-summary"), views: part("views", "views"), layers: part("layers"), checks: part("checks", "checks-wrap"),
     lag: part("lag", "lag", true), latency: part("latency", "chart"), lagChart: part("lag-chart", "chart lag-chart", true),
-    maint: h("button", { type: "button", class: "btn", "data-action": "maintenance", onclick: () => openMaintenance(r.name) }),
-    drill: h("button", { type: "button", class: "btn", "data-action": "drill", onclick: () => openDrill(r.name) }, "Drill: evacuate…"),
+    maint: h("button", { type: "button", class: "btn", "data-action": "maintenance", "data-mutating": "", onclick: () => openMaintenance(r.name) }),
+    drill: h("button", { type: "button", class: "btn", "data-action": "drill", "data-mutating": "", onclick: () => openDrill(r.name) }, "Drill: evacuate…"),
   };
   const root = h("article", { class: "card", "data-region": r.name, "aria-labelledby": hid },
     h("header", { class: "card-h" }, h("h3", { id: hid }, r.name), h("span", { class: "role" }, r.role ?? ""), parts.health),
-    parts.summary, parts.layers, parts.checks, parts.lag, parts.latency, parts.lagChart,
+    parts.summary, parts.views, parts.layers, parts.checks, parts.lag, parts.latency, parts.lagChart,
     h("div", { class: "actions card-actions" }, parts.maint, parts.drill));
   return { root, parts };
 }
@@ -117,6 +118,7 @@ function updateCard(st, r, card) {
   root.className = `card health-${health}${r.maintenance ? " in-maintenance" : ""}`;
   patch(parts.health, chip(health, health.toUpperCase()));
   patch(parts.summary, summary(st, r, health));
+  patch(parts.views, vantageViews(st, r));
   patch(parts.layers, layers(r));
   patch(parts.checks, checks(r));
   if (r.lag && typeof r.lag === "object") {
