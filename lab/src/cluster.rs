@@ -503,11 +503,7 @@ impl Cluster {
     /// # Errors
     /// When there is no such vantage, it is not running, or `kill` fails.
     pub fn pause_orchestrator(&mut self, vantage: &str) -> Result<()> {
-        let o = self.orchestrator_mut(vantage)?;
-        let pid =
-            o.sup.as_ref().and_then(Supervised::server_pid).with_context(|| format!("{vantage} is not running"))?;
-        tracing::info!(vantage, "pausing orchestrator (SIGSTOP)");
-        send_signal("STOP", pid)
+        self.signal_orchestrator(vantage, "STOP")
     }
 
     /// Lets an orchestrator frozen by [`Cluster::pause_orchestrator`] run again (`SIGCONT`).
@@ -515,11 +511,15 @@ impl Cluster {
     /// # Errors
     /// When there is no such vantage, it is not running, or `kill` fails.
     pub fn resume_orchestrator(&mut self, vantage: &str) -> Result<()> {
-        let o = self.orchestrator_mut(vantage)?;
+        self.signal_orchestrator(vantage, "CONT")
+    }
+
+    fn signal_orchestrator(&self, vantage: &str, sig: &str) -> Result<()> {
+        let o = self.orchestrator(vantage)?;
         let pid =
             o.sup.as_ref().and_then(Supervised::server_pid).with_context(|| format!("{vantage} is not running"))?;
-        tracing::info!(vantage, "resuming orchestrator (SIGCONT)");
-        send_signal("CONT", pid)
+        tracing::info!(vantage, signal = sig, "signalling orchestrator");
+        send_signal(sig, pid)
     }
 
     /// Stops `vantage`'s orchestrator gracefully (`SIGTERM`) and waits for it to exit.

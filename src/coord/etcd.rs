@@ -228,12 +228,8 @@ impl EtcdCoordinator {
         fut: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, SessionEnd> {
         self.shared.count();
-        tracing::debug!(what, "etcd request");
         match tokio::time::timeout(self.shared.op_timeout, fut).await {
-            Ok(r) => {
-                tracing::debug!(what, ok = r.is_ok(), "etcd request done");
-                Ok(r?)
-            }
+            Ok(r) => Ok(r?),
             Err(_) => Err(SessionEnd::Timeout(self.shared.op_timeout, what)),
         }
     }
@@ -265,7 +261,7 @@ impl EtcdCoordinator {
         for kv in snapshot.kvs() {
             let key = String::from_utf8_lossy(kv.key()).to_string();
             if key == keys.leader {
-                if kv.lease() != lease_id && self.earlier_leases.contains(&kv.lease()) {
+                if self.is_own_stale_claim(kv.lease(), lease_id) {
                     info!(
                         stale_lease = kv.lease(),
                         "our own leadership from a broken session is still in etcd; revoking it"
@@ -382,6 +378,11 @@ impl EtcdCoordinator {
         }
     }
 
+    /// Whether a leader key on `key_lease` is this process's own claim from an earlier session.
+    fn is_own_stale_claim(&self, key_lease: i64, lease_id: i64) -> bool {
+        key_lease != lease_id && self.earlier_leases.contains(&key_lease)
+    }
+
     /// A peer's view from its key (None for this orchestrator's own or an unreadable one).
     fn peer_view(&self, key: &str, value: &[u8]) -> Option<View> {
         let region = key.strip_prefix(&self.shared.keys.views)?;
@@ -448,7 +449,7 @@ impl EtcdCoordinator {
             for op in resp.op_responses() {
                 if let TxnOpResponse::Get(g) = op {
                     if let Some(kv) = g.kvs().first() {
-                        if kv.lease() != lease_id && self.earlier_leases.contains(&kv.lease()) {
+                        if self.is_own_stale_claim(kv.lease(), lease_id) {
                             // Our own claim from a broken session: revoke it; its delete
                             // event brings us back here.
                             self.timed("revoke stale lease", client.lease_revoke(kv.lease())).await?;

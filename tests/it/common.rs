@@ -62,6 +62,34 @@ pub async fn pdns() -> &'static PowerDns {
     .await
 }
 
+/// A fresh zone `<prefix>N.test.` on the shared PowerDNS, the provider configuration for its
+/// `app.` record, and region addresses `127.0.<net>.1..3` (primary, standby, dr).
+pub async fn pdns_zone(
+    prefix: &str,
+    net: u8,
+) -> (failover_orchestrator::config::PowerDnsConfig, std::collections::BTreeMap<RegionName, IpAddr>) {
+    let server = pdns().await;
+    let zone = format!("{prefix}{}.test.", unique());
+    server.create_zone(&zone).await.unwrap();
+    let addrs = ["primary", "standby", "dr"]
+        .into_iter()
+        .zip(1u8..)
+        .map(|(r, host)| (RegionName::new(r), IpAddr::V4(Ipv4Addr::new(127, 0, net, host))))
+        .collect();
+    let cfg = failover_orchestrator::config::PowerDnsConfig {
+        name: "pdns".into(),
+        api_url: server.api_url().trim_end_matches("/api/v1").to_string(),
+        api_key: server.api_key().to_string().into(),
+        server_id: "localhost".into(),
+        record: format!("app.{zone}"),
+        zone,
+        ttl: 1,
+        timeout: Duration::from_secs(2),
+        dns_addr: Some(server.dns_addr()),
+    };
+    (cfg, addrs)
+}
+
 /// A unique small number per call in this process.
 pub fn unique() -> u32 {
     NEXT.fetch_add(1, Ordering::SeqCst) + std::process::id() % 1000 * 1000

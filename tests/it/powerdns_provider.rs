@@ -1,40 +1,19 @@
 //! The PowerDNS provider against a real pdns_server: apply, read back, idempotence, fencing.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use failover_orchestrator::config::PowerDnsConfig;
 use failover_orchestrator::plan::Epoch;
-use failover_orchestrator::region::RegionName;
 use failover_orchestrator::traffic::powerdns::PowerDnsProvider;
 use failover_orchestrator::traffic::{ProviderError, TrafficProvider, nonzero};
 
-use crate::common::{pdns, plan, unique, w};
+use crate::common::{pdns, pdns_zone, plan, w};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applies_reads_back_is_idempotent_and_refuses_stale_epochs() {
-    let server = pdns().await;
-    let zone = format!("p{}.test.", unique());
-    server.create_zone(&zone).await.unwrap();
-    let addrs: BTreeMap<RegionName, IpAddr> = [
-        (RegionName::new("primary"), "127.0.10.1".parse().unwrap()),
-        (RegionName::new("standby"), "127.0.10.2".parse().unwrap()),
-        (RegionName::new("dr"), "127.0.10.3".parse().unwrap()),
-    ]
-    .into_iter()
-    .collect();
-    let cfg = PowerDnsConfig {
-        name: "pdns".into(),
-        api_url: server.api_url().trim_end_matches("/api/v1").to_string(),
-        api_key: server.api_key().to_string().into(),
-        server_id: "localhost".into(),
-        zone: zone.clone(),
-        record: format!("app.{zone}"),
-        ttl: 1,
-        timeout: Duration::from_secs(2),
-        dns_addr: Some(server.dns_addr()),
-    };
+    let (cfg, addrs) = pdns_zone("p", 10).await;
+    let (server, zone) = (pdns().await, cfg.zone.clone());
     let p = PowerDnsProvider::new(cfg, addrs).unwrap();
 
     // Nothing there yet.

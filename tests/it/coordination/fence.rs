@@ -1,12 +1,10 @@
 //! The etcd backend in-process against a real etcd member and a real PowerDNS: one leader,
 //! epochs that grow with each new leader, the fence, and a stale leader's write refused.
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use failover_orchestrator::config::{Config, PowerDnsConfig};
+use failover_orchestrator::config::Config;
 use failover_orchestrator::coord::etcd::EtcdCoordinator;
 use failover_orchestrator::coord::{FenceError, Links};
 use failover_orchestrator::region::RegionName;
@@ -15,7 +13,7 @@ use failover_orchestrator::traffic::{ProviderError, TrafficProvider};
 use fo_lab::etcd::{EtcdCluster, EtcdMemberSpec};
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{pdns, plan, unique, w};
+use crate::common::{pdns_zone, plan, unique, w};
 
 fn config(vantage: &str, endpoint: &str, prefix: &str) -> Arc<Config> {
     let text = format!(
@@ -106,31 +104,8 @@ async fn one_leader_growing_epochs_and_a_stale_leaders_write_refused_by_fence_an
     assert_eq!(refused, FenceError::NotLeader { holder: Some(RegionName::new("primary")) });
 
     // Real PowerDNS holds the leader's epoch.
-    let server = pdns().await;
-    let zone = format!("f{}.test.", unique());
-    server.create_zone(&zone).await.unwrap();
-    let addrs: BTreeMap<RegionName, IpAddr> = [
-        (RegionName::new("primary"), "127.0.20.1".parse().unwrap()),
-        (RegionName::new("standby"), "127.0.20.2".parse().unwrap()),
-        (RegionName::new("dr"), "127.0.20.3".parse().unwrap()),
-    ]
-    .into_iter()
-    .collect();
-    let provider = PowerDnsProvider::new(
-        PowerDnsConfig {
-            name: "pdns".into(),
-            api_url: server.api_url().trim_end_matches("/api/v1").to_string(),
-            api_key: server.api_key().to_string().into(),
-            server_id: "localhost".into(),
-            zone: zone.clone(),
-            record: format!("app.{zone}"),
-            ttl: 1,
-            timeout: Duration::from_secs(2),
-            dns_addr: Some(server.dns_addr()),
-        },
-        addrs,
-    )
-    .unwrap();
+    let (cfg, addrs) = pdns_zone("f", 20).await;
+    let provider = PowerDnsProvider::new(cfg, addrs).unwrap();
     provider.apply(&plan_a).await.unwrap();
 
     // The leader stops (its lease revoked): the follower takes over in a newer epoch at once.
