@@ -51,11 +51,14 @@ pub enum AlarmKind {
     CoordinationLost,
     /// A provider refused a write from a stale epoch, or the fence stopped one (engine).
     StaleWriteRefused,
+    /// The store refused a write for good (bad data, a constraint): it was moved to the dead
+    /// letters and the writes after it went on (engine).
+    StoreWriteRejected,
 }
 
 impl AlarmKind {
     /// Every kind, in declaration order (the metrics export one gauge per kind).
-    pub const ALL: [AlarmKind; 14] = [
+    pub const ALL: [AlarmKind; 15] = [
         AlarmKind::AllDown,
         AlarmKind::RegionDown,
         AlarmKind::NoFailoverTarget,
@@ -70,6 +73,7 @@ impl AlarmKind {
         AlarmKind::SuspectPath,
         AlarmKind::CoordinationLost,
         AlarmKind::StaleWriteRefused,
+        AlarmKind::StoreWriteRejected,
     ];
 
     /// The stable snake_case name used by the API, the metrics label and the store row.
@@ -89,6 +93,7 @@ impl AlarmKind {
             AlarmKind::SuspectPath => "suspect_path",
             AlarmKind::CoordinationLost => "coordination_lost",
             AlarmKind::StaleWriteRefused => "stale_write_refused",
+            AlarmKind::StoreWriteRejected => "store_write_rejected",
         }
     }
 
@@ -109,7 +114,8 @@ impl AlarmKind {
             | AlarmKind::PropagationSlow
             | AlarmKind::SuspectPath
             | AlarmKind::CoordinationLost
-            | AlarmKind::StaleWriteRefused => false,
+            | AlarmKind::StaleWriteRefused
+            | AlarmKind::StoreWriteRejected => false,
         }
     }
 }
@@ -209,6 +215,7 @@ mod tests {
                 "suspect_path",
                 "coordination_lost",
                 "stale_write_refused",
+                "store_write_rejected",
             ]
         );
     }
@@ -236,6 +243,7 @@ mod tests {
                 AlarmKind::SuspectPath,
                 AlarmKind::CoordinationLost,
                 AlarmKind::StaleWriteRefused,
+                AlarmKind::StoreWriteRejected,
             ]
         );
     }

@@ -65,6 +65,9 @@ pub struct App {
     resume: Resume,
     providers: Vec<ProviderSlot>,
     metrics: Arc<Metrics>,
+    /// The store writer (already holding what the spill file had left) and its handle.
+    store_writer: StoreWriter,
+    store_handle: StoreHandle,
     retry: RetryPolicy,
     status_tx: watch::Sender<Arc<Status>>,
     status_rx: watch::Receiver<Arc<Status>>,
@@ -80,6 +83,8 @@ impl App {
     pub async fn build(config: Config, opts: AppOptions) -> anyhow::Result<App> {
         let config = Arc::new(config);
         let store = Store::connect_lazy(&config.orchestrator.store_dsn)?;
+        let metrics = Arc::new(Metrics::new());
+        let (mut store_writer, store_handle) = writer::channel(store.clone(), metrics.clone(), open_spill(&config)?);
         let etcd = EtcdCoordinator::new(&config);
         // With etcd the orchestrator starts without its store (the leader and the plan live in
         // etcd; records are buffered): a region's failover must not wait for its store.
@@ -104,6 +109,10 @@ impl App {
                 }
             }
         }
+        // What a previous run left in the spill file lands before the store is read to resume.
+        if !migrate_later {
+            store_writer.replay(Duration::from_secs(30)).await;
+        }
         let resume = if migrate_later { Resume::default() } else { resume_from_store(&config, &store).await? };
         let (links, backend) = match etcd {
             Some((coordinator, links)) => (links, Backend::Etcd(Box::new(coordinator))),
@@ -122,7 +131,6 @@ impl App {
         let listener = TcpListener::bind(config.orchestrator.listen)
             .await
             .with_context(|| format!("binding {} (orchestrator.listen)", config.orchestrator.listen))?;
-        let metrics = Arc::new(Metrics::new());
         let placeholder = Arc::new(empty_status(&config, leadership.clone()));
         let (status_tx, status_rx) = watch::channel(placeholder);
         let (commands_tx, commands_rx) = mpsc::channel(64);
@@ -137,6 +145,8 @@ impl App {
             resume,
             providers,
             metrics,
+            store_writer,
+            store_handle,
             retry: opts.retry.unwrap_or_default(),
             status_tx,
             status_rx,
@@ -182,8 +192,7 @@ impl App {
 
         // Store writer: its own token, cancelled last so it can flush.
         let writer_cancel = CancellationToken::new();
-        let (store_writer, store_handle): (StoreWriter, StoreHandle) =
-            writer::channel(self.store.clone(), self.metrics.clone());
+        let (store_writer, store_handle) = (self.store_writer, self.store_handle);
         let flush = self.config.orchestrator.shutdown_timeout;
         let wc = writer_cancel.clone();
         let writer_task = tokio::spawn(
@@ -376,6 +385,20 @@ impl App {
         info!("shutdown complete");
         Ok(())
     }
+}
+
+/// Opens `orchestrator.spill_dir` (when set) and reads back what a previous run left there.
+fn open_spill(config: &Config) -> anyhow::Result<Option<(writer::Spill, Vec<crate::store::Write>)>> {
+    let Some(dir) = &config.orchestrator.spill_dir else {
+        warn!("orchestrator.spill_dir is not set: writes waiting for the store are kept in memory only");
+        return Ok(None);
+    };
+    let (spill, left, replay) = writer::Spill::open(dir).context("opening the spill directory")?;
+    if replay.writes > 0 || replay.torn || replay.unreadable > 0 {
+        warn!(writes = replay.writes, torn = replay.torn, unreadable = replay.unreadable, dir = %dir.display(),
+            "the spill file holds writes of a previous run: they are written first");
+    }
+    Ok(Some((spill, left)))
 }
 
 /// What the store remembers from the previous run (and the records of that run settled).

@@ -73,6 +73,9 @@ pub struct Metrics {
     notifications: Family<NotifyLabels, Counter>,
     alarms: Family<KindLabels, Gauge>,
     store_pending: Gauge,
+    store_dead_letters: Counter,
+    store_thinned: Family<KindLabels, Counter>,
+    store_spill_entries: Gauge,
     leader: Gauge,
 }
 
@@ -148,6 +151,24 @@ impl Metrics {
             "Store writes buffered while the store is unreachable",
             store_pending.clone(),
         );
+        let store_dead_letters = Counter::default();
+        registry.register(
+            "store_dead_letters",
+            "Writes the store refused for good, moved to the dead letters",
+            store_dead_letters.clone(),
+        );
+        let store_thinned = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "store_thinned",
+            "Buffered writes thinned out to make room during a store outage, by kind (lag samples only)",
+            store_thinned.clone(),
+        );
+        let store_spill_entries = Gauge::default();
+        registry.register(
+            "store_spill_entries",
+            "Writes in the local spill file, not yet all in the store",
+            store_spill_entries.clone(),
+        );
         let leader = Gauge::default();
         registry.register("leader", "1 when this orchestrator is the leader", leader.clone());
         Self {
@@ -164,6 +185,9 @@ impl Metrics {
             notifications,
             alarms,
             store_pending,
+            store_dead_letters,
+            store_thinned,
+            store_spill_entries,
             leader,
         }
     }
@@ -236,6 +260,21 @@ impl Metrics {
     /// Sets the number of buffered store writes.
     pub fn set_store_pending(&self, n: usize) {
         self.store_pending.set(n as i64);
+    }
+
+    /// Counts a dead-lettered write.
+    pub fn store_dead_letter(&self) {
+        self.store_dead_letters.inc();
+    }
+
+    /// Counts `n` writes of `kind` thinned out of the buffer.
+    pub fn store_thinned(&self, kind: &str, n: u64) {
+        self.store_thinned.get_or_create(&KindLabels { kind: kind.to_string() }).inc_by(n);
+    }
+
+    /// Sets the number of writes in the spill file.
+    pub fn set_store_spill_entries(&self, n: u64) {
+        self.store_spill_entries.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Sets leadership.

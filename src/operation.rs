@@ -121,7 +121,7 @@ impl fmt::Display for OperationState {
 }
 
 /// A manual operation (failover, switchover, failback, maintenance) and how far it got.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OperationRecord {
     /// Row id (returned to the caller as the operation's record id).
     pub id: Uuid,
@@ -146,7 +146,7 @@ pub struct OperationRecord {
 }
 
 /// Weights an operator pinned with a manual failover or switchover, kept across restarts.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HoldRecord {
     /// The operation that set it.
     pub operation_id: Uuid,

@@ -297,6 +297,7 @@ impl Cluster {
             dns_addr: self.lab.pdns.dns_addr(),
         });
         p.tokens_file = Some(tokens.to_path_buf());
+        p.spill_dir = Some(self.dir.join(format!("spill-{vantage}")));
         p.public_reads = true;
         p.quorum = Some(self.opts.quorum);
         p.coordination = Some(CoordinationSpec {

@@ -162,6 +162,8 @@ impl Lab {
         let tokens_file = dir.join("tokens");
         std::fs::write(&tokens_file, tokens.file_text())?;
         params.tokens_file = Some(tokens_file);
+        // Writes waiting for the store survive a crash of the lab's orchestrator.
+        params.spill_dir = Some(dir.join("spill"));
         // Loopback only: the dashboard reads without a token; every action needs the operator token.
         params.public_reads = true;
         let config_text = params.to_toml();

@@ -120,6 +120,8 @@ pub struct ConfigParams {
     pub quorum: Option<u32>,
     /// `[coordination]` (None: the product default, a single orchestrator).
     pub coordination: Option<CoordinationSpec>,
+    /// `orchestrator.spill_dir` (None: writes wait in memory only).
+    pub spill_dir: Option<PathBuf>,
 }
 
 /// Bearer tokens the lab and the tests hand out, one per role.
@@ -189,6 +191,7 @@ impl ConfigParams {
             extra: String::new(),
             quorum: None,
             coordination: None,
+            spill_dir: None,
         }
     }
 
@@ -211,6 +214,11 @@ impl ConfigParams {
             "[orchestrator]\nvantage = \"{}\"\nlisten = \"{}\"\nstore_dsn = \"{}\"\nshutdown_timeout = \"5s\"\n",
             self.vantage, self.listen, self.store_dsn
         );
+        if let Some(dir) = &self.spill_dir {
+            // Before the blank line that ends the section.
+            s.pop();
+            let _ = writeln!(s, "spill_dir = {:?}\n", dir.display().to_string());
+        }
         let order: Vec<String> = self.regions.iter().map(|r| format!("\"{}\"", r.name)).collect();
         let _ = write!(
             s,

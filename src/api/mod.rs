@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod incidents;
 pub mod openapi;
 pub mod operator;
+pub mod text;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -26,6 +26,7 @@ use super::dto::{
     OperationDto, SwitchoverRequestDto,
 };
 use super::idempotency::{self, Outcome};
+use super::text;
 use super::{ApiError, AppState};
 use crate::auth::{Principal, Role};
 use crate::drill::{self, DrillId, DrillRequest};
@@ -58,6 +59,9 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         };
         ApiError::field(field, msg)
     })?;
+    // Free text is checked on the document as sent (every string, whatever the type keeps).
+    let raw: Value = serde_json::from_slice(body).map_err(|e| ApiError::field("body", e.to_string()))?;
+    text::check_json(&raw)?;
     Ok(v)
 }
 
@@ -101,6 +105,13 @@ where
     F: FnOnce(AuditNote) -> Fut,
     Fut: Future<Output = Result<(StatusCode, Value, AuditNote), ApiError>>,
 {
+    // A path parameter (region name, drill id) is the audit row's target: refuse control
+    // characters before it is stored, and audit it escaped.
+    if let Some(e) = note.target.as_deref().and_then(|t| text::check("path", t).err()) {
+        let mut note = note;
+        note.target = note.target.map(|t| t.escape_debug().to_string());
+        return idempotency::once(&s.store, &p.name, None, String::new(), note.clone(), async { Err((e, note)) }).await;
+    }
     let key = match idempotency::key(headers) {
         Ok(k) => k,
         Err(e) => {

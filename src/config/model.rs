@@ -56,6 +56,8 @@ pub struct OrchestratorConfig {
     pub shutdown_timeout: Duration,
     /// Whether `/metrics` is served without a token.
     pub metrics_public: bool,
+    /// Where writes not yet in the store are spilled (None: memory only).
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 /// `[coordination]`, validated.

@@ -109,6 +109,10 @@ pub struct RawOrchestrator {
     pub shutdown_timeout: Option<Duration>,
     /// Whether `/metrics` needs no token (default true).
     pub metrics_public: Option<bool>,
+    /// Directory of the spill file: every write not yet in the store is appended there
+    /// (fsynced) and replayed at the next start, so a store outage followed by a crash
+    /// loses no record. One directory per orchestrator. Unset: writes wait in memory only.
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 /// `[policy]`

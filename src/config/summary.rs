@@ -17,10 +17,13 @@ impl Config {
         let mut s = String::new();
         let o = &self.orchestrator;
         s.push_str(&format!(
-            "orchestrator: vantage {} · listen {} · store {}\n",
+            "orchestrator: vantage {} · listen {} · store {} · spill {}\n",
             o.vantage,
             o.listen,
-            redact_dsn(o.store_dsn.expose_secret())
+            redact_dsn(o.store_dsn.expose_secret()),
+            o.spill_dir
+                .as_ref()
+                .map_or_else(|| "off (writes wait in memory only)".to_string(), |d| d.display().to_string())
         ));
         s.push_str(&coordination_line(self));
         // One line per region, its checks indented under it, in file order.

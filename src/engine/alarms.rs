@@ -29,6 +29,9 @@ pub(super) struct ActiveAlarm {
     pub(super) since: DateTime<Utc>,
 }
 
+/// How long `store_write_rejected` stays raised after the latest dead letter.
+const DEAD_LETTER_ALARM: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
 impl Engine {
     /// Follows the store writer's status: `store_unreachable` while it is down (raised once,
     /// with the writes buffered then), cleared when it is back; a plan sent while the store
@@ -52,7 +55,31 @@ impl Engine {
                 p.recorded = true;
             }
         }
+        self.on_dead_letters(&st, now);
         self.dirty = true;
+    }
+
+    /// `store_write_rejected` while a write was dead-lettered within [`DEAD_LETTER_ALARM`]:
+    /// the writer went on, but a human must look at what the store refused.
+    fn on_dead_letters(&mut self, st: &crate::store::writer::StoreStatus, now: DateTime<Utc>) {
+        let key = AlarmKey::global(AlarmKind::StoreWriteRejected);
+        match &st.last_dead_letter {
+            Some(d) if now - d.at < DEAD_LETTER_ALARM => {
+                let msg = format!(
+                    "the store refused {} write(s) for good since start; the latest, a {} write, is kept in {} \
+                     (dead_letters): {}",
+                    st.dead_letters,
+                    d.kind,
+                    if d.kept_in == "store" { "the table" } else { d.kept_in },
+                    d.error
+                );
+                let fresh = self.alarms.get(&key).is_none_or(|a| a.message != msg);
+                if fresh {
+                    self.raise_alarm(key, msg, now);
+                }
+            }
+            _ => self.clear_alarm(&key, now),
+        }
     }
 
     /// Follows `decide`'s alarms: raises the ones it asks for, clears the ones of its kinds it no

@@ -60,7 +60,8 @@ pub(super) async fn record_samples(tx: &mut PgConnection, samples: &[LagSample])
     let bytes = |s: &LagSample| s.bytes.map(|b| b.min(i64::MAX as u64) as i64);
     sqlx::query(
         "INSERT INTO lag_samples (region, at, bytes, seconds, state, bytes_source, seconds_source)
-         SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::bigint[], $4::float8[], $5::text[], $6::text[], $7::text[])",
+         SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::bigint[], $4::float8[], $5::text[], $6::text[], $7::text[])
+         ON CONFLICT (region, at) DO NOTHING",
     )
     .bind(samples.iter().map(|s| s.region.clone()).collect::<Vec<_>>())
     .bind(samples.iter().map(|s| s.at).collect::<Vec<_>>())

@@ -17,6 +17,7 @@
 //! the timeline), `lag`, `drills`, [`operations`], [`incidents`].
 
 mod columns;
+pub mod dead_letters;
 mod drills;
 mod events;
 pub mod incidents;
@@ -78,6 +79,26 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether retrying the same write can never succeed: the store refused its data
+    /// (SQLSTATE class 22 data exception, 23 integrity constraint, 54 program limit such as
+    /// an oversize value) or the value could not be encoded. Everything else (connection,
+    /// timeout, admin shutdown, a read-only or not yet migrated store …) is transient: the
+    /// writer keeps the write and retries it in order.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            StoreError::Query { source, .. } => match source {
+                sqlx::Error::Database(db) => {
+                    let code = db.code().unwrap_or_default();
+                    matches!(code.get(..2), Some("22" | "23" | "54"))
+                }
+                sqlx::Error::Encode(_) | sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => true,
+                _ => false,
+            },
+            StoreError::BadValue { .. } => true,
+            StoreError::Dsn | StoreError::Migrate(_) => false,
+        }
+    }
+
     /// A [`StoreError::BadValue`] for `value` found in `column`.
     pub(crate) fn bad_value(column: &str, value: impl ToString, expected: &'static str) -> Self {
         StoreError::BadValue { column: column.to_string(), value: value.to_string(), expected }

@@ -3,7 +3,7 @@
 //! chooses the words stored.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::alarm::AlarmKind;
@@ -14,7 +14,7 @@ use crate::plan::{PlanId, TrafficPlan};
 use crate::region::{Layer, RegionName, Vantage};
 
 /// A health change of a check or a region (`check_name` is None for a region).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransitionRecord {
     /// Row id.
     pub id: Uuid,
@@ -37,7 +37,7 @@ pub struct TransitionRecord {
 }
 
 /// An alarm raised (or cleared, via [`Write::AlarmCleared`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlarmRecord {
     /// Row id.
     pub id: Uuid,
@@ -53,7 +53,7 @@ pub struct AlarmRecord {
 
 /// An operator action. Also the row the audit log reads back: its columns are
 /// these fields, one to one, so it maps with `query_as` directly.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct AuditRecord {
     /// Row id.
     pub id: Uuid,
@@ -73,8 +73,10 @@ pub struct AuditRecord {
     pub details: serde_json::Value,
 }
 
-/// One buffered write.
-#[derive(Debug, Clone)]
+/// One buffered write. Serialized (tagged by its [`Write::kind`]) into the spill file and
+/// into dead letters; reading one back gives the same write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "record", rename_all = "snake_case")]
 pub enum Write {
     /// A health transition.
     Transition(TransitionRecord),

@@ -178,6 +178,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub config: Config,
     pub plan_file: std::path::PathBuf,
+    /// `orchestrator.spill_dir` (removed at shutdown).
+    pub spill_dir: std::path::PathBuf,
     /// Viewer, operator and admin tokens (configured when `Spec::auth`).
     pub tokens: LabTokens,
     /// Fault proxies in front of the region apps (primary, standby, dr), when asked for.
@@ -310,6 +312,8 @@ pub async fn spawn_app(spec: Spec) -> TestApp {
         params.tokens_file = Some(path);
     }
     params.extra = spec.extra.clone();
+    let spill_dir = std::env::temp_dir().join(format!("fo-test-spill-{}-{n}", std::process::id()));
+    params.spill_dir = Some(spill_dir.clone());
     let text = params.to_toml();
     let config =
         Config::parse(&text, "test", &|k| (k == PDNS_KEY_ENV).then(|| key.clone())).expect("valid test config");
@@ -331,6 +335,7 @@ pub async fn spawn_app(spec: Spec) -> TestApp {
         http: reqwest::Client::new(),
         config,
         plan_file,
+        spill_dir,
         proxies,
         pg_proxies,
         store_proxy,
@@ -454,6 +459,7 @@ impl TestApp {
         self.cancel.cancel();
         tokio::time::timeout(Duration::from_secs(20), self.task).await.expect("shutdown within 20 s").unwrap().unwrap();
         let _ = std::fs::remove_file(&self.plan_file);
+        let _ = std::fs::remove_dir_all(&self.spill_dir);
     }
 }
 

@@ -117,6 +117,7 @@ const ALARM_TITLES = {
   suspect_path: "Suspect network path",
   coordination_lost: "Coordination lost",
   stale_write_refused: "Stale write refused",
+  store_write_rejected: "Store refused a write (dead-lettered)",
 };
 
 /** "suspect_path" → "Suspect network path"; an unknown kind → its words ("lag_high" → "Lag high"). */

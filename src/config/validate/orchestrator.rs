@@ -1,5 +1,5 @@
-//! `[orchestrator]`: the region this orchestrator runs in, the API address and
-//! the store's DSN (`FO_STORE_DSN` overrides the file).
+//! `[orchestrator]`: the region this orchestrator runs in, the API address,
+//! the store's DSN (`FO_STORE_DSN` overrides the file) and the spill directory.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -23,13 +23,34 @@ pub(super) fn validate(
     let vantage = vantage(raw, regions, p);
     let listen = listen(raw, p);
     let store_dsn = store_dsn(raw, env, p);
+    let spill_dir = spill_dir(raw, p);
     Some(OrchestratorConfig {
         vantage: vantage?,
         listen: listen?,
         store_dsn: store_dsn?,
         shutdown_timeout: raw.shutdown_timeout.unwrap_or(Duration::from_secs(10)),
         metrics_public: raw.metrics_public.unwrap_or(true),
+        spill_dir,
     })
+}
+
+/// `orchestrator.spill_dir`: a directory path (created at start when missing).
+fn spill_dir(raw: &RawOrchestrator, p: &mut Problems) -> Option<std::path::PathBuf> {
+    let dir = raw.spill_dir.clone()?;
+    let text = dir.as_os_str().to_string_lossy();
+    if text.trim().is_empty() {
+        p.push(
+            "orchestrator.spill_dir",
+            "is empty",
+            "give a directory of this orchestrator's own, e.g. \"/var/lib/failover-orchestrator/spill\", or remove the key",
+        );
+        return None;
+    }
+    if text.chars().any(char::is_control) {
+        p.push("orchestrator.spill_dir", "holds a control character", "write the directory path without them");
+        return None;
+    }
+    Some(dir)
 }
 
 /// `orchestrator.vantage`: one of the regions.
