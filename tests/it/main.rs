@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod coordination;
 mod drills;
+mod durability;
 mod failover;
 mod haproxy_provider;
 mod lag;

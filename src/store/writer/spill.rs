@@ -128,10 +128,10 @@ impl Spill {
             .write(true)
             .open(&lock_path)
             .map_err(io(&lock_path, "opening the lock file"))?;
-        match lock.try_lock() {
+        match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(SpillError::Locked(dir.display().to_string())),
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path, "locking")(e)),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => return Err(SpillError::Locked(dir.display().to_string())),
+            Err(e) => return Err(io(&lock_path, "locking")(e.into())),
         }
         let path = dir.join(FILE);
         let (writes, replay, next_seq) = read_back(&path)?;
