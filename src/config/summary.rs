@@ -32,6 +32,7 @@ impl Config {
             }
         }
         s.push_str(&policy_line(&self.policy));
+        s.push_str(&promotion_line(self));
         s.push_str("providers: ");
         s.push_str(&self.providers.iter().map(ProviderConfig::describe).collect::<Vec<_>>().join(", "));
         s.push('\n');
@@ -80,6 +81,32 @@ fn policy_line(pol: &Policy) -> String {
         pol.budget.max,
         humantime::format_duration(pol.budget.window),
         pol.quorum,
+    )
+}
+
+/// `promotion: standby · fence locks app roles app, reports … · fence timeout 5s`: which
+/// databases are promoted and how hard the old primary is fenced first.
+fn promotion_line(c: &Config) -> String {
+    let targets: Vec<&str> = c
+        .regions
+        .iter()
+        .filter(|r| r.postgres.as_ref().is_some_and(|pg| pg.promote))
+        .map(|r| r.name.as_str())
+        .collect();
+    if targets.is_empty() {
+        return "promotion: off (no region has postgres.promote = true)\n".into();
+    }
+    let r = &c.replication;
+    let fence = if r.app_roles.is_empty() {
+        "soft fence only (read-only + sessions ended, which a client can undo: set replication.app_roles)".to_string()
+    } else {
+        let roles: Vec<&str> = r.app_roles.iter().map(|a| a.as_str()).collect();
+        format!("fence locks app roles {} (NOLOGIN + sessions ended + read-only)", roles.join(", "))
+    };
+    format!(
+        "promotion: {} · {fence} · fence timeout {}\n",
+        targets.join(", "),
+        humantime::format_duration(r.fence_timeout)
     )
 }
 
