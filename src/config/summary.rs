@@ -93,9 +93,8 @@ fn promotion_line(c: &Config) -> String {
         .filter(|r| r.postgres.as_ref().is_some_and(|pg| pg.promote))
         .map(|r| r.name.as_str())
         .collect();
-    if targets.is_empty() {
-        return "promotion: off (no region has postgres.promote = true)\n".into();
-    }
+    let targets =
+        if targets.is_empty() { "off (no region has postgres.promote = true)".to_string() } else { targets.join(", ") };
     let r = &c.replication;
     let fence = if r.app_roles.is_empty() {
         "soft fence only (read-only + sessions ended, which a client can undo: set replication.app_roles)".to_string()
@@ -103,11 +102,7 @@ fn promotion_line(c: &Config) -> String {
         let roles: Vec<&str> = r.app_roles.iter().map(|a| a.as_str()).collect();
         format!("fence locks app roles {} (NOLOGIN + sessions ended + read-only)", roles.join(", "))
     };
-    format!(
-        "promotion: {} · {fence} · fence timeout {}\n",
-        targets.join(", "),
-        humantime::format_duration(r.fence_timeout)
-    )
+    format!("promotion: {targets} · {fence} · fence timeout {}\n", humantime::format_duration(r.fence_timeout))
 }
 
 /// `coordination: etcd (3 endpoints: 10.0.1.5:2379, …) · lease 3s · prefix /x · vantages a, b, c · quorum 2`.

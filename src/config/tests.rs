@@ -430,7 +430,7 @@ fn bad_app_roles_and_fence_timeout_name_the_key_and_the_fix() {
 #[test]
 fn the_summary_says_how_hard_the_old_primary_is_fenced() {
     let off = Config::parse(GOOD, "t", &no_env).unwrap().summary();
-    assert!(off.contains("promotion: off (no region has postgres.promote = true)"), "{off}");
+    assert!(off.contains("promotion: off (no region has postgres.promote = true) · soft fence only"), "{off}");
     let promoting = GOOD.replacen(
         "address = \"127.0.0.12\"",
         "address = \"127.0.0.12\"\n[regions.postgres]\ndsn = \"postgres://postgres@127.0.0.12/postgres\"\npromote = true",

@@ -288,8 +288,8 @@ async fn fence_on(conn: &mut PgConnection, roles: &[AppRole], timeout: Duration)
                 "after the fence {can_login} application role(s) can still log in and {sessions} of their \
                  session(s) are still alive"
             ),
-            fix: "something gives LOGIN back or keeps sessions alive (another tool?); stop it and let the \
-                  promotion be retried, or stop the old primary"
+            fix: "something gives LOGIN back or keeps sessions alive (another tool?): stop it, or stop the old \
+                  primary (pg_ctl stop -m fast)"
                 .into(),
         });
     }
@@ -440,8 +440,8 @@ fn statement_error(stage: FenceStage, timeout: Duration, e: &sqlx::Error) -> Fen
         other => FenceError::Refused {
             stage,
             why: format!("the connection broke after connecting ({})", describe(other)),
-            fix: "the old primary is up but unstable: stop it (pg_ctl stop -m fast) or let the promotion be \
-                  retried once it answers"
+            fix: "the old primary is up but unstable: stop it (pg_ctl stop -m fast), or wait until it answers \
+                  steadily"
                 .into(),
         },
     }
@@ -483,10 +483,9 @@ fn server_meaning(code: Option<&str>) -> (String, &'static str) {
             "it has no connection slot left",
             "reserve connections for the orchestrator's role (reserved_connections) or raise max_connections",
         ),
-        "57P03" => (
-            "it is starting up or shutting down",
-            "let the promotion be retried once it answers, or stop it for good (pg_ctl stop -m fast)",
-        ),
+        "57P03" => {
+            ("it is starting up or shutting down", "wait until it answers, or stop it for good (pg_ctl stop -m fast)")
+        }
         "3D000" => ("the database in the DSN does not exist", "fix the region's postgres.dsn (FO_PG_DSN_<REGION>)"),
         "42501" => (
             "the orchestrator's role lacks the privilege",

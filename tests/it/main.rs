@@ -12,6 +12,7 @@ mod drills;
 mod failover;
 mod haproxy_provider;
 mod lag;
+mod old_primary_fence;
 mod operator_api;
 mod powerdns_provider;
 mod replication;
