@@ -222,6 +222,7 @@ async fn an_unreachable_old_primary_is_promoted_away_from_and_the_record_says_it
     assert!(fence.detail.contains("unreachable") && fence.detail.contains("could not be fenced"), "{}", fence.detail);
     assert!(fence.detail.contains("re-clone it as a standby of standby"), "{}", fence.detail);
     assert_eq!(st.writer.as_str(), "standby");
+    assert!(!st.alarms.iter().any(|a| a.kind.as_str() == "promotion_failed"), "{:?}", st.alarms);
     let mut s = PgConnection::connect(&standby.dsn_as("app", "postgres")).await.unwrap();
     sqlx::query("INSERT INTO orders VALUES (1)").execute(&mut s).await.unwrap();
     app.wait_for("store flushed", Duration::from_secs(10), |s| s.store.pending == 0).await;
