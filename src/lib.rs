@@ -12,7 +12,8 @@
 //!   validator per section); nothing else parses it.
 //! - [`probe`] runs one task per check (HTTP, TCP, PostgreSQL) and turns every result, failures
 //!   included, into an [`observation::Observation`].
-//! - [`replication`] samples the lag of every standby and promotes a standby when asked.
+//! - [`replication`] samples the lag of every standby and promotes a standby when asked, after
+//!   fencing the old primary (its application roles locked out) or finding it unreachable.
 //!
 //! **The judgement (pure: values in, values out, time as an argument)**
 //! - [`health`] applies fall/rise hysteresis per check and combines layers into region health.

@@ -187,11 +187,17 @@ impl PgCluster {
 
     /// DSN for database `db` on this server.
     pub fn dsn_db(&self, db: &str) -> String {
+        self.dsn_as("postgres", db)
+    }
+
+    /// DSN for role `user` (an application role made with [`PgCluster::execute`]; `pg_hba.conf`
+    /// trusts every role on loopback) and database `db`.
+    pub fn dsn_as(&self, user: &str, db: &str) -> String {
         let host = match self.ip {
             IpAddr::V4(v4) => v4.to_string(),
             IpAddr::V6(v6) => format!("[{v6}]"),
         };
-        format!("postgres://postgres@{host}:{}/{db}", self.port)
+        format!("postgres://{user}@{host}:{}/{db}", self.port)
     }
 
     /// Name given at creation (also its `application_name` when a standby).

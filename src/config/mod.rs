@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 pub use dsn::{ENV_STORE_DSN, redact_dsn, region_dsn_env};
 pub use error::{ConfigError, Problem};
 pub use model::{
-    AuthConfig, Backend, CheckConfig, CheckKind, CoordinationConfig, DEFAULT_ATTEMPTS, OrchestratorConfig,
+    AppRole, AuthConfig, Backend, CheckConfig, CheckKind, CoordinationConfig, DEFAULT_ATTEMPTS, OrchestratorConfig,
     RegionConfig, RegionPostgres, ReplicationConfig, ScheduleConfig,
 };
 pub use providers::{

@@ -41,6 +41,53 @@ pub struct ReplicationConfig {
     pub heartbeat: bool,
     /// Raw sample retention.
     pub raw_retention: Duration,
+    /// The application's login roles: locked out of an old primary by its fence, given
+    /// LOGIN back on the new primary (roles replicate, so one list serves every member).
+    /// Empty: the fence is only read-only plus terminated sessions, which a client can undo.
+    pub app_roles: Vec<AppRole>,
+    /// Connecting to an old primary within it tells reachable from unreachable; each fence
+    /// statement must finish within it too.
+    pub fence_timeout: Duration,
+}
+
+/// A PostgreSQL role name the application logs in with (see [`ReplicationConfig::app_roles`]).
+///
+/// Invariant: 1–63 bytes (PostgreSQL would silently truncate a longer name, which could then
+/// name another role), no control characters, not a reserved or built-in role name. It is
+/// still spliced into SQL only through quoting, never raw.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AppRole(String);
+
+impl AppRole {
+    /// Checks a role name; the error says what is wrong with it.
+    ///
+    /// # Errors
+    /// A sentence naming the problem, for a configuration [`Problem`](super::Problem).
+    pub fn parse(name: &str) -> Result<Self, String> {
+        const RESERVED: [&str; 5] = ["public", "none", "current_user", "current_role", "session_user"];
+        if name.is_empty() || name.len() > 63 {
+            return Err(format!("`{name}` must be 1–63 bytes long"));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(format!("{name:?} holds a control character"));
+        }
+        let lower = name.to_ascii_lowercase();
+        if RESERVED.contains(&lower.as_str()) || lower.starts_with("pg_") {
+            return Err(format!("`{name}` is a reserved or built-in PostgreSQL role"));
+        }
+        Ok(Self(name.to_string()))
+    }
+
+    /// The name as written in the configuration.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for AppRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// `[orchestrator]`, validated.

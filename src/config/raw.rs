@@ -92,6 +92,13 @@ pub struct RawReplication {
     /// How long raw lag samples are kept before only per-minute aggregates remain.
     #[serde(default, with = "humantime_serde::option")]
     pub raw_retention: Option<Duration>,
+    /// PostgreSQL roles the application logs in with: an old primary is fenced by taking
+    /// their LOGIN away and ending their sessions; the new primary gives LOGIN back.
+    pub app_roles: Option<Vec<String>>,
+    /// Bound for connecting to an old primary (no connection within it: unreachable) and for
+    /// each statement of its fence (past it: not fenced, no promotion). Default 5s.
+    #[serde(default, with = "humantime_serde::option")]
+    pub fence_timeout: Option<Duration>,
 }
 
 /// `[orchestrator]`

@@ -35,6 +35,7 @@ impl Config {
             }
         }
         s.push_str(&policy_line(&self.policy));
+        s.push_str(&promotion_line(self));
         s.push_str("providers: ");
         s.push_str(&self.providers.iter().map(ProviderConfig::describe).collect::<Vec<_>>().join(", "));
         s.push('\n');
@@ -84,6 +85,27 @@ fn policy_line(pol: &Policy) -> String {
         humantime::format_duration(pol.budget.window),
         pol.quorum,
     )
+}
+
+/// `promotion: standby · fence locks app roles app, reports … · fence timeout 5s`: which
+/// databases are promoted and how hard the old primary is fenced first.
+fn promotion_line(c: &Config) -> String {
+    let targets: Vec<&str> = c
+        .regions
+        .iter()
+        .filter(|r| r.postgres.as_ref().is_some_and(|pg| pg.promote))
+        .map(|r| r.name.as_str())
+        .collect();
+    let targets =
+        if targets.is_empty() { "off (no region has postgres.promote = true)".to_string() } else { targets.join(", ") };
+    let r = &c.replication;
+    let fence = if r.app_roles.is_empty() {
+        "soft fence only (read-only + sessions ended, which a client can undo: set replication.app_roles)".to_string()
+    } else {
+        let roles: Vec<&str> = r.app_roles.iter().map(|a| a.as_str()).collect();
+        format!("fence locks app roles {} (NOLOGIN + sessions ended + read-only)", roles.join(", "))
+    };
+    format!("promotion: {targets} · {fence} · fence timeout {}\n", humantime::format_duration(r.fence_timeout))
 }
 
 /// `coordination: etcd (3 endpoints: 10.0.1.5:2379, …) · lease 3s · prefix /x · vantages a, b, c · quorum 2`.

@@ -393,3 +393,60 @@ fn the_region_flag_replaces_the_vantage_and_is_checked() {
     };
     assert!(p.iter().any(|p| p.key == "orchestrator.vantage" && p.what.contains("mars")), "{p:?}");
 }
+
+#[test]
+fn app_roles_are_typed_with_a_default_fence_timeout() {
+    let c = Config::parse(&format!("{GOOD}\n[replication]\napp_roles = [\"app\", \"Reports Role\"]\n"), "t", &no_env)
+        .expect("valid");
+    let roles: Vec<&str> = c.replication.app_roles.iter().map(AppRole::as_str).collect();
+    assert_eq!(roles, ["app", "Reports Role"]);
+    assert_eq!(c.replication.fence_timeout, Duration::from_secs(5));
+    assert!(Config::parse(GOOD, "t", &no_env).unwrap().replication.app_roles.is_empty());
+}
+
+#[test]
+fn bad_app_roles_and_fence_timeout_name_the_key_and_the_fix() {
+    let text = format!(
+        "{GOOD}\n[replication]\napp_roles = [\"app\", \"\", \"pg_monitor\", \"app\", \"postgres\", \"{}\", \"a\\u0000b\"]\nfence_timeout = \"0s\"\n",
+        "x".repeat(64)
+    );
+    let p = problems(&text);
+    let at = |i: usize| {
+        p.iter().find(|p| p.key == format!("replication.app_roles[{i}]")).unwrap_or_else(|| panic!("[{i}] in {p:?}"))
+    };
+    assert!(at(1).what.contains("1–63 bytes"), "{:?}", at(1));
+    assert!(at(2).what.contains("reserved or built-in"), "{:?}", at(2));
+    assert!(at(3).what.contains("listed twice"), "{:?}", at(3));
+    // The region's DSN logs in as postgres: locking it would lock the orchestrator out.
+    assert!(at(4).what.contains("the role the orchestrator logs in with"), "{:?}", at(4));
+    assert!(at(5).what.contains("1–63 bytes"), "{:?}", at(5));
+    assert!(at(6).what.contains("control character"), "{:?}", at(6));
+    assert!(!p.iter().any(|p| p.key == "replication.app_roles[0]"), "{p:?}");
+    let t = p.iter().find(|p| p.key == "replication.fence_timeout").expect("fence_timeout problem");
+    assert!(t.fix.contains("5s"), "{t:?}");
+    assert!(p.iter().all(|p| !p.fix.is_empty()));
+}
+
+#[test]
+fn the_summary_says_how_hard_the_old_primary_is_fenced() {
+    let off = Config::parse(GOOD, "t", &no_env).unwrap().summary();
+    assert!(off.contains("promotion: off (no region has postgres.promote = true) · soft fence only"), "{off}");
+    let promoting = GOOD.replacen(
+        "address = \"127.0.0.12\"",
+        "address = \"127.0.0.12\"\n[regions.postgres]\ndsn = \"postgres://postgres@127.0.0.12/postgres\"\npromote = true",
+        1,
+    );
+    let soft = Config::parse(&promoting, "t", &no_env).unwrap().summary();
+    assert!(soft.contains("promotion: standby · soft fence only"), "{soft}");
+    let hard = Config::parse(
+        &format!("{promoting}\n[replication]\napp_roles = [\"app\", \"reports\"]\nfence_timeout = \"2s\"\n"),
+        "t",
+        &no_env,
+    )
+    .unwrap()
+    .summary();
+    assert!(
+        hard.contains("promotion: standby · fence locks app roles app, reports (NOLOGIN + sessions ended + read-only) · fence timeout 2s"),
+        "{hard}"
+    );
+}

@@ -2,7 +2,10 @@
 //!
 //! Only when the region's database is configured to be promoted, the old writer
 //! serves nothing and the RPO gate passes; every step the replication actor
-//! reports is audited, and a failed one raises `promotion_failed`.
+//! reports is audited, and a failed one raises `promotion_failed` — a fence that
+//! could not be made on a reachable old primary included (the promotion stopped
+//! there). A `skipped` fence (the old primary was unreachable) is audited as such
+//! and logged; the promotion went on.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -13,7 +16,7 @@ use super::Engine;
 use crate::alarm::{AlarmKey, AlarmKind};
 use crate::lag::LagSample;
 use crate::plan::Weights;
-use crate::replication::promotion::{PromotionStep, ReplicationCommand};
+use crate::replication::promotion::{PromotionStep, ReplicationCommand, StepKind, StepOutcome};
 use crate::store::records::{AuditRecord, Write};
 
 impl Engine {
@@ -37,7 +40,7 @@ impl Engine {
         {
             let msg = format!("{target} was not promoted: {why}");
             warn!(%msg, "promotion refused by the RPO gate");
-            self.on_promotion_step(PromotionStep::new("gate", &target, false, format!("refused: {why}")));
+            self.on_promotion_step(PromotionStep::failed(StepKind::Gate, &target, format!("refused: {why}")));
             return;
         }
         info!(%target, old = %self.writer, "requesting promotion");
@@ -73,20 +76,26 @@ impl Engine {
             actor: "system".into(),
             action: format!("promotion.{}", step.step),
             target: Some(step.region.to_string()),
-            outcome: if step.ok { "ok".into() } else { "failed".into() },
+            outcome: step.outcome.as_str().into(),
             request_id: None,
             details: json!({ "detail": step.detail }),
         }));
-        if step.step == "promote" && step.ok {
+        if step.step == StepKind::Promote && step.is_ok() {
             self.writer = step.region.clone();
         }
-        let key = AlarmKey::of_region(AlarmKind::PromotionFailed, step.region.clone());
-        if !step.ok && step.step != "fence" {
-            self.promoting = false;
-            let message = format!("promotion step {} on {} failed: {}", step.step, step.region, step.detail);
-            self.record_alarm(key, message, step.at);
+        match step.outcome {
+            StepOutcome::Failed => {
+                self.promoting = false;
+                let key = AlarmKey::of_region(AlarmKind::PromotionFailed, step.region.clone());
+                let message = format!("promotion step {} on {} failed: {}", step.step, step.region, step.detail);
+                self.record_alarm(key, message, step.at);
+            }
+            StepOutcome::Skipped => {
+                warn!(step = %step.step, region = %step.region, detail = %step.detail, "promotion step skipped")
+            }
+            StepOutcome::Ok => {}
         }
-        if step.step == "track" {
+        if step.step == StepKind::Track {
             self.promoting = false;
         }
         self.promotion.push(step);

@@ -8,7 +8,9 @@
 //! sends one sample per standby to the engine (which turns it into the decision
 //! core's [`LagReading`](crate::lag::LagReading) for the RPO gate and publishes
 //! it in the status); [`promotion`] describes the steps of a promotion the
-//! sampler carries out on the engine's command.
+//! sampler carries out on the engine's command, and [`fence`] how the old primary is
+//! fenced before it (and the application's logins given back on the new primary after).
 
+pub mod fence;
 pub mod promotion;
 pub mod sampler;

@@ -22,7 +22,8 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, instrument, warn};
 
-use super::promotion::{PromotionStep, ReplicationCommand};
+use super::fence::{FenceError, fence, restore_logins};
+use super::promotion::{PromotionStep, ReplicationCommand, StepKind, StepOutcome};
 use crate::config::{Config, ReplicationConfig};
 use crate::coord::{AlwaysLeader, Fence};
 use crate::lag::LagSample;
@@ -36,6 +37,8 @@ use crate::store::writer::StoreHandle;
 struct Member {
     name: RegionName,
     application_name: String,
+    /// For connections of their own (the fence), apart from the pool.
+    options: PgConnectOptions,
     pool: PgPool,
     catching_up_bytes: Option<u64>,
     dsn: secrecy::SecretString,
@@ -78,10 +81,11 @@ impl LagSampler {
                 .min_connections(0)
                 .acquire_timeout(cfg.timeout)
                 .idle_timeout(Duration::from_secs(30))
-                .connect_lazy_with(opts.application_name("failover-orchestrator-lag"));
+                .connect_lazy_with(opts.clone().application_name("failover-orchestrator-lag"));
             members.push(Member {
                 name: r.name.clone(),
                 application_name: pg.application_name.clone(),
+                options: opts,
                 pool,
                 catching_up_bytes: pg.degrade_lag.bytes,
                 dsn: pg.dsn.clone(),
@@ -226,12 +230,12 @@ impl LagSampler {
         }
     }
 
-    /// Gate, fence, promote, re-point, track: see [`super::promotion`].
+    /// Gate, fence, promote, unlock, re-point, track: see [`super::promotion`].
     #[instrument(skip_all, fields(target = %target, old_primary = %old_primary))]
     pub async fn promote(&mut self, target: &RegionName, old_primary: &RegionName, epoch: Epoch) -> Vec<PromotionStep> {
         let mut steps = Vec::new();
         let Some(t) = self.members.iter().find(|m| &m.name == target) else {
-            steps.push(PromotionStep::new("gate", target, false, "region has no database"));
+            steps.push(PromotionStep::failed(StepKind::Gate, target, "region has no database"));
             return steps;
         };
         let (t_pool, t_dsn) = (t.pool.clone(), t.dsn.clone());
@@ -239,10 +243,9 @@ impl LagSampler {
         let samples = self.tick(Utc::now()).await;
         let sample = samples.iter().find(|s| &s.region == target);
         match self.config.policy.failover_gate(target, sample.map(|s| s.reading()).as_ref()) {
-            Ok(()) => steps.push(PromotionStep::new(
-                "gate",
+            Ok(()) => steps.push(PromotionStep::ok(
+                StepKind::Gate,
                 target,
-                true,
                 format!(
                     "lag within limit: {:?} bytes, {:?} s",
                     sample.and_then(|s| s.bytes),
@@ -251,80 +254,52 @@ impl LagSampler {
             )),
             Err(why) => {
                 warn!(%why, "promotion refused by the RPO gate");
-                steps.push(PromotionStep::new("gate", target, false, format!("refused: {why}")));
+                steps.push(PromotionStep::failed(StepKind::Gate, target, format!("refused: {why}")));
                 return steps;
             }
         }
-        // 2. Fence the old primary if it still answers (only while this orchestrator leads).
+        // 2. Fence the old primary (only while this orchestrator leads).
         if let Err(e) = self.fence.confirm_epoch(epoch).await {
-            steps.push(PromotionStep::new("leadership", target, false, format!("not promoting: {e}")));
+            steps.push(PromotionStep::failed(StepKind::Leadership, target, format!("not promoting: {e}")));
             return steps;
         }
-        if let Some(old) = self.members.iter().find(|m| &m.name == old_primary) {
-            let pool = old.pool.clone();
-            let fence = async {
-                sqlx::query("ALTER SYSTEM SET default_transaction_read_only = on").execute(&pool).await?;
-                sqlx::query("SELECT pg_reload_conf()").execute(&pool).await?;
-                sqlx::query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                      WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-                        AND application_name NOT LIKE 'failover-orchestrator%'",
-                )
-                .execute(&pool)
-                .await?;
-                Ok::<_, sqlx::Error>(())
-            };
-            match tokio::time::timeout(self.cfg.timeout * 4, fence).await {
-                Ok(Ok(())) => steps.push(PromotionStep::new(
-                    "fence",
-                    old_primary,
-                    true,
-                    "default_transaction_read_only = on; client sessions terminated",
-                )),
-                Ok(Err(e)) => steps.push(PromotionStep::new(
-                    "fence",
-                    old_primary,
-                    false,
-                    format!("unreachable or refused ({}); it must not take writes", describe(&e)),
-                )),
-                Err(_) => {
-                    steps.push(PromotionStep::new("fence", old_primary, false, "timed out; it must not take writes"))
-                }
-            }
+        let fence_step = self.fence_old_primary(old_primary, target).await;
+        let stop = fence_step.outcome == StepOutcome::Failed;
+        steps.push(fence_step);
+        if stop {
+            return steps;
         }
         // 3. Promote (leadership confirmed again: the fence step may have taken seconds).
         if let Err(e) = self.fence.confirm_epoch(epoch).await {
-            steps.push(PromotionStep::new("leadership", target, false, format!("not promoting: {e}")));
+            steps.push(PromotionStep::failed(StepKind::Leadership, target, format!("not promoting: {e}")));
             return steps;
         }
         let promote =
             sqlx::query_scalar::<_, bool>("SELECT pg_promote(wait => true, wait_seconds => 30)").fetch_one(&t_pool);
-        match tokio::time::timeout(Duration::from_secs(35), promote).await {
-            Ok(Ok(true)) => steps.push(PromotionStep::new("promote", target, true, "pg_promote: promoted")),
-            Ok(Ok(false)) => {
-                steps.push(PromotionStep::new(
-                    "promote",
-                    target,
-                    false,
-                    "pg_promote returned false (not promoted within 30 s)",
-                ));
-                return steps;
-            }
-            Ok(Err(e)) => {
-                steps.push(PromotionStep::new(
-                    "promote",
-                    target,
-                    false,
-                    format!("pg_promote failed: {}", describe(&e)),
-                ));
-                return steps;
-            }
-            Err(_) => {
-                steps.push(PromotionStep::new("promote", target, false, "pg_promote timed out"));
-                return steps;
-            }
+        let failed = match tokio::time::timeout(Duration::from_secs(35), promote).await {
+            Ok(Ok(true)) => None,
+            Ok(Ok(false)) => Some("pg_promote returned false (not promoted within 30 s)".to_string()),
+            Ok(Err(e)) => Some(format!("pg_promote failed: {}", describe(&e))),
+            Err(_) => Some("pg_promote timed out".to_string()),
+        };
+        if let Some(why) = failed {
+            steps.push(PromotionStep::failed(StepKind::Promote, target, why));
+            return steps;
         }
-        // 4. Re-point the other standbys.
+        steps.push(PromotionStep::ok(StepKind::Promote, target, "pg_promote: promoted"));
+        // 4. The fence's lock replicated here before the promotion: give the logins back.
+        let roles = &self.cfg.app_roles;
+        if !roles.is_empty() {
+            let names = roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
+            steps.push(match restore_logins(&t_pool, roles, self.cfg.fence_timeout).await {
+                Ok(()) => PromotionStep::ok(StepKind::Unlock, target, format!("application roles {names} may log in")),
+                Err(e) => {
+                    warn!(error = %e, "application logins not restored on the new primary");
+                    PromotionStep::failed(StepKind::Unlock, target, e.to_string())
+                }
+            });
+        }
+        // 5. Re-point the other standbys.
         let others: Vec<(RegionName, PgPool, String)> = self
             .members
             .iter()
@@ -333,7 +308,7 @@ impl LagSampler {
             .collect();
         for (name, pool, app) in others {
             let Some(conninfo) = super::promotion::primary_conninfo(&t_dsn, &app) else {
-                steps.push(PromotionStep::new("repoint", &name, false, "the new primary's DSN does not parse"));
+                steps.push(PromotionStep::failed(StepKind::Repoint, &name, "the new primary's DSN does not parse"));
                 continue;
             };
             let work = async {
@@ -343,17 +318,58 @@ impl LagSampler {
                 sqlx::query("SELECT pg_reload_conf()").execute(&pool).await?;
                 Ok::<_, sqlx::Error>(())
             };
-            match tokio::time::timeout(self.cfg.timeout * 4, work).await {
-                Ok(Ok(())) => steps.push(PromotionStep::new("repoint", &name, true, format!("now follows {target}"))),
-                Ok(Err(e)) => steps.push(PromotionStep::new("repoint", &name, false, describe(&e))),
-                Err(_) => steps.push(PromotionStep::new("repoint", &name, false, "timed out")),
-            }
+            steps.push(match tokio::time::timeout(self.cfg.timeout * 4, work).await {
+                Ok(Ok(())) => PromotionStep::ok(StepKind::Repoint, &name, format!("now follows {target}")),
+                Ok(Err(e)) => PromotionStep::failed(StepKind::Repoint, &name, describe(&e)),
+                Err(_) => PromotionStep::failed(StepKind::Repoint, &name, "timed out"),
+            });
         }
-        // 5. Track lag against the new primary.
+        // 6. Track lag against the new primary.
         self.set_primary(target.clone());
-        steps.push(PromotionStep::new("track", target, true, "lag now measured against the new primary"));
+        steps.push(PromotionStep::ok(StepKind::Track, target, "lag now measured against the new primary"));
         info!(steps = steps.len(), "promotion finished");
         steps
+    }
+
+    /// The fence step: `ok` when fenced, `skipped` when unreachable (the promotion goes on),
+    /// `failed` when reachable but not fenced (the promotion stops).
+    async fn fence_old_primary(&self, old_primary: &RegionName, target: &RegionName) -> PromotionStep {
+        let Some(old) = self.members.iter().find(|m| &m.name == old_primary) else {
+            return PromotionStep::new(
+                StepKind::Fence,
+                old_primary,
+                StepOutcome::Skipped,
+                "no database configured for the old primary: not fenced",
+            );
+        };
+        let roles = &self.cfg.app_roles;
+        match fence(&old.options, roles, self.cfg.fence_timeout).await {
+            Ok(fenced) => {
+                info!(locked = fenced.locked.len(), terminated = fenced.terminated, "old primary fenced");
+                PromotionStep::ok(StepKind::Fence, old_primary, fenced.describe(roles))
+            }
+            Err(e @ FenceError::Unreachable { .. }) => {
+                warn!(error = %e, "old primary unreachable: promoting without a fence");
+                PromotionStep::new(
+                    StepKind::Fence,
+                    old_primary,
+                    StepOutcome::Skipped,
+                    format!(
+                        "old primary {e}; promoting {target} anyway. It must not come back as a primary: \
+                         before starting it again, re-clone it as a standby of {target} (pg_basebackup, or \
+                         pg_rewind + standby.signal)"
+                    ),
+                )
+            }
+            Err(e) => {
+                warn!(error = %e, "old primary reachable but not fenced: not promoting");
+                PromotionStep::failed(
+                    StepKind::Fence,
+                    old_primary,
+                    format!("old primary {e}. Not promoting: {target} stays a standby and {old_primary} the writer"),
+                )
+            }
+        }
     }
 
     async fn read_primary(&mut self, pool: &PgPool) -> Option<PrimaryView> {

@@ -42,7 +42,7 @@ impl Config {
         let policy = policy::validate(&raw.policy, region_policies, &mut p);
         let (providers, guards) = providers::validate(&raw.providers, &regions, &policy, env, &mut p);
         let notifications = notifications::validate(&raw.notifications, env, &mut p);
-        let replication = replication::validate(&raw.replication, &mut p);
+        let replication = replication::validate(&raw.replication, &regions, &mut p);
         let mut schedule = schedule::validate_housekeeping(&raw.schedule, &mut p);
         let auth = raw.auth.as_ref().and_then(|a| auth::validate(a, env, &mut p));
         schedule.drills = schedule::validate_drills(&raw.schedule.drills, &policy, &mut p);
