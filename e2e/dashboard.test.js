@@ -3,10 +3,10 @@
 // FO_URL (API + dashboard) and FO_CONTROL_URL (the lab's failure-injection endpoint).
 //
 // Tests run in order and share one browser: they walk the lab through
-// normal → primary broken (failed over) → restored. Tests of APIs that a later issue
-// adds (maintenance, drills, viewer tokens) detect the API first and are *skipped*
-// (not passed) when it is absent. Two tests feed the page a synthetic status or a
-// mocked error response; their names say so.
+// normal → primary broken (failed over) → restored. Nothing is skipped: a build without
+// an API the page drives (maintenance, drills, viewer tokens) fails, and so does a run
+// without the tokens scripts/e2e.sh exports (FO_OPERATOR_TOKEN, FO_VIEWER_TOKEN). Two
+// tests feed the page a synthetic status or a mocked error response; their names say so.
 "use strict";
 
 const { test, before, after } = require("node:test");
@@ -17,16 +17,20 @@ const { ROOT, ARTIFACTS, launchBrowser, watchConsole, screenshot, getJsonAt, wai
 
 const FO_URL = (process.env.FO_URL || "").replace(/\/$/, "");
 const FO_CONTROL_URL = (process.env.FO_CONTROL_URL || "").replace(/\/$/, "");
-if (!FO_URL || !FO_CONTROL_URL) throw new Error("set FO_URL and FO_CONTROL_URL (scripts/e2e.sh does)");
+const OPERATOR_TOKEN = process.env.FO_OPERATOR_TOKEN || "";
+const VIEWER_TOKEN = process.env.FO_VIEWER_TOKEN || "";
+if (!FO_URL || !FO_CONTROL_URL || !OPERATOR_TOKEN || !VIEWER_TOKEN) {
+  throw new Error("set FO_URL, FO_CONTROL_URL, FO_OPERATOR_TOKEN and FO_VIEWER_TOKEN (scripts/e2e.sh does)");
+}
 
 let browser; // Chromium on a fresh profile
 let page; // the main laptop-sized page
 const consoleErrors = [];
 
-// Requests the page makes on purpose that may fail in this build: the lag history
-// endpoint (hidden on 404) and operator actions whose API does not exist yet, or
-// whose error answers are mocked below. Chromium logs each such non-2xx response as
-// a console error; those and only those are allowed.
+// Requests the page makes on purpose that fail: the lag history of a region without a
+// database (404, the chart is hidden), the maintenance answers mocked below, and the
+// drills refused for a bad or viewer token (401, 403). Chromium logs each such non-2xx
+// response as a console error; those and only those are allowed.
 const EXPECTED_FAILURES = [/\/api\/v1\/regions\/[^/]+\/lag\b/, /\/api\/v1\/regions\/[^/]+\/maintenance$/, /\/api\/v1\/drills\b/];
 
 async function newPage(label, viewport = { width: 1280, height: 900 }) {
@@ -62,25 +66,16 @@ const splitWeight = async (p, name) => {
   return (await seg.count()) ? Number(await seg.getAttribute("data-weight")) : 0;
 };
 
-/** Whether a future endpoint exists: the route answers something else than 404 "no such route" / 405. */
-async function endpointExists(method, p, body) {
-  const r = await fetch(`${FO_URL}${p}`, { method, headers: { "Content-Type": "application/json" }, body: body ? JSON.stringify(body) : undefined });
-  const json = await r.json().catch(() => null);
-  if (r.status === 405) return false;
-  if (r.status === 404) return Boolean(json && typeof json.error === "string" && !json.error.startsWith("no such route"));
-  return true;
-}
-
-async function openapiHas(p) {
+/** The drills API the page drives: fails the calling test (never skips it) when this build lacks it. */
+async function assertDrillsApi() {
   const { status, body } = await getJson("/api/v1/openapi.json");
-  return status === 200 && body && body.paths ? Object.keys(body.paths).some((k) => k.startsWith(p)) : null;
-}
-
-/** Drills API: the OpenAPI document when there is one, else the status of an unauthenticated POST. */
-async function drillsApiPresent() {
-  const fromDoc = await openapiHas("/api/v1/drills");
-  if (fromDoc !== null) return fromDoc;
-  return endpointExists("POST", "/api/v1/drills", {});
+  assert.equal(status, 200, "GET /api/v1/openapi.json");
+  for (const [method, p] of [["post", "/api/v1/drills"], ["get", "/api/v1/drills"], ["get", "/api/v1/drills/{id}"], ["post", "/api/v1/drills/{id}/abort"]]) {
+    assert.ok(body && body.paths && body.paths[p] && body.paths[p][method], `the OpenAPI document lists ${method.toUpperCase()} ${p}`);
+  }
+  // Routed and guarded: refused for the missing token, not 404 "no such route" or 405.
+  const r = await fetch(`${FO_URL}/api/v1/drills`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+  assert.equal(r.status, 401, `POST /api/v1/drills without a token: HTTP ${r.status} ${await r.text()}`);
 }
 
 before(async () => {
@@ -251,8 +246,7 @@ test("the events timeline filters by kind and region and loads older pages", { t
 });
 
 test("maintenance: from the keyboard, drain the standby (its share moves), keep the token, undrain", { timeout: 90000 }, async () => {
-  const tok = process.env.FO_OPERATOR_TOKEN;
-  assert.ok(tok, "scripts/e2e.sh exports the lab's operator token");
+  const tok = OPERATOR_TOKEN;
   await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.operator-token"));
   const btn = card(page, "standby").locator('[data-action="maintenance"]');
   await btn.focus();
@@ -326,10 +320,9 @@ test("actions (mocked answers): a 4xx message is shown as text, a follower's 409
   assert.equal(await page.evaluate(() => window.__xss), undefined);
 });
 
-test("drills: a dry-run drill from the page shows in the timeline; a live drill shows a banner and can be aborted", { timeout: 120000 }, async (t) => {
-  if (!(await drillsApiPresent())) { t.skip("drills API not in this build"); return; }
-  const tok = process.env.FO_OPERATOR_TOKEN;
-  if (!tok) { t.skip("drills API present, but FO_OPERATOR_TOKEN is not set for this run"); return; }
+test("drills: a dry-run drill from the page shows in the timeline; a live drill shows a banner and can be aborted", { timeout: 120000 }, async () => {
+  await assertDrillsApi();
+  const tok = OPERATOR_TOKEN;
   await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.operator-token"));
   // Dry run: every step planned and recorded, no provider touched; it finishes at once.
   await page.locator("#drill-start").click();
@@ -368,8 +361,8 @@ test("drills: a dry-run drill from the page shows in the timeline; a live drill 
   await waitForStatus((s) => s.regions.map((r) => r.weight).join() === "80,20,0", 30000, "rolled back to 80/20");
 });
 
-test("drills: a refused token shows the server's 401 message in the dialog", { timeout: 30000 }, async (t) => {
-  if (!(await drillsApiPresent())) { t.skip("drills API not in this build"); return; }
+test("drills: a refused token shows the server's 401 message in the dialog", { timeout: 30000 }, async () => {
+  await assertDrillsApi();
   await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.operator-token"));
   await page.locator("#drill-start").click();
   await page.locator("#dlg-token").fill("not-a-valid-token");
@@ -379,10 +372,9 @@ test("drills: a refused token shows the server's 401 message in the dialog", { t
   await page.keyboard.press("Escape");
 });
 
-test("viewer token: a viewer sees everything but cannot start a drill", { timeout: 60000 }, async (t) => {
-  if (!(await drillsApiPresent())) { t.skip("drills API not in this build"); return; }
-  const viewer = process.env.FO_VIEWER_TOKEN;
-  if (!viewer) { t.skip("FO_VIEWER_TOKEN is not set for this run"); return; }
+test("viewer token: a viewer sees everything but cannot start a drill", { timeout: 60000 }, async () => {
+  await assertDrillsApi();
+  const viewer = VIEWER_TOKEN;
   const before = await getJson("/api/v1/drills");
   await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.operator-token"));
   await page.locator("#drill-start").click();

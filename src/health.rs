@@ -292,4 +292,203 @@ mod tests {
         assert_eq!(layer_health([Health::Up, Health::Down]), Some(Health::Down));
         assert_eq!(layer_health(Vec::<Health>::new()), None);
     }
+
+    // ---------- properties (at least 10 000 cases each: crate::proptest_cases) ----------
+
+    use proptest::prelude::*;
+
+    fn arb_thresholds() -> impl Strategy<Value = Thresholds> {
+        (1u32..=6, 1u32..=6).prop_map(|(fall, rise)| Thresholds { fall, rise })
+    }
+
+    /// Any sequence of outcomes, built from runs of 1–8 equal outcomes so that long streaks
+    /// (which uniform draws almost never produce) are as common as alternation.
+    fn arb_outcomes() -> impl Strategy<Value = Vec<Outcome>> {
+        proptest::collection::vec((prop_oneof![Just(O), Just(D), Just(F)], 1usize..=8), 0..30)
+            .prop_map(|runs| runs.into_iter().flat_map(|(o, n)| std::iter::repeat_n(o, n)).collect())
+    }
+
+    fn arb_health() -> impl Strategy<Value = Health> {
+        prop_oneof![Just(Health::Up), Just(Health::Degraded), Just(Health::Down), Just(Health::Unknown)]
+    }
+
+    /// One step of a check's life: the health before and after one observation, and what it returned.
+    struct Step {
+        before: Health,
+        after: Health,
+        transition: Option<Transition>,
+    }
+
+    /// Feeds `seq` to a fresh check, one observation per second.
+    fn life(seq: &[Outcome], th: Thresholds) -> (CheckState, Vec<Step>) {
+        let mut s = CheckState::default();
+        let steps = seq
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let before = s.health;
+                let transition = s.observe(*o, th, at(i as i64));
+                Step { before, after: s.health, transition }
+            })
+            .collect();
+        (s, steps)
+    }
+
+    /// Whether the `n` outcomes ending at index `i` (included) all satisfy `pred`.
+    fn last_n(seq: &[Outcome], i: usize, n: u32, pred: impl Fn(Outcome) -> bool) -> bool {
+        let n = n as usize;
+        i + 1 >= n && seq[i + 1 - n..=i].iter().all(|o| pred(*o))
+    }
+
+    /// Along `seq`, the check enters `health` only right after `n` consecutive `outcome`s, and is
+    /// always in `health` right after such a streak.
+    fn entered_exactly_after_a_streak(
+        seq: &[Outcome],
+        th: Thresholds,
+        health: Health,
+        outcome: Outcome,
+        n: u32,
+    ) -> Result<(), TestCaseError> {
+        let (_, steps) = life(seq, th);
+        for (i, st) in steps.iter().enumerate() {
+            let streak = last_n(seq, i, n, |o| o == outcome);
+            if st.before != health && st.after == health {
+                prop_assert!(streak, "{} at #{} of {:?} with {:?}", health, i, seq, th);
+            }
+            if streak {
+                prop_assert_eq!(st.after, health, "#{} of {:?} with {:?}", i, seq, th);
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_cases::safety())]
+
+        /// Going down takes `fall` consecutive failures, and `fall` consecutive failures always
+        /// mean down: whatever came before, one lost packet short of `fall` moves nothing.
+        #[test]
+        fn a_check_goes_down_exactly_on_fall_consecutive_failures(seq in arb_outcomes(), th in arb_thresholds()) {
+            entered_exactly_after_a_streak(&seq, th, Health::Down, F, th.fall)?;
+        }
+
+        /// Coming up takes `rise` consecutive successes (from unknown, down or degraded alike),
+        /// and `rise` consecutive successes always mean up.
+        #[test]
+        fn a_check_comes_up_exactly_on_rise_consecutive_successes(seq in arb_outcomes(), th in arb_thresholds()) {
+            entered_exactly_after_a_streak(&seq, th, Health::Up, O, th.rise)?;
+        }
+
+        /// Degraded is entered only from up or unknown after `fall` consecutive bad answers (slow
+        /// or failed), or out of down after `rise` consecutive live answers (ok or slow).
+        #[test]
+        fn degraded_is_entered_only_on_fall_bad_or_rise_live_answers(seq in arb_outcomes(), th in arb_thresholds()) {
+            let (_, steps) = life(&seq, th);
+            for (i, st) in steps.iter().enumerate() {
+                if st.before != Health::Degraded && st.after == Health::Degraded {
+                    match st.before {
+                        Health::Down => prop_assert!(last_n(&seq, i, th.rise, |o| o != F), "#{} of {:?}", i, seq),
+                        _ => prop_assert!(last_n(&seq, i, th.fall, |o| o != O), "#{} of {:?}", i, seq),
+                    }
+                }
+            }
+        }
+
+        /// Slow but correct answers never take a check down, however many there are; `fall` of
+        /// them in a row from up make it degraded.
+        #[test]
+        fn slow_answers_alone_never_take_a_check_down(
+            seq in arb_outcomes().prop_map(|v| v.into_iter().map(|o| if o == F { D } else { o }).collect::<Vec<_>>()),
+            th in arb_thresholds(),
+        ) {
+            let (_, steps) = life(&seq, th);
+            for (i, st) in steps.iter().enumerate() {
+                prop_assert_ne!(st.after, Health::Down, "#{} of {:?}", i, seq);
+                if st.before == Health::Up && last_n(&seq, i, th.fall, |o| o == D) {
+                    prop_assert_eq!(st.after, Health::Degraded, "#{} of {:?}", i, seq);
+                }
+            }
+        }
+
+        /// A new check is unknown until its first transition, which needs at least
+        /// min(fall, rise) observations, and no check ever becomes unknown again.
+        #[test]
+        fn a_check_is_unknown_until_enough_observations_and_never_again(seq in arb_outcomes(), th in arb_thresholds()) {
+            let (_, steps) = life(&seq, th);
+            let first = steps.iter().position(|st| st.transition.is_some());
+            for (i, st) in steps.iter().enumerate() {
+                if first.is_none_or(|f| i < f) {
+                    prop_assert_eq!(st.after, Health::Unknown);
+                }
+                prop_assert!(st.transition.is_none_or(|t| t.to != Health::Unknown));
+            }
+            if let Some(f) = first {
+                prop_assert!(f + 1 >= th.fall.min(th.rise) as usize, "first transition at #{} with {:?}", f, th);
+            }
+        }
+
+        /// `observe` returns a transition exactly when health changed, naming the health before
+        /// and after; `since` is the time of the last change (or of the first observation), and
+        /// the streaks count the trailing outcomes.
+        #[test]
+        fn every_change_is_reported_once_with_its_time(seq in arb_outcomes(), th in arb_thresholds()) {
+            let (s, steps) = life(&seq, th);
+            for st in &steps {
+                match st.transition {
+                    Some(t) => prop_assert!(t.from == st.before && t.to == st.after && t.from != t.to),
+                    None => prop_assert_eq!(st.before, st.after),
+                }
+            }
+            let last_change = steps.iter().rposition(|st| st.transition.is_some());
+            let expected_since = match (last_change, seq.is_empty()) {
+                (Some(i), _) => Some(at(i as i64)),
+                (None, false) => Some(at(0)),
+                (None, true) => None,
+            };
+            prop_assert_eq!(s.since, expected_since);
+            let trailing = |pred: fn(&Outcome) -> bool| seq.iter().rev().take_while(|o| pred(o)).count() as u32;
+            prop_assert_eq!(s.fail_streak, trailing(|o| *o == F));
+            prop_assert_eq!(s.ok_streak, trailing(|o| *o == O));
+            prop_assert_eq!(s.bad_streak, trailing(|o| *o != O));
+            prop_assert_eq!(s.alive_streak, trailing(|o| *o != F));
+        }
+
+        /// A region is down if any layer is down; else unknown if a layer is unknown or no layer
+        /// has checks; else degraded if any is degraded; else up — in whatever order the layers come.
+        #[test]
+        fn region_health_rolls_up_its_layers_in_any_order(
+            layers in proptest::collection::vec(
+                (prop_oneof![Just(Layer::Infra), Just(Layer::Middleware), Just(Layer::App)], proptest::option::of(arb_health())),
+                0..6,
+            ),
+        ) {
+            let seen: Vec<Health> = layers.iter().filter_map(|(_, h)| *h).collect();
+            let expected = if seen.contains(&Health::Down) {
+                Health::Down
+            } else if seen.is_empty() || seen.contains(&Health::Unknown) {
+                Health::Unknown
+            } else if seen.contains(&Health::Degraded) {
+                Health::Degraded
+            } else {
+                Health::Up
+            };
+            prop_assert_eq!(region_health(&layers), expected, "{:?}", layers);
+            let reversed: Vec<_> = layers.iter().rev().cloned().collect();
+            prop_assert_eq!(region_health(&reversed), expected);
+            prop_assert_eq!(layer_health(seen.iter().copied()), (!seen.is_empty()).then_some(expected));
+        }
+
+        /// `worst` is a proper combination: commutative, associative, idempotent, with up as the
+        /// identity and down absorbing everything.
+        #[test]
+        fn worst_is_commutative_associative_with_up_neutral_and_down_absorbing(
+            a in arb_health(), b in arb_health(), c in arb_health(),
+        ) {
+            prop_assert_eq!(a.worst(b), b.worst(a));
+            prop_assert_eq!(a.worst(b).worst(c), a.worst(b.worst(c)));
+            prop_assert_eq!(a.worst(a), a);
+            prop_assert_eq!(a.worst(Health::Up), a);
+            prop_assert_eq!(a.worst(Health::Down), Health::Down);
+        }
+    }
 }

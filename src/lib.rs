@@ -47,6 +47,9 @@
 //!   ([`coord`] for leadership); [`shutdown`] turns signals into cancellation; [`logging`]
 //!   installs the log subscriber for a binary's `main`.
 //!
+//! In tests only, `proptest_cases` sets how many cases every property test of the pure core runs
+//! (at least 10 000).
+//!
 //! The local lab, the test harness and the benchmarks are separate crates of the workspace
 //! (`lab/`, `bench/`): nothing of them is linked into the `failover-orchestrator` binary.
 
@@ -73,6 +76,8 @@ pub mod pg_error;
 pub mod plan;
 pub mod policy;
 pub mod probe;
+#[cfg(test)]
+mod proptest_cases;
 pub mod region;
 pub mod replication;
 pub mod retry;

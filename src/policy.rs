@@ -219,6 +219,31 @@ mod tests {
         assert_eq!(policy().failover_gate(&name("elsewhere"), None), Ok(()));
     }
 
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(crate::proptest_cases::safety())]
+
+        /// Safety rule 3's primitive (the RPO gate): a reading passes exactly when every limit
+        /// that is set is known and not exceeded; with no limit set, anything passes.
+        #[test]
+        fn the_lag_gate_admits_exactly_the_readings_within_every_set_limit(
+            max_bytes in proptest::option::of(0u64..10_000), max_ms in proptest::option::of(0u64..10_000),
+            reading in proptest::option::of((proptest::option::of(0u64..20_000), proptest::option::of(0u64..20_000))),
+        ) {
+            let limit = LagLimit { bytes: max_bytes, time: max_ms.map(Duration::from_millis) };
+            let lag = reading.map(|(b, ms)| LagReading { bytes: b, time: ms.map(Duration::from_millis) });
+            let within = |max: Option<u64>, got: Option<u64>| max.is_none_or(|m| got.is_some_and(|g| g <= m));
+            let expected = max_bytes.is_none() && max_ms.is_none()
+                || lag.is_some_and(|l| within(max_bytes, l.bytes) && within(max_ms, l.time.map(|t| t.as_millis() as u64)));
+            let got = limit.admits(lag.as_ref());
+            prop_assert_eq!(got.is_ok(), expected, "{:?} against {:?}: {:?}", lag, limit, got);
+            if let Err(why) = got {
+                prop_assert!(!why.is_empty());
+            }
+        }
+    }
+
     #[test]
     fn the_policy_owns_each_regions_normal_weight() {
         let p = policy();

@@ -416,6 +416,8 @@ prop_compose! {
 }
 
 proptest! {
+    #![proptest_config(crate::proptest_cases::safety())]
+
     /// Safety rule 1: weights always sum to 100.
     #[test]
     fn weights_always_sum_to_100(i in arb_inputs(), cur in arb_weights(), now in 0i64..2000) {
@@ -436,6 +438,37 @@ proptest! {
                         "down region {} kept {} without an alarm: {:?}", r.name, d.weights.get(&r.name), d.reasons);
                 }
             }
+        }
+    }
+
+    /// Safety rule 2: a region seen down by fewer vantages than the quorum is not acted on as
+    /// down: the decision is the one for the same world with that region unknown, and the
+    /// missing quorum is alarmed.
+    #[test]
+    fn a_down_region_without_quorum_is_not_acted_on(
+        i in arb_inputs(), cur in arb_weights(), now in 0i64..2000,
+        quorum in 2usize..=3, votes in proptest::collection::vec(0usize..=3, 3),
+    ) {
+        let mut pol = policy();
+        pol.quorum = quorum;
+        let mut i = i;
+        for (r, v) in i.regions.iter_mut().zip(votes) {
+            r.vantages = 3;
+            r.down_votes = if r.health == D { v } else { 0 };
+        }
+        let short = |r: &RegionInput| r.health == D && r.down_votes < quorum;
+        let mut as_unknown = i.clone();
+        for r in as_unknown.regions.iter_mut().filter(|r| short(r)) {
+            r.health = U;
+        }
+        let d = decide(&pol, &i, &mem(cur.clone()), t(now));
+        let u = decide(&pol, &as_unknown, &mem(cur), t(now));
+        prop_assert_eq!(&d.weights, &u.weights, "{:?}", d.reasons);
+        prop_assert_eq!((d.changed, d.kind), (u.changed, u.kind));
+        prop_assert_eq!(&d.memory, &u.memory);
+        for r in i.regions.iter().filter(|r| short(r) && !r.maintenance) {
+            prop_assert!(d.alarms.iter().any(|a| a.kind == AlarmKind::QuorumNotReached && a.region.as_ref() == Some(&r.name)),
+                "no quorum alarm for {}: {:?}", r.name, d.alarms);
         }
     }
 

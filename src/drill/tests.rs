@@ -172,14 +172,18 @@ fn drill_states_round_trip_their_stored_names() {
 }
 
 proptest! {
+    #![proptest_config(crate::proptest_cases::safety())]
+
     /// Every step keeps the sum at 100, only ever moves weight onto the target,
     /// and the steps move monotonically more.
     #[test]
     fn steps_keep_the_sum_and_move_only_toward_the_target(
         p in 0u32..=100, s_frac in 0u32..=100, raw in proptest::collection::btree_set(1u32..=100, 1..5),
-        evac in 0usize..3, tgt in 0usize..3,
+        evac in 0usize..3, offset in 1usize..3,
     ) {
-        prop_assume!(evac != tgt);
+        // The target differs from the evacuated region by construction: a `prop_assume!` here
+        // rejected a third of the cases, and at 10 000 cases proptest gave up (too many rejects).
+        let tgt = (evac + offset) % 3;
         let s = (100 - p) * s_frac / 100;
         let base = w(p, s, 100 - p - s);
         let names = [r("primary"), r("standby"), r("dr")];

@@ -60,12 +60,24 @@ fn plan_is(s: &serde_json::Value, p: i64, st: i64, verified: bool) -> bool {
     plan["weights"]["primary"] == p && plan["weights"]["standby"] == st && (!verified || !plan["verified_at"].is_null())
 }
 
+/// The stored plan `id`: its epoch, weights and whether it was verified.
+async fn stored_plan(store: &Store, id: &str) -> (i64, serde_json::Value, bool) {
+    let id = uuid::Uuid::parse_str(id).expect("a plan id");
+    sqlx::query_as("SELECT epoch, weights, verified_at IS NOT NULL FROM plans WHERE id = $1")
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("plan {id} is not in the store"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_orchestrator_killed_mid_failover_resumes_after_restart() {
     // The harness's in-process orchestrator only prepares the store and the zone; real
-    // processes take over, so the kill is a real SIGKILL.
-    let app = ready(Spec::default()).await;
-    let mut app = app;
+    // processes take over, so the kill is a real SIGKILL. PowerDNS's API sits behind an HTTP
+    // fault injector: while it answers 500 the failover is decided and recorded but cannot be
+    // verified, so the kill lands between decision and verification, not by luck of timing.
+    let mut app = ready(Spec { provider_proxy: true, ..Spec::default() }).await;
     app.cancel.cancel();
     let task = std::mem::replace(&mut app.task, tokio::spawn(async { Ok(()) }));
     task.await.unwrap().unwrap();
@@ -75,50 +87,81 @@ async fn chaos_orchestrator_killed_mid_failover_resumes_after_restart() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("regions.toml");
     let http = reqwest::Client::new();
+    let (pdns_api, _) = app.provider_faults.as_ref().expect("provider fault injection");
 
     let mut a = start_child(&app, &path).await;
-    let sa =
-        wait_child(&http, a.api, &app.tokens.viewer, &path, "first orchestrator steady", |s| plan_is(s, 80, 20, true))
-            .await;
+    let sa = wait_child(&http, a.api, &app.tokens.viewer, &path, "first orchestrator steady and flushed", |s| {
+        plan_is(s, 80, 20, true) && s["store"]["pending"] == 0
+    })
+    .await;
     let epoch_a = sa["leadership"]["epoch"].as_i64().unwrap();
-    let t0 = Utc::now();
+    let m = mark(&store).await;
+    pdns_api.set_failing(true);
     app.apps[0].kill().await;
-    wait_child(&http, a.api, &app.tokens.viewer, &path, "failover decided", |s| plan_is(s, 0, 100, false)).await;
+    let decided = wait_child(
+        &http,
+        a.api,
+        &app.tokens.viewer,
+        &path,
+        "failover decided and recorded, PowerDNS refusing it",
+        |s| {
+            let plan = &s["plan"];
+            let refused = plan["providers"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["plan_id"] == plan["id"] && p["result"]["state"] == "failed"));
+            plan_is(s, 0, 100, false) && plan["verified_at"].is_null() && plan["recorded"] == true && refused
+        },
+    )
+    .await;
+    let plan_a = decided["plan"]["id"].as_str().expect("plan id").to_string();
     a.proc.start_kill().unwrap();
     a.proc.wait().await.unwrap();
+    let refused_before_kill = pdns_api.failed();
 
+    // Right after the kill, before any restart: the store holds the decided failover of the
+    // killed epoch, and nothing decided since the fault was verified.
+    let (epoch, weights, verified) = stored_plan(&store, &plan_a).await;
+    assert_eq!((epoch, weights["primary"].as_i64(), verified), (epoch_a, Some(0), false), "plan {plan_a}: {weights}");
+    let verified_since: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM plans WHERE decided_at >= $1 AND verified_at IS NOT NULL")
+            .bind(m.t0)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(verified_since, 0, "a plan was verified before the kill");
+
+    pdns_api.set_failing(false);
     let mut b = start_child(&app, &path).await;
     let sb = wait_child(&http, b.api, &app.tokens.viewer, &path, "second orchestrator verified the failover", |s| {
         plan_is(s, 0, 100, true)
     })
     .await;
     let epoch_b = sb["leadership"]["epoch"].as_i64().unwrap();
-    assert!(epoch_b > epoch_a, "a newer epoch after the restart");
+    assert!(epoch_b > epoch_a, "a newer epoch after the restart: {epoch_a} → {epoch_b}");
+    let plan_b = sb["plan"]["id"].as_str().expect("plan id").to_string();
+    assert_ne!(plan_b, plan_a, "the new epoch decides its own plan");
     let answers = app.dig_many(10).await;
     assert!(answers.iter().all(|x| *x == app.addresses[1]), "{answers:?}");
     wait_child(&http, b.api, &app.tokens.viewer, &path, "store flushed", |s| s["store"]["pending"] == 0).await;
-    let s = seen(&store, t0).await;
-    let verified: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM plans WHERE decided_at >= $1 AND epoch = $2 AND verified_at IS NOT NULL AND (weights->>'primary')::int = 0",
-    )
-    .bind(t0)
-    .bind(epoch_b)
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
-    assert!(verified >= 1 || s.plans >= 1, "the failover is on record");
+    // On record: the new epoch's failover verified; the killed epoch's plan never was.
+    let (epoch, weights, verified) = stored_plan(&store, &plan_b).await;
+    assert_eq!((epoch, weights["primary"].as_i64(), verified), (epoch_b, Some(0), true), "plan {plan_b}: {weights}");
+    assert!(!stored_plan(&store, &plan_a).await.2, "the killed epoch's plan {plan_a} is not verified");
+    let s = seen(&store, &m, &["primary"]).await;
     b.proc.start_kill().unwrap();
     b.proc.wait().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    report(&Row::from_seen(
+    report_without_false_flips(&Row::from_seen(
         "12 orchestrator killed mid-failover",
-        "orchestrator as a process, SIGKILL after the decision",
-        "SIGKILL between decision and verification, restart".into(),
-        "restart resumes: failover verified under a newer epoch, recorded",
-        format!("epoch {epoch_a} → {epoch_b}; 0/100/0 verified; {verified} verified plan(s) of the new epoch"),
-        t0,
+        "orchestrator as a process; PowerDNS API answering 500 so the failover cannot be verified",
+        "SIGKILL after the failover was decided and recorded, before any verification; restart".into(),
+        "restart resumes: failover verified under a newer epoch, recorded; the killed plan stays unverified",
+        format!(
+            "epoch {epoch_a} → {epoch_b}; plan {} decided, unverified at the kill ({refused_before_kill} API calls refused); plan {} verified",
+            &plan_a[..8],
+            &plan_b[..8]
+        ),
         &s,
-        0,
     ));
 }
 
@@ -137,9 +180,11 @@ async fn chaos_orchestrator_killed_mid_drill_rolls_back_after_restart() {
     let http = reqwest::Client::new();
 
     let mut a = start_child(&app, &path).await;
-    wait_child(&http, a.api, &app.tokens.viewer, &path, "first orchestrator steady", |s| plan_is(s, 80, 20, true))
-        .await;
-    let t0 = Utc::now();
+    wait_child(&http, a.api, &app.tokens.viewer, &path, "first orchestrator steady and flushed", |s| {
+        plan_is(s, 80, 20, true) && s["store"]["pending"] == 0
+    })
+    .await;
+    let m = mark(&store).await;
     let resp = http
         .post(format!("http://{}/api/v1/drills", a.api))
         .bearer_auth(&app.tokens.operator)
@@ -170,25 +215,24 @@ async fn chaos_orchestrator_killed_mid_drill_rolls_back_after_restart() {
             .json()
             .await
             .unwrap();
-        if d["state"] == "interrupted" || Utc::now() - t0 > chrono::Duration::seconds(60) {
+        if d["state"] == "interrupted" || Utc::now() - m.t0 > chrono::Duration::seconds(60) {
             break d;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(d["state"], "interrupted", "{d}");
     wait_child(&http, b.api, &app.tokens.viewer, &path, "store flushed", |s| s["store"]["pending"] == 0).await;
-    let s = seen(&store, t0).await;
+    // The drill evacuates the primary: it is the one region traffic may leave.
+    let s = seen(&store, &m, &["primary"]).await;
     b.proc.start_kill().unwrap();
     b.proc.wait().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    report(&Row::from_seen(
+    report_without_false_flips(&Row::from_seen(
         "14 orchestrator killed mid-drill",
         "orchestrator as a process, live drill evacuating the primary, holding",
         "SIGKILL while the drill holds 0/100/0, restart".into(),
         "restart rolls the drill back to 80/20 and records it interrupted",
         format!("80/20/0 verified again; drill {} {}", &id[..8], d["state"].as_str().unwrap_or("?")),
-        t0,
         &s,
-        0,
     ));
 }
