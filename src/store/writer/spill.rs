@@ -383,6 +383,22 @@ mod tests {
     }
 
     #[test]
+    fn a_dead_letter_the_store_refused_is_kept_whole_in_its_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _, _) = Spill::open(dir.path()).unwrap();
+        let e = crate::store::StoreError::bad_value("outcome", "x", "text");
+        let letter = DeadLetter::new(&audit(7), &e, chrono::Utc::now());
+        s.dead_letter(&letter).unwrap();
+        s.dead_letter(&letter).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(DEAD_LETTERS)).unwrap();
+        let back: Vec<DeadLetter> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(back, vec![letter.clone(), letter.clone()]);
+        let write: Write = serde_json::from_str(&back[0].payload).unwrap();
+        assert_eq!(write, audit(7), "the payload is the refused write itself");
+        assert_eq!(s.entries(), 0, "dead letters are not in the spill file");
+    }
+
+    #[test]
     fn a_second_orchestrator_on_the_same_directory_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let (_held, _, _) = Spill::open(dir.path()).unwrap();
