@@ -49,6 +49,11 @@ struct ProviderLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskLabels {
+    task: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NotifyLabels {
     target: String,
     outcome: String,
@@ -74,6 +79,7 @@ pub struct Metrics {
     alarms: Family<KindLabels, Gauge>,
     store_pending: Gauge,
     leader: Gauge,
+    task_restarts: Family<TaskLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -150,6 +156,12 @@ impl Metrics {
         );
         let leader = Gauge::default();
         registry.register("leader", "1 when this orchestrator is the leader", leader.clone());
+        let task_restarts = Family::<TaskLabels, Counter>::default();
+        registry.register(
+            "task_restarts",
+            "Restarts of supervised tasks (probe runners, provider workers) after a panic",
+            task_restarts.clone(),
+        );
         Self {
             registry,
             probe_latency,
@@ -165,6 +177,7 @@ impl Metrics {
             alarms,
             store_pending,
             leader,
+            task_restarts,
         }
     }
 
@@ -241,6 +254,11 @@ impl Metrics {
     /// Sets leadership.
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
+    }
+
+    /// Counts a restart of a supervised task after a panic.
+    pub fn task_restarted(&self, task: &str) {
+        self.task_restarts.get_or_create(&TaskLabels { task: task.to_string() }).inc();
     }
 
     /// The text exposition.
