@@ -185,7 +185,8 @@ impl App {
         let addr = self.addr();
         let tracker = TaskTracker::new();
         let mut names: Vec<(String, JoinHandle<()>)> = Vec::new();
-        let work = cancel.child_token();
+        // Not a child of `cancel`: the tasks stop only once supervision knows it is shutting down.
+        let work = CancellationToken::new();
         let vitals = Vitals::new();
         let (sup, mut exits) =
             Supervisor::new(self.metrics.clone(), vitals.clone(), self.faults.clone(), RestartPolicy::default());

@@ -19,4 +19,5 @@ mod rfc2136_provider;
 mod route53_provider;
 mod shutdown;
 mod store;
+mod supervision;
 mod webhook_provider;
