@@ -1,17 +1,23 @@
 //! Wiring: builds every part from the configuration and runs them as named, cancellable tasks.
 //!
-//! This is the only place that spawns long-lived tasks and picks implementations.
-//! Shutdown order: the root token is cancelled → the HTTP server drains → probe
-//! runners, applier and engine stop (the engine records the last reports) → the
-//! housekeeping scheduler stops → tracked tasks are awaited under
-//! `shutdown_timeout` (names still running are logged) → the store writer flushes
-//! its buffer → the pool closes.
+//! This is the only place that spawns long-lived tasks and picks implementations. Every task
+//! is supervised ([`crate::supervise`]): a probe runner or provider worker that panics is
+//! restarted alone; the engine, applier, store writer, coordination, HTTP server, lag sampler
+//! and notifier are critical — one that ends while nothing asked it to (panic or return) makes
+//! [`App::run`] shut down and return an error naming it, so the process exits non-zero and its
+//! service manager restarts it.
+//! Shutdown order (on cancellation or a critical task's end): the root token is cancelled → the
+//! HTTP server drains → probe runners, applier and engine stop (the engine records the last
+//! reports) → the housekeeping scheduler stops → tracked tasks are awaited under
+//! `shutdown_timeout` (names still running are logged) → the store writer flushes its buffer →
+//! the pool closes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::FutureExt;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -33,6 +39,7 @@ use crate::replication::sampler::LagSampler;
 use crate::status::Status;
 use crate::store::Store;
 use crate::store::writer::{self, StoreHandle, StoreWriter};
+use crate::supervise::{Faults, RestartPolicy, SuperviseError, Supervisor, Task, Vitals};
 use crate::traffic;
 use crate::traffic::applier::{Applier, ProviderSlot, RetryPolicy};
 
@@ -45,6 +52,8 @@ pub struct AppOptions {
     pub retry: Option<RetryPolicy>,
     /// How long to keep trying the store at start-up (default 30 s).
     pub store_wait: Option<Duration>,
+    /// Test-only fault injection into named tasks; `None` (the product) injects nothing.
+    pub faults: Option<Faults>,
 }
 
 /// The coordination backend's task, or what keeps the single backend's channels open.
@@ -73,6 +82,7 @@ pub struct App {
     status_rx: watch::Receiver<Arc<Status>>,
     commands_tx: mpsc::Sender<Command>,
     commands_rx: mpsc::Receiver<Command>,
+    faults: Option<Faults>,
 }
 
 impl App {
@@ -152,6 +162,7 @@ impl App {
             status_rx,
             commands_tx,
             commands_rx,
+            faults: opts.faults,
         })
     }
 
@@ -175,28 +186,35 @@ impl App {
         self.store.clone()
     }
 
-    /// Runs everything until `cancel` fires, then shuts down in order.
+    /// Runs everything until `cancel` fires or a critical task ends, then shuts down in order.
     ///
     /// # Errors
-    /// When the scheduler cannot start.
+    /// When the scheduler cannot start, or a critical task ended (panic, or return while not
+    /// shutting down): a [`SuperviseError`] naming it.
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let addr = self.addr();
         let tracker = TaskTracker::new();
         let mut names: Vec<(String, JoinHandle<()>)> = Vec::new();
-        let work = cancel.child_token();
-        let mut spawn = |name: String, fut: futures::future::BoxFuture<'static, ()>| {
+        // Not a child of `cancel`: the tasks stop only once supervision knows it is shutting down.
+        let work = CancellationToken::new();
+        let vitals = Vitals::new();
+        let (sup, mut exits) =
+            Supervisor::new(self.metrics.clone(), vitals.clone(), self.faults.clone(), RestartPolicy::default());
+        let mut spawn = |task: Task, fut: futures::future::BoxFuture<'static, ()>| {
+            let name = task.to_string();
             let span = info_span!("task", name = %name);
             let h = tracker.spawn(fut.instrument(span));
             names.push((name, h));
         };
 
-        // Store writer: its own token, cancelled last so it can flush.
+        // Store writer: its own token, cancelled last so it can flush; critical like the others.
         let writer_cancel = CancellationToken::new();
         let (store_writer, store_handle) = (self.store_writer, self.store_handle);
         let flush = self.config.orchestrator.shutdown_timeout;
         let wc = writer_cancel.clone();
         let writer_task = tokio::spawn(
-            async move { store_writer.run(wc, flush).await }.instrument(info_span!("task", name = "store-writer")),
+            sup.critical(Task::StoreWriter, async move { store_writer.run(wc, flush).await })
+                .instrument(info_span!("task", name = "store-writer")),
         );
 
         // Coordination.
@@ -207,14 +225,14 @@ impl App {
             Backend::Etcd(coordinator) => {
                 // Cancelled with the other tasks: it revokes its lease so a successor takes over at once.
                 let token = work.child_token();
-                spawn("coordination".into(), Box::pin(async move { coordinator.run(token).await }));
+                spawn(Task::Coordination, sup.critical(Task::Coordination, coordinator.run(token)).boxed());
             }
             Backend::Single(keep) => _single_keep = Some(keep),
         }
         if self.migrate_later {
             let store = self.store.clone();
             let token = work.child_token();
-            spawn("store-migrate".into(), Box::pin(async move { migrate_when_back(store, token).await }));
+            spawn(Task::StoreMigrate, sup.one_shot(Task::StoreMigrate, migrate_when_back(store, token)).boxed());
         }
 
         // Probes → engine; each region's runners can be told to probe at once.
@@ -226,18 +244,22 @@ impl App {
         }
         for check in self.config.checks() {
             let probe = probe::build(check, &http);
-            let mut runner = Runner::new(
-                check.clone(),
-                probe,
-                self.config.orchestrator.vantage.clone(),
-                obs_tx.clone(),
-                self.metrics.clone(),
-            );
-            if let Some(tx) = reprobe.get(&check.id.region) {
-                runner = runner.with_reprobe(tx.subscribe());
-            }
-            let token = work.child_token();
-            spawn(format!("probe {}", check.id), Box::pin(async move { runner.run(token).await }));
+            let (vantage, obs_tx, metrics) =
+                (self.config.orchestrator.vantage.clone(), obs_tx.clone(), self.metrics.clone());
+            let reprobe_rx = reprobe.get(&check.id.region).map(|tx| tx.subscribe());
+            let (check, token) = (check.clone(), work.child_token());
+            let task = Task::Probe(check.id.clone());
+            // A restart builds a fresh runner on the same channels.
+            let t = token.clone();
+            let run = sup.restarting(task.clone(), token, move || {
+                let mut runner =
+                    Runner::new(check.clone(), probe.clone(), vantage.clone(), obs_tx.clone(), metrics.clone());
+                if let Some(rx) = &reprobe_rx {
+                    runner = runner.with_reprobe(rx.clone());
+                }
+                runner.run(t.clone())
+            });
+            spawn(task, run.boxed());
         }
         drop(obs_tx);
 
@@ -255,7 +277,7 @@ impl App {
                     sampler.set_primary(w.clone());
                 }
                 let token = work.child_token();
-                spawn("lag-sampler".into(), Box::pin(async move { sampler.run(token).await }));
+                spawn(Task::LagSampler, sup.critical(Task::LagSampler, sampler.run(token)).boxed());
             }
             None => info!("fewer than two regions have a database: replication lag not collected"),
         }
@@ -263,8 +285,19 @@ impl App {
         let (reports_tx, reports_rx) = mpsc::channel(1024);
         let applier = Applier::new(self.providers.clone(), plans_rx, reports_tx, self.metrics.clone(), self.retry)
             .with_fence(fence, applier_standing);
+        // One supervised worker per provider: a panicking one restarts alone, the others go on.
         let token = work.child_token();
-        spawn("applier".into(), Box::pin(async move { applier.run(token).await }));
+        let workers: Vec<_> = applier
+            .into_workers()
+            .into_iter()
+            .map(|worker| {
+                let t = token.clone();
+                sup.restarting(Task::Provider(worker.provider().to_string()), token.clone(), move || {
+                    worker.run(t.clone())
+                })
+            })
+            .collect();
+        spawn(Task::Applier, sup.critical(Task::Applier, futures::future::join_all(workers).map(drop)).boxed());
 
         // Notifications: a bounded queue from the engine; the notifier never blocks it.
         let notify_tx = if self.config.notifications.is_empty() {
@@ -274,7 +307,7 @@ impl App {
             let notifier = Notifier::new(self.config.notifications.clone(), rx, self.metrics.clone())
                 .context("building the notifier")?;
             let token = work.child_token();
-            spawn("notifier".into(), Box::pin(async move { notifier.run(token).await }));
+            spawn(Task::Notifier, sup.critical(Task::Notifier, notifier.run(token)).boxed());
             Some(tx)
         };
         let engine = Engine::new(
@@ -295,9 +328,10 @@ impl App {
             },
             self.metrics.clone(),
             self.resume,
-        );
+        )
+        .with_heartbeat(vitals.heartbeat());
         let token = work.child_token();
-        spawn("engine".into(), Box::pin(async move { engine.run(token).await }));
+        spawn(Task::Engine, sup.critical(Task::Engine, engine.run(token)).boxed());
 
         // HTTP API.
         let state = AppState {
@@ -308,20 +342,18 @@ impl App {
             config: self.config.clone(),
             shutdown: work.clone(),
             writes: store_handle.clone(),
+            vitals,
         };
         let router = api::router(state);
         let listener = self.listener;
         let token = work.clone();
-        spawn(
-            "http".into(),
-            Box::pin(async move {
-                let server =
-                    axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await });
-                if let Err(e) = server.await {
-                    error!(error = %e, "http server failed");
-                }
-            }),
-        );
+        let http = async move {
+            let server = axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await });
+            if let Err(e) = server.await {
+                error!(error = %e, "http server failed");
+            }
+        };
+        spawn(Task::Http, sup.critical(Task::Http, http).boxed());
 
         // Scheduler: housekeeping and the `[[schedule.drills]]`.
         let mut scheduler = JobScheduler::new().await.context("creating the scheduler")?;
@@ -362,8 +394,17 @@ impl App {
         scheduler.start().await.context("starting the scheduler")?;
 
         info!(%addr, "orchestrator running");
-        cancel.cancelled().await;
-        info!("shutting down");
+        let failed = tokio::select! {
+            () = cancel.cancelled() => None,
+            Some(exit) = exits.recv() => Some(exit),
+        };
+        match &failed {
+            None => info!("shutting down"),
+            Some(exit) => {
+                error!(task = %exit.task, exit = %exit.exit, "a critical task ended: shutting down so that the process is restarted")
+            }
+        }
+        sup.stop();
         work.cancel();
         if let Err(e) = scheduler.shutdown().await {
             warn!(error = %e, "scheduler did not stop cleanly");
@@ -383,7 +424,11 @@ impl App {
         }
         self.store.close().await;
         info!("shutdown complete");
-        Ok(())
+        // A critical task that panicked while stopping fails the run too.
+        match failed.or_else(|| exits.try_recv().ok()) {
+            Some(exit) => Err(SuperviseError::CriticalTaskEnded(exit).into()),
+            None => Ok(()),
+        }
     }
 }
 

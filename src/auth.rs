@@ -174,14 +174,15 @@ pub enum Access {
 
 /// The route policy. `path` is the matched route (`/api/v1/drills/{id}`).
 ///
-/// `/healthz` and `/metrics` are public when configured so; the dashboard shell,
+/// `/healthz` and `/readyz` (probes of orchestrators and load balancers) are public when
+/// `healthz_public`, `/metrics` when `metrics_public`; the dashboard shell,
 /// its assets and the OpenAPI document hold no data and are public; reads need
 /// `viewer` (or nothing with `public_reads`), the audit log `operator`, every
 /// mutation `operator` (forcing over a lag limit needs `admin`, checked by the handler).
 pub fn access(method: &str, path: &str, healthz_public: bool, metrics_public: bool, public_reads: bool) -> Access {
     let read = matches!(method, "GET" | "HEAD");
     match path {
-        "/healthz" if healthz_public => Access::Public,
+        "/healthz" | "/readyz" if healthz_public => Access::Public,
         "/metrics" if metrics_public => Access::Public,
         "/" | "/assets/{file}" | "/api/v1/openapi.json" if read => Access::Public,
         "/api/v1/audit" => Access::Needs(Role::Operator),
@@ -251,6 +252,9 @@ mod tests {
         let cases = [
             ("GET", "/healthz", true, true, false, Public),
             ("GET", "/healthz", false, true, false, Needs(Role::Viewer)),
+            ("GET", "/readyz", true, false, false, Public),
+            ("GET", "/readyz", false, true, false, Needs(Role::Viewer)),
+            ("GET", "/readyz", false, true, true, Public),
             ("GET", "/metrics", true, false, false, Needs(Role::Viewer)),
             ("GET", "/", true, true, false, Public),
             ("GET", "/assets/{file}", false, false, false, Public),

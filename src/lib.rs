@@ -26,6 +26,7 @@
 //! - [`incidents`] turns what the engine sees into one timeline per traffic move, from the first
 //!   failed probe to the verified flip, so the product measures its own detection-to-flip.
 //! - [`auth`] holds the bearer tokens, roles and route policy.
+//! - [`selfcheck`] judges the orchestrator's own liveness (`/healthz`) and readiness (`/readyz`).
 //!
 //! **The shell**
 //! - [`engine`] is the actor around the pure modules: it owns the live state (split by concept:
@@ -44,8 +45,10 @@
 //!   under `api/assets/`).
 //! - [`cli`] is the operators' command-line client of the API (`status`, `drill`, `failover` …).
 //! - [`app`] wires it all: the only place that spawns tasks and picks implementations
-//!   ([`coord`] for leadership); [`shutdown`] turns signals into cancellation; [`logging`]
-//!   installs the log subscriber for a binary's `main`.
+//!   ([`coord`] for leadership); [`supervise`] watches every task it spawns (restarts a panicked
+//!   probe runner or provider worker, turns a critical task's end into the process's failure)
+//!   and keeps the vital signs the self-checks read; [`shutdown`] turns signals into
+//!   cancellation; [`logging`] installs the log subscriber for a binary's `main`.
 //!
 //! In tests only, `proptest_cases` sets how many cases every property test of the pure core runs
 //! (at least 10 000).
@@ -81,9 +84,11 @@ mod proptest_cases;
 pub mod region;
 pub mod replication;
 pub mod retry;
+pub mod selfcheck;
 pub mod serde_util;
 pub mod shutdown;
 pub mod signed_post;
 pub mod status;
 pub mod store;
+pub mod supervise;
 pub mod traffic;

@@ -49,6 +49,11 @@ struct ProviderLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskLabels {
+    task: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NotifyLabels {
     target: String,
     outcome: String,
@@ -77,6 +82,7 @@ pub struct Metrics {
     store_thinned: Family<KindLabels, Counter>,
     store_spill_entries: Gauge,
     leader: Gauge,
+    task_restarts: Family<TaskLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -171,6 +177,12 @@ impl Metrics {
         );
         let leader = Gauge::default();
         registry.register("leader", "1 when this orchestrator is the leader", leader.clone());
+        let task_restarts = Family::<TaskLabels, Counter>::default();
+        registry.register(
+            "task_restarts",
+            "Restarts of supervised tasks (probe runners, provider workers) after a panic",
+            task_restarts.clone(),
+        );
         Self {
             registry,
             probe_latency,
@@ -189,6 +201,7 @@ impl Metrics {
             store_thinned,
             store_spill_entries,
             leader,
+            task_restarts,
         }
     }
 
@@ -280,6 +293,11 @@ impl Metrics {
     /// Sets leadership.
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
+    }
+
+    /// Counts a restart of a supervised task after a panic.
+    pub fn task_restarted(&self, task: &str) {
+        self.task_restarts.get_or_create(&TaskLabels { task: task.to_string() }).inc();
     }
 
     /// The text exposition.

@@ -1,4 +1,4 @@
-//! The HTTP API: REST under `/api/v1`, Server-Sent Events, `/metrics`, `/healthz`, and the dashboard at `/`.
+//! The HTTP API: REST under `/api/v1`, Server-Sent Events, `/metrics`, `/healthz`, `/readyz`, and the dashboard at `/`.
 //!
 //! [`router`] is a plain function of [`AppState`] so tests can call it without
 //! a socket. Handlers read the engine's `watch<Arc<Status>>`, query the store
@@ -6,7 +6,8 @@
 //! for anything that changes state ([`operator`]). Errors are JSON `{ "error": … }`; a 5xx
 //! carries a generic message and the request id, never an internal error text.
 //! [`auth`] authenticates every request and audits every mutation; the routes
-//! are described by the OpenAPI document in [`openapi`].
+//! are described by the OpenAPI document in [`openapi`]. `/healthz` (liveness) and `/readyz`
+//! (readiness) answer 200 or 503 with the verdicts of [`crate::selfcheck`], each part saying why.
 
 pub mod auth;
 pub mod dashboard;
@@ -44,10 +45,12 @@ pub use error::ApiError;
 use crate::config::Config;
 use crate::engine::Command;
 use crate::metrics::Metrics;
+use crate::selfcheck;
 use crate::status::Status;
 use crate::store::EventKind;
 use crate::store::Store;
 use crate::store::writer::StoreHandle;
+use crate::supervise::Vitals;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -66,6 +69,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Buffered store writes (the audit log).
     pub writes: StoreHandle,
+    /// The tasks' vital signs (engine heartbeat, critical tasks gone, workers restarting).
+    pub vitals: Vitals,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -95,6 +100,7 @@ fn routes() -> Routes {
         .get("/", dashboard::index)
         .get("/assets/{file}", dashboard::asset)
         .get("/healthz", healthz)
+        .get("/readyz", readyz)
         .get("/metrics", metrics)
         .get("/api/v1/status", status)
         .get("/api/v1/events", events)
@@ -151,11 +157,37 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such route; see /api/v1/openapi.json".into())
 }
 
-/// Liveness, leadership and store reachability.
-#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "`{status, leader, store_reachable}`", body = Object)))]
-async fn healthz(State(s): State<AppState>) -> Json<serde_json::Value> {
+/// 200 when ready (or live), 503 when not.
+fn verdict_code(ok: bool) -> StatusCode {
+    if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+}
+
+/// Liveness: the engine completed a cycle within the bound and no critical task is gone.
+#[utoipa::path(get, path = "/healthz", tag = "system", responses(
+    (status = 200, description = "live: `{status: \"ok\", engine: {ok, why}, engine_idle_ms, tasks: {ok, why}, leader, store_reachable}`", body = Object),
+    (status = 503, description = "not live (`status: \"failing\"`): the engine has not completed a cycle within the bound, or a critical task is gone; `engine.why` / `tasks.why` say which", body = Object)))]
+async fn healthz(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let st = s.status.borrow().clone();
-    Json(json!({ "status": "ok", "leader": st.leadership.leader, "store_reachable": st.store.reachable }))
+    let l = selfcheck::liveness(&s.vitals.signs(), selfcheck::ENGINE_STALL_AFTER);
+    let body = json!({
+        "status": if l.live { "ok" } else { "failing" },
+        "engine": l.engine,
+        "engine_idle_ms": l.engine_idle_ms,
+        "tasks": l.tasks,
+        "leader": st.leadership.leader,
+        "store_reachable": s.writes.status().reachable,
+    });
+    (verdict_code(l.live), Json(body))
+}
+
+/// Readiness: whether this orchestrator can act now (engine, store, providers, coordination).
+#[utoipa::path(get, path = "/readyz", tag = "system", responses(
+    (status = 200, description = "ready: `{ready: true, failing: [], engine, store, providers, coordination}`, each part `{ok, why}`", body = Object),
+    (status = 503, description = "not ready: `failing` names the parts (`engine`, `store`, `providers`, `coordination`) and each part's `why` says what is wrong", body = Object)))]
+async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<selfcheck::Readiness>) {
+    let st = s.status.borrow().clone();
+    let r = selfcheck::readiness(&s.vitals.signs(), selfcheck::ENGINE_STALL_AFTER, &s.writes.status(), &st);
+    (verdict_code(r.ready), Json(r))
 }
 
 /// Prometheus metrics (OpenMetrics text).

@@ -32,7 +32,7 @@ impl Modify for Bearer {
 #[openapi(
     info(title = "failover-orchestrator", description = "Regional failover orchestrator: status, history, drills and manual control."),
     paths(
-        super::healthz, super::metrics, super::status, super::events, super::stream, super::lag_series, super::openapi_json,
+        super::healthz, super::readyz, super::metrics, super::status, super::events, super::stream, super::lag_series, super::openapi_json,
         operator::start_drill, operator::list_drills, operator::get_drill, operator::abort_drill,
         operator::failover, operator::switchover, operator::failback, operator::maintenance, operator::audit,
         super::incidents::list, super::incidents::one,

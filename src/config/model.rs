@@ -24,7 +24,7 @@ pub struct AuthConfig {
     pub tokens: TokenSet,
     /// Whether GET requests need no token.
     pub public_reads: bool,
-    /// Whether `/healthz` needs no token.
+    /// Whether `/healthz` and `/readyz` need no token.
     pub healthz_public: bool,
 }
 

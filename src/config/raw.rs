@@ -71,7 +71,7 @@ pub struct RawAuth {
     pub tokens_env: Option<String>,
     /// Whether GET requests need no token (default false).
     pub public_reads: Option<bool>,
-    /// Whether `/healthz` needs no token (default true).
+    /// Whether `/healthz` and `/readyz` need no token (default true).
     pub healthz_public: Option<bool>,
 }
 

@@ -50,6 +50,7 @@ use crate::status::ProviderDrift;
 use crate::status::Status;
 use crate::store::records::Write;
 use crate::store::writer::StoreHandle;
+use crate::supervise::Heartbeat;
 use crate::traffic::applier::ApplyReport;
 
 mod alarms;
@@ -165,6 +166,8 @@ pub struct Engine {
     incidents: crate::incidents::Tracker,
     /// Peers, votes, takeover and the suspect-path bookkeeping.
     coordination: coordination::CoordState,
+    /// Beaten after every completed cycle (liveness).
+    heartbeat: Option<Heartbeat>,
 }
 
 impl Engine {
@@ -195,6 +198,9 @@ impl Engine {
                 self.step(now).await;
             }
             self.publish(now, false);
+            if let Some(h) = &self.heartbeat {
+                h.beat();
+            }
         }
         // Drain: an in-flight plan's last reports are recorded before exit.
         while let Ok(rep) = self.ch.reports.try_recv() {

@@ -23,6 +23,7 @@ use crate::operation::HoldRecord;
 use crate::plan::{PlanKind, TrafficPlan, Weights};
 use crate::region::RegionName;
 use crate::store::writer::StoreHandle;
+use crate::supervise::Heartbeat;
 
 /// What the engine resumes from after a restart.
 #[derive(Debug, Clone, Default)]
@@ -138,7 +139,14 @@ impl Engine {
             last_publish: None,
             incidents: crate::incidents::Tracker::new(),
             coordination: Default::default(),
+            heartbeat: None,
         }
+    }
+
+    /// Beats `heartbeat` after every completed cycle of the loop (liveness, `/healthz`).
+    pub fn with_heartbeat(mut self, heartbeat: Heartbeat) -> Self {
+        self.heartbeat = Some(heartbeat);
+        self
     }
 }
 

@@ -1,7 +1,10 @@
 //! The applier: drives every provider toward the latest plan and watches for drift.
 //!
-//! One worker per provider runs concurrently (joined, not spawned: one slow or
-//! dead provider never blocks the others). A worker applies each new plan,
+//! One worker per provider runs concurrently, so one slow or dead provider never
+//! blocks the others. [`Applier::into_workers`] hands out each provider's
+//! [`ProviderWorker`], which `app.rs` runs under supervision: a worker that panics
+//! is restarted alone (with a fresh breaker, re-applying the latest plan) while the
+//! others go on; [`Applier::run`] joins them without supervision. A worker applies each new plan,
 //! reads it back and compares; on failure it reports, waits (exponential
 //! backoff, full jitter) and tries again until it succeeds, the error is not
 //! retryable (stale epoch), or a newer plan supersedes this one. Each worker
@@ -132,6 +135,12 @@ impl ProviderSlot {
 /// Applies the latest plan to every provider.
 pub struct Applier {
     slots: Vec<ProviderSlot>,
+    feeds: Feeds,
+}
+
+/// What every provider's worker shares: where plans come from and reports go, and the fence.
+#[derive(Clone)]
+struct Feeds {
     plans: watch::Receiver<Option<TrafficPlan>>,
     reports: mpsc::Sender<ApplyReport>,
     metrics: Arc<Metrics>,
@@ -149,38 +158,62 @@ impl Applier {
         metrics: Arc<Metrics>,
         retry: RetryPolicy,
     ) -> Self {
-        Self { slots, plans, reports, metrics, retry, fence: Arc::new(AlwaysLeader), standing: None }
+        Self { slots, feeds: Feeds { plans, reports, metrics, retry, fence: Arc::new(AlwaysLeader), standing: None } }
     }
 
     /// Confirms leadership through `fence` before every provider write, and abandons an
     /// apply in flight as soon as `standing` says this orchestrator no longer leads in the
     /// plan's epoch.
     pub fn with_fence(mut self, fence: Arc<dyn Fence>, standing: watch::Receiver<Standing>) -> Self {
-        self.fence = fence;
-        self.standing = Some(standing);
+        self.feeds.fence = fence;
+        self.feeds.standing = Some(standing);
         self
     }
 
-    /// Applies plans and checks drift until cancelled. An apply in flight when
-    /// cancelled is abandoned after its current attempt (the engine records the
-    /// last report it got).
+    /// Applies plans and checks drift until cancelled, every provider's worker joined in this
+    /// task without supervision (a panic in one ends all). An apply in flight when cancelled is
+    /// abandoned after its current attempt (the engine records the last report it got).
     pub async fn run(self, cancel: CancellationToken) {
-        let workers = self.slots.into_iter().map(|slot| {
-            Worker {
-                breaker: CircuitBreaker::new(slot.guard.breaker),
-                slot,
-                plans: self.plans.clone(),
-                reports: self.reports.clone(),
-                metrics: self.metrics.clone(),
-                retry: self.retry,
-                drifted: None,
-                read_failed: false,
-                fence: self.fence.clone(),
-                standing: self.standing.clone(),
-            }
-            .run(cancel.clone())
-        });
-        futures::future::join_all(workers).await;
+        let workers = self.into_workers();
+        futures::future::join_all(workers.iter().map(|w| w.run(cancel.clone()))).await;
+    }
+
+    /// One worker per provider, for the caller to run (and restart) each on its own.
+    pub fn into_workers(self) -> Vec<ProviderWorker> {
+        self.slots.into_iter().map(|slot| ProviderWorker { slot, feeds: self.feeds.clone() }).collect()
+    }
+}
+
+/// What one provider's worker is built from; [`ProviderWorker::run`] can be called again after
+/// a run panicked.
+pub struct ProviderWorker {
+    slot: ProviderSlot,
+    feeds: Feeds,
+}
+
+impl ProviderWorker {
+    /// The provider's name.
+    pub fn provider(&self) -> &str {
+        self.slot.provider.name()
+    }
+
+    /// A fresh run (closed breaker, no drift known) that applies the latest plan at once, then
+    /// every newer one, and checks drift, until cancelled or the plans' sender is gone.
+    pub fn run(&self, cancel: CancellationToken) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let f = self.feeds.clone();
+        Worker {
+            breaker: CircuitBreaker::new(self.slot.guard.breaker),
+            slot: self.slot.clone(),
+            plans: f.plans,
+            reports: f.reports,
+            metrics: f.metrics,
+            retry: f.retry,
+            drifted: None,
+            read_failed: false,
+            fence: f.fence,
+            standing: f.standing,
+        }
+        .run(cancel)
     }
 }
 

@@ -21,6 +21,7 @@ const PURE: &[&str] = &[
     "policy.rs",
     "alarm.rs",
     "coord/view.rs",
+    "selfcheck.rs",
 ];
 /// Crates whose presence in a pure module means I/O, a clock source or a runtime.
 const IO_CRATES: &[&str] = &["tokio", "sqlx", "reqwest", "axum", "hyper", "std::fs", "std::net", "tracing"];

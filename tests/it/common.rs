@@ -213,6 +213,11 @@ pub const REGIONS: [&str; 3] = ["primary", "standby", "dr"];
 
 /// Starts an orchestrator over three fresh region apps.
 pub async fn spawn_app(spec: Spec) -> TestApp {
+    spawn_app_with(spec, AppOptions::default()).await
+}
+
+/// Starts an orchestrator over three fresh region apps, built with `opts` (e.g. faults to inject).
+pub async fn spawn_app_with(spec: Spec, opts: AppOptions) -> TestApp {
     init_tracing();
     let n = unique();
     let mut apps = Vec::new();
@@ -317,7 +322,7 @@ pub async fn spawn_app(spec: Spec) -> TestApp {
     let text = params.to_toml();
     let config =
         Config::parse(&text, "test", &|k| (k == PDNS_KEY_ENV).then(|| key.clone())).expect("valid test config");
-    let app = App::build(config.clone(), AppOptions::default()).await.expect("build app");
+    let app = App::build(config.clone(), opts).await.expect("build app");
     let addr = app.addr();
     let status = app.status();
     let store = app.store();

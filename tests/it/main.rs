@@ -21,4 +21,5 @@ mod rfc2136_provider;
 mod route53_provider;
 mod shutdown;
 mod store;
+mod supervision;
 mod webhook_provider;

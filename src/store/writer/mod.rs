@@ -46,6 +46,9 @@ pub const MAX_BUFFERED: usize = 200_000;
 /// Bound on one write to the store.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often an idle writer checks that the store still answers.
+const IDLE_PING: Duration = Duration::from_secs(2);
+
 /// The latest dead letter, for status.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeadLetterNote {
@@ -209,6 +212,8 @@ impl StoreWriter {
                         Some(i) => self.accept(i),
                         None => break,
                     },
+                    // Idle: a ping keeps `reachable` true to the store, not to the last write.
+                    _ = tokio::time::sleep(IDLE_PING) => self.ping().await,
                 }
                 continue;
             }
@@ -382,6 +387,29 @@ impl StoreWriter {
         }
         self.status.send_modify(|s| s.reachable = false);
         self.publish(Some(e));
+    }
+
+    /// Checks an idle store: a failed ping counts as an outage (so status, `/readyz` and the
+    /// `store_unreachable` alarm follow the store, not the last write); a good one ends it.
+    async fn ping(&mut self) {
+        let store = self.store.clone();
+        let check = async move { matches!(tokio::time::timeout(WRITE_TIMEOUT, store.ping()).await, Ok(true)) };
+        tokio::pin!(check);
+        // Writes keep being taken (and spilled) while the ping waits.
+        let answered = loop {
+            tokio::select! {
+                a = &mut check => break a,
+                Some(i) = self.rx.recv() => self.accept(i),
+            }
+        };
+        if answered {
+            if std::mem::replace(&mut self.down, false) {
+                info!("store answers again");
+            }
+            self.status.send_if_modified(|s| !std::mem::replace(&mut s.reachable, true));
+        } else {
+            self.fail("the store does not answer (idle check)".to_string());
+        }
     }
 
     /// Waits `wait`, taking new writes; true when cancelled.
