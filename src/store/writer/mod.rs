@@ -307,13 +307,7 @@ impl StoreWriter {
                 Err(_) => Err(None),
             }
         };
-        tokio::pin!(attempt);
-        let result = loop {
-            tokio::select! {
-                r = &mut attempt => break r,
-                Some(i) = self.rx.recv() => self.accept(i),
-            }
-        };
+        let result = self.accepting(attempt).await;
         match result {
             Ok(()) => {
                 self.landed();
@@ -394,14 +388,7 @@ impl StoreWriter {
     async fn ping(&mut self) {
         let store = self.store.clone();
         let check = async move { matches!(tokio::time::timeout(WRITE_TIMEOUT, store.ping()).await, Ok(true)) };
-        tokio::pin!(check);
-        // Writes keep being taken (and spilled) while the ping waits.
-        let answered = loop {
-            tokio::select! {
-                a = &mut check => break a,
-                Some(i) = self.rx.recv() => self.accept(i),
-            }
-        };
+        let answered = self.accepting(check).await;
         if answered {
             if std::mem::replace(&mut self.down, false) {
                 info!("store answers again");
@@ -412,16 +399,23 @@ impl StoreWriter {
         }
     }
 
-    /// Waits `wait`, taking new writes; true when cancelled.
-    async fn wait_accepting(&mut self, wait: Duration, cancel: &CancellationToken) -> bool {
-        let sleep = tokio::time::sleep(wait);
-        tokio::pin!(sleep);
+    /// Awaits `work` while taking (and spilling) the writes that arrive meanwhile, so a slow
+    /// or dead store never leaves a write unspilled in the channel.
+    async fn accepting<T>(&mut self, work: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(work);
         loop {
             tokio::select! {
-                _ = cancel.cancelled() => return true,
-                _ = &mut sleep => return false,
+                out = &mut work => return out,
                 Some(i) = self.rx.recv() => self.accept(i),
             }
+        }
+    }
+
+    /// Waits `wait`, taking new writes; true when cancelled.
+    async fn wait_accepting(&mut self, wait: Duration, cancel: &CancellationToken) -> bool {
+        tokio::select! {
+            _ = cancel.cancelled() => true,
+            _ = self.accepting(tokio::time::sleep(wait)) => false,
         }
     }
 
