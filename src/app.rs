@@ -43,6 +43,9 @@ use crate::supervise::{Faults, RestartPolicy, SuperviseError, Supervisor, Task, 
 use crate::traffic;
 use crate::traffic::applier::{Applier, ProviderSlot, RetryPolicy};
 
+/// Bound of the shutdown steps that have no timeout of their own (scheduler, store pool).
+const SHUTDOWN_STEP: Duration = Duration::from_secs(5);
+
 /// Knobs that are not configuration: mostly for tests and the lab.
 #[derive(Clone, Default)]
 pub struct AppOptions {
@@ -406,8 +409,12 @@ impl App {
         }
         sup.stop();
         work.cancel();
-        if let Err(e) = scheduler.shutdown().await {
-            warn!(error = %e, "scheduler did not stop cleanly");
+        // Every step of the shutdown is bounded: a process that must exit to be restarted never
+        // hangs on its way out.
+        match tokio::time::timeout(SHUTDOWN_STEP, scheduler.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "scheduler did not stop cleanly"),
+            Err(_) => warn!("scheduler did not stop in time; abandoned"),
         }
         tracker.close();
         let timeout = self.config.orchestrator.shutdown_timeout;
@@ -422,7 +429,9 @@ impl App {
         if tokio::time::timeout(timeout + Duration::from_secs(1), writer_task).await.is_err() {
             error!("store writer did not finish flushing in time");
         }
-        self.store.close().await;
+        if tokio::time::timeout(SHUTDOWN_STEP, self.store.close()).await.is_err() {
+            warn!("store connections not closed in time; abandoned");
+        }
         info!("shutdown complete");
         // A critical task that panicked while stopping fails the run too.
         match failed.or_else(|| exits.try_recv().ok()) {

@@ -122,7 +122,8 @@ async fn a_critical_task_that_panics_or_returns_ends_the_run_with_an_error_namin
         let (app, faults) = start(Spec { powerdns: false, ..Spec::default() }).await;
         faults.arm(task.clone(), fault);
         // A guard against a hang only: nothing cancels the run, so it ends by itself or never.
-        let ended = tokio::time::timeout(Duration::from_secs(30), app.task).await;
+        // Generous: the shutdown that follows is bounded by its own timeouts (about 30 s at most).
+        let ended = tokio::time::timeout(Duration::from_secs(90), app.task).await;
         let result = ended.unwrap_or_else(|_| panic!("App::run still running after {task} ended")).unwrap();
         let err = result.expect_err("App::run fails when a critical task ends");
         let sup = err.downcast_ref::<SuperviseError>().unwrap_or_else(|| panic!("not a supervision error: {err:#}"));

@@ -343,6 +343,8 @@ impl StoreWriter {
         if was_down {
             info!(pending = self.buffer.len(), "store reachable again; writing buffered records");
         }
+        // Settled before publishing: no observer sees nothing pending but a spill file still full.
+        self.settle_spill();
         self.publish(None);
     }
 
@@ -369,6 +371,7 @@ impl StoreWriter {
             s.reachable = true;
         });
         self.down = false;
+        self.settle_spill();
         self.publish(None);
     }
 
