@@ -230,7 +230,10 @@ pub struct RawCheck {
     /// Time between probes while the check is steady.
     #[serde(default, with = "humantime_serde::option")]
     pub interval: Option<Duration>,
-    /// Time between probes after a failure, until confirmed (default: interval).
+    /// Time between confirmation probes (default: interval). A check confirms after a failed or
+    /// degraded probe, or a probe unanswered for this long; its probes then start this far apart
+    /// without waiting for each other (at most `max(fall, rise)` in flight), until
+    /// `max(fall, rise)` Ok in a row.
     #[serde(default, with = "humantime_serde::option")]
     pub fast_interval: Option<Duration>,
     /// Hard timeout of one probe; must be below `interval`.

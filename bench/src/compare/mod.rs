@@ -28,6 +28,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use failover_orchestrator::config::CheckKind;
 use failover_orchestrator::status::Status;
 use fo_lab::app_stub::AppStub;
 use fo_lab::faultproxy::FaultProxy;
@@ -280,15 +281,24 @@ pub async fn run(opts: CompareOptions, mut progress: impl FnMut(&str)) -> anyhow
     let task = tokio::spawn(app.run(cancel.clone()));
     let http = reqwest::Client::builder().no_proxy().timeout(HTTP_TIMEOUT).build().context("HTTP client")?;
     let dns = lab.pdns.dns_addr();
+    // The pace of ours confirming the primary's app check (the lab sets one for every check).
+    let fast = lab
+        .config
+        .checks()
+        .find(|c| matches!(c.kind, CheckKind::Http { .. }))
+        .map_or(opts.interval, |c| c.fast_interval);
     let mut bench = Bench { apps, proxies, ips, lab, haproxy, http, status, dns };
     let settings = vec![
         format!(
-            "ours: interval {}, timeout {}, fast re-probe {}, fall {}, rise {}, 3 hedged attempts per probe; PowerDNS weights 80/20/0",
+            "ours: interval {}, timeout {}, overlapping confirmation every {} (at most {} probes in flight), fall {}, rise {}, 3 hedged attempts per probe; PowerDNS weights 80/20/0; confirmed after the first failing probe starts: 503 in (fall − 1) × fast = {}, silent in timeout + (fall − 1) × fast = {}",
             humantime::format_duration(opts.interval),
             humantime::format_duration(check.timeout),
-            humantime::format_duration((opts.interval / 5).max(Duration::from_millis(50))),
+            humantime::format_duration(fast),
+            opts.fall.max(opts.rise),
             opts.fall,
-            opts.rise
+            opts.rise,
+            humantime::format_duration(fast * opts.fall.saturating_sub(1)),
+            humantime::format_duration(check.timeout + fast * opts.fall.saturating_sub(1)),
         ),
         format!("HAProxy: {}", check.directives().trim().replace('\n', ";").replace("  ", " ")),
         format!(

@@ -95,13 +95,16 @@ async fn chaos_thirty_percent_probe_loss_moves_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_three_second_network_hiccup_moves_nothing() {
-    // A silent target needs fall × timeout = 5 × 800 ms = 4 s to be confirmed down: longer than
-    // a 3 s hiccup, while a refusing target is still confirmed in fall × fast = 0.5 s.
+    // Confirmation probes overlap, so a silent target is confirmed down in
+    // timeout + (fall − 1) × fast = 800 ms + 4 × 700 ms = 3.6 s from its first silent probe: the
+    // fifth probe starts ≥ 2.8 s into the hiccup and its last hedged attempt (at 2/3 of the
+    // timeout) after it, so it answers. A refusing target is confirmed in fall × fast = 3.5 s.
     let spec = Spec {
         fault_proxies: true,
         powerdns: false,
         interval: Duration::from_secs(1),
         timeout: Duration::from_millis(800),
+        fast_interval: Duration::from_millis(700),
         fall: 5,
         ..Spec::default()
     };
@@ -117,7 +120,7 @@ async fn chaos_three_second_network_hiccup_moves_nothing() {
     let s = seen(&app.store, &m, &[]).await;
     report_without_false_flips(&Row::from_seen(
         "06 3 s network hiccup",
-        "interval 1 s, timeout 800 ms, fast 100 ms, fall 5",
+        "interval 1 s, timeout 800 ms, fast 700 ms, fall 5",
         "primary blackholed for 3 s".into(),
         "no traffic change",
         format!("weights {}", app.weights()),
