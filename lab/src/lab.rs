@@ -69,6 +69,8 @@ pub struct LabTuning {
     /// When set, the orchestrator probes these addresses (primary, standby, dr) instead of the
     /// lab's own apps, e.g. fault proxies in front of other apps that a benchmark controls.
     pub probe_targets: Option<[SocketAddr; 3]>,
+    /// `fast_interval` of every check; None: a fifth of the interval (at least 50 ms).
+    pub fast_interval: Option<Duration>,
 }
 
 impl Default for LabTuning {
@@ -78,6 +80,7 @@ impl Default for LabTuning {
             failback_hold: Duration::from_secs(5),
             failback_step: 20,
             probe_targets: None,
+            fast_interval: None,
         }
     }
 }
@@ -142,7 +145,7 @@ impl Lab {
         let mut params = ConfigParams::new(store.dsn_db("failover"), listen, specs);
         params.interval = interval;
         params.timeout = interval.mul_f64(0.8).min(Duration::from_secs(2));
-        params.fast_interval = (interval / 5).max(Duration::from_millis(50));
+        params.fast_interval = tuning.fast_interval.unwrap_or((interval / 5).max(Duration::from_millis(50)));
         params.degraded_latency = params.timeout / 2;
         params.fall = fall;
         params.dwell = tuning.dwell;
