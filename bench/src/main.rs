@@ -61,6 +61,15 @@ enum Cmd {
         /// Measurement window per count.
         #[arg(long, default_value = "10s")]
         window: humantime::Duration,
+        /// Worker threads of the probe runtime (default: one per core, as the product runs).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Threads of the app stubs' own runtime.
+        #[arg(long, default_value_t = 1)]
+        stub_threads: usize,
+        /// App stubs (addresses 127.0.3.1 …) the checks are spread over.
+        #[arg(long, default_value_t = 8)]
+        stubs: usize,
     },
     /// Decision-core throughput.
     Decide,
@@ -114,8 +123,9 @@ async fn main() -> anyhow::Result<()> {
             let r = lag(cost_window.into()).await?;
             write(&cli.out, "lag.json", &r)?;
         }
-        Cmd::Probes { counts, window } => {
-            let r = probes(&counts, window.into()).await?;
+        Cmd::Probes { counts, window, workers, stub_threads, stubs } => {
+            let shape = ProbeShape { workers: workers.unwrap_or_else(cores), stub_threads, stubs };
+            let r = probes(&counts, window.into(), shape).await?;
             write(&cli.out, "probes.json", &r)?;
         }
         Cmd::Decide => {
@@ -144,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
             write(&cli.out, "flip.json", &f)?;
             let l = lag(Duration::from_secs(30)).await?;
             write(&cli.out, "lag.json", &l)?;
-            let p = probes(&[10, 100, 1000, 10_000], Duration::from_secs(10)).await?;
+            let p = probes(&[10, 100, 1000, 10_000], Duration::from_secs(10), ProbeShape::default()).await?;
             write(&cli.out, "probes.json", &p)?;
             let d = decide()?;
             write(&cli.out, "decide.json", &d)?;
@@ -347,21 +357,77 @@ fn markdown(f: &serde_json::Value, l: &serde_json::Value) -> String {
     s
 }
 
-async fn probes(counts: &[usize], window: Duration) -> anyhow::Result<serde_json::Value> {
-    println!("probe throughput: {counts:?} checks at a 1 s interval, {} each …", humantime::format_duration(window));
-    let r = throughput::probe_throughput(counts, window, 8).await?;
+/// How the probe bench is laid out.
+struct ProbeShape {
+    workers: usize,
+    stub_threads: usize,
+    stubs: usize,
+}
+
+impl Default for ProbeShape {
+    fn default() -> Self {
+        Self { workers: cores(), stub_threads: 1, stubs: 8 }
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+async fn probes(counts: &[usize], window: Duration, shape: ProbeShape) -> anyhow::Result<serde_json::Value> {
+    println!(
+        "probe throughput: {counts:?} checks at a 1 s interval, {} each, {} probe workers, {} stubs on {} thread(s) …",
+        humantime::format_duration(window),
+        shape.workers,
+        shape.stubs,
+        shape.stub_threads
+    );
+    let counts = counts.to_vec();
+    let r = tokio::task::spawn_blocking(move || {
+        throughput::probe_throughput(&counts, window, shape.stubs, shape.workers, shape.stub_threads)
+    })
+    .await??;
     for row in r["probes"].as_array().into_iter().flatten() {
+        let f = |k: &str| row[k].as_f64().unwrap_or(0.0);
         println!(
-            "  {:>6} checks: {:>8.0} probes/s, probe thread {:.1} % CPU, process {:.1} % CPU, peak RSS {:.0} MiB, {} failed",
+            "  {:>6} checks: {:>6.0} probes/s ({:.0}/s per probe core, {:.0} µs CPU each), probe threads {:.1} % CPU, \
+             stubs {:.1} %, process {:.1} %, cores {}, RSS {:.0} MiB (peak {:.0}), TIME_WAIT target/prober side {}/{}, \
+             listen drops {}, failed {} (prober {}, target {}) {}",
             row["checks"],
-            row["probes_per_s"].as_f64().unwrap_or(0.0),
-            row["probe_thread_cpu_percent"].as_f64().unwrap_or(0.0),
-            row["process_cpu_percent"].as_f64().unwrap_or(0.0),
-            row["peak_rss_mib"].as_f64().unwrap_or(0.0),
-            row["failed"]
+            f("probes_per_s"),
+            f("probes_per_s_per_core"),
+            f("cpu_us_per_probe"),
+            f("probe_threads_cpu_percent"),
+            f("stub_threads_cpu_percent"),
+            f("process_cpu_percent"),
+            per_core(&row["machine_cpu_percent_per_core"]),
+            f("rss_mib"),
+            f("peak_rss_mib"),
+            row["time_wait_target_side"],
+            row["time_wait_prober_side"],
+            row["listen_drops"],
+            row["failed"],
+            row["failed_by_prober"],
+            row["failed_by_target"],
+            row["failure_causes"]
         );
     }
-    Ok(json!({ "machine": machine(), "result": r }))
+    Ok(json!({ "machine": machine(), "profile": profile(), "result": r }))
+}
+
+/// `61 % / 58 %`: the busy share of each CPU of the machine.
+fn per_core(v: &serde_json::Value) -> String {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| format!("{:.0} %", c.as_f64().unwrap_or(0.0)))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// The build profile this binary was compiled with.
+fn profile() -> &'static str {
+    if cfg!(debug_assertions) { "debug" } else { "release" }
 }
 
 fn decide() -> anyhow::Result<serde_json::Value> {
