@@ -74,7 +74,9 @@ pub fn build(check: &CheckConfig, http: &reqwest::Client) -> Arc<dyn Probe> {
     if check.attempts > 1 { Arc::new(attempts::Attempts::new(probe, check.attempts, check.timeout)) } else { probe }
 }
 
-/// An HTTP client for probes: no connection reuse, so every probe really connects.
+/// The HTTP client of the probes reqwest makes (`https://`, URLs with credentials; plain
+/// `http://` probes open their own connection, see [`http`]): no connection reuse, so every
+/// probe really connects.
 ///
 /// Every request says `Connection: close`, so the target closes first and the closing side's
 /// `TIME_WAIT` (60 s on Linux) stays with the target, where it costs no port, instead of with
@@ -92,7 +94,7 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
         .pool_max_idle_per_host(0)
         .connect_timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("failover-orchestrator/", env!("CARGO_PKG_VERSION")))
+        .user_agent(http::PROBE_USER_AGENT)
         .build()
 }
 
