@@ -104,6 +104,10 @@ async fn operator(target: &Target, cmd: &OperatorCmd) -> ExitCode {
 
 async fn serve(path: &std::path::Path, region: Option<&str>) -> anyhow::Result<()> {
     let config = Config::load_for(path, region)?;
+    match failover_orchestrator::probe::raise_open_files_limit() {
+        Ok((soft, hard)) => tracing::debug!(soft, hard, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit; probes may fail with EMFILE"),
+    }
     let app = App::build(config, AppOptions::default()).await?;
     let cancel = CancellationToken::new();
     match shutdown::watch_signals(cancel.clone()) {

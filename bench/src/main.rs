@@ -2,7 +2,7 @@
 //!
 //! `fo-bench flip`    detection-to-flip in the lab (break the primary → PowerDNS answers move)
 //! `fo-bench lag`     lag accuracy (measured vs truth while replay is paused) and collection cost
-//! `fo-bench probes`  HTTP checks per second on one core, CPU and peak RSS, 10 … 10 000 checks
+//! `fo-bench probes`  HTTP checks per second across the cores, CPU per thread and core, RSS, failures by cause
 //! `fo-bench decide`  decisions per second of the pure decision core
 //! `fo-bench api`     `GET /api/v1/status` p50/p99 at a fixed rate while the lab's probes run
 //! `fo-bench compare` ours against HAProxy health checks and PowerDNS `ifurlup` (same targets)
@@ -61,6 +61,15 @@ enum Cmd {
         /// Measurement window per count.
         #[arg(long, default_value = "10s")]
         window: humantime::Duration,
+        /// Worker threads of the probe runtime (default: one per core, as the product runs).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Threads of the app stubs' own runtime.
+        #[arg(long, default_value_t = 1)]
+        stub_threads: usize,
+        /// App stubs (addresses 127.0.3.1 …) the checks are spread over.
+        #[arg(long, default_value_t = 8)]
+        stubs: usize,
     },
     /// Decision-core throughput.
     Decide,
@@ -114,8 +123,9 @@ async fn main() -> anyhow::Result<()> {
             let r = lag(cost_window.into()).await?;
             write(&cli.out, "lag.json", &r)?;
         }
-        Cmd::Probes { counts, window } => {
-            let r = probes(&counts, window.into()).await?;
+        Cmd::Probes { counts, window, workers, stub_threads, stubs } => {
+            let shape = ProbeShape { workers: workers.unwrap_or_else(cores), stub_threads, stubs };
+            let r = probes(&counts, window.into(), shape).await?;
             write(&cli.out, "probes.json", &r)?;
         }
         Cmd::Decide => {
@@ -139,20 +149,42 @@ async fn main() -> anyhow::Result<()> {
             write(&cli.out, "compare.json", &r)?;
         }
         Cmd::All => {
+            let started = Instant::now();
+            let mut took = Vec::new();
+            let mut lap = |what: &str, since: &mut Instant| {
+                took.push(format!("{what} {:.0} s", since.elapsed().as_secs_f64()));
+                *since = Instant::now();
+            };
+            let mut t = Instant::now();
             let intervals = [Duration::from_millis(250), Duration::from_millis(500), Duration::from_secs(1)];
             let f = flip(&intervals, 3, 20).await?;
             write(&cli.out, "flip.json", &f)?;
+            lap("flip", &mut t);
             let l = lag(Duration::from_secs(30)).await?;
             write(&cli.out, "lag.json", &l)?;
-            let p = probes(&[10, 100, 1000, 10_000], Duration::from_secs(10)).await?;
+            lap("lag", &mut t);
+            let p = probes(&[10, 100, 1000, 10_000], Duration::from_secs(10), ProbeShape::default()).await?;
             write(&cli.out, "probes.json", &p)?;
+            lap("probes", &mut t);
             let d = decide()?;
             write(&cli.out, "decide.json", &d)?;
             let a = api(200, Duration::from_secs(15)).await?;
             write(&cli.out, "api.json", &a)?;
-            let c = report::compare(report::defaults(), machine()).await?;
+            lap("decide and api", &mut t);
+            // 10 runs per fault, as the issue's figures are quoted.
+            let c = report::compare(compare::CompareOptions { runs: 10, ..report::defaults() }, machine()).await?;
             write(&cli.out, "compare.json", &c)?;
-            let md = markdown(&f, &l) + &markdown_more(&p, &d, &a) + &report::markdown(&c);
+            lap("compare", &mut t);
+            let md = format!(
+                "# Benchmarks\n\n{} build on {}, {}; `make bench` took {:.0} min ({}).\n\n",
+                profile(),
+                machine(),
+                chrono::Utc::now().format("%Y-%m-%d"),
+                started.elapsed().as_secs_f64() / 60.0,
+                took.join(", ")
+            ) + &markdown(&f, &l)
+                + &markdown_more(&p, &d, &a)
+                + &report::markdown(&c);
             std::fs::write(cli.out.join("RESULTS.md"), &md)?;
             println!("\n{md}");
         }
@@ -205,7 +237,7 @@ async fn flip(intervals: &[Duration], fall: u32, runs: usize) -> anyhow::Result<
             "times_ms": times.iter().map(|t| t.as_secs_f64() * 1000.0).collect::<Vec<_>>(),
         }));
     }
-    Ok(json!({ "machine": machine(), "flip": rows }))
+    Ok(json!({ "machine": machine(), "profile": profile(), "flip": rows }))
 }
 
 fn cpu_seconds() -> f64 {
@@ -312,16 +344,21 @@ async fn lag(cost_window: Duration) -> anyhow::Result<serde_json::Value> {
     primary.stop().await?;
     Ok(json!({
         "machine": machine(),
+        "profile": profile(),
         "cost": { "interval_s": 1, "regions": 3, "window_s": wall, "cpu_percent_of_one_core": cpu_pct, "queries_per_second": qps },
         "accuracy": { "paused_samples": errors.len(), "max_abs_error_s": max(&errors), "naive_max_abs_error_s": max(&naive_errors), "idle_max_measured_s": max(&idle) },
     }))
 }
 
+/// `release build, 2 cores, AMD EPYC …`: what every table says it was measured with.
+fn stamp(v: &serde_json::Value) -> String {
+    format!("{} build, {}", v["profile"].as_str().unwrap_or(profile()), v["machine"].as_str().unwrap_or(""))
+}
+
 fn markdown(f: &serde_json::Value, l: &serde_json::Value) -> String {
     let mut s = format!(
-        "Benchmarks on {} ({})\n\n",
-        f["machine"].as_str().unwrap_or(""),
-        chrono::Utc::now().format("%Y-%m-%d")
+        "Detection-to-flip in the lab ({}): break the primary's app, PowerDNS stops answering it (seen by `dig`).\n\n",
+        stamp(f)
     );
     s.push_str("| detection-to-flip | interval | fall | runs | p50 | p95 | max | interval × fall |\n|---|---|---|---|---|---|---|---|\n");
     for r in f["flip"].as_array().into_iter().flatten() {
@@ -337,7 +374,8 @@ fn markdown(f: &serde_json::Value, l: &serde_json::Value) -> String {
         ));
     }
     s.push_str(&format!(
-        "\n| lag | value |\n|---|---|\n| max error, paused replay (heartbeat) | {:.3} s |\n| max error, naive `now() − pg_last_xact_replay_timestamp()` | {:.3} s |\n| idle, caught up: max measured | {:.3} s |\n| collection cost at 1 s, 3 regions | {:.2} % of one core, {:.1} queries/s |\n",
+        "\nReplication lag ({}):\n\n| lag | value |\n|---|---|\n| max error, paused replay (heartbeat) | {:.3} s |\n| max error, naive `now() − pg_last_xact_replay_timestamp()` | {:.3} s |\n| idle, caught up: max measured | {:.3} s |\n| collection cost at 1 s, 3 regions | {:.2} % of one core, {:.1} queries/s |\n",
+        stamp(l),
         l["accuracy"]["max_abs_error_s"].as_f64().unwrap_or(0.0),
         l["accuracy"]["naive_max_abs_error_s"].as_f64().unwrap_or(0.0),
         l["accuracy"]["idle_max_measured_s"].as_f64().unwrap_or(0.0),
@@ -347,21 +385,77 @@ fn markdown(f: &serde_json::Value, l: &serde_json::Value) -> String {
     s
 }
 
-async fn probes(counts: &[usize], window: Duration) -> anyhow::Result<serde_json::Value> {
-    println!("probe throughput: {counts:?} checks at a 1 s interval, {} each …", humantime::format_duration(window));
-    let r = throughput::probe_throughput(counts, window, 8).await?;
+/// How the probe bench is laid out.
+struct ProbeShape {
+    workers: usize,
+    stub_threads: usize,
+    stubs: usize,
+}
+
+impl Default for ProbeShape {
+    fn default() -> Self {
+        Self { workers: cores(), stub_threads: 1, stubs: 8 }
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+async fn probes(counts: &[usize], window: Duration, shape: ProbeShape) -> anyhow::Result<serde_json::Value> {
+    println!(
+        "probe throughput: {counts:?} checks at a 1 s interval, {} each, {} probe workers, {} stubs on {} thread(s) …",
+        humantime::format_duration(window),
+        shape.workers,
+        shape.stubs,
+        shape.stub_threads
+    );
+    let counts = counts.to_vec();
+    let r = tokio::task::spawn_blocking(move || {
+        throughput::probe_throughput(&counts, window, shape.stubs, shape.workers, shape.stub_threads)
+    })
+    .await??;
     for row in r["probes"].as_array().into_iter().flatten() {
+        let f = |k: &str| row[k].as_f64().unwrap_or(0.0);
         println!(
-            "  {:>6} checks: {:>8.0} probes/s, probe thread {:.1} % CPU, process {:.1} % CPU, peak RSS {:.0} MiB, {} failed",
+            "  {:>6} checks: {:>6.0} probes/s ({:.0}/s per probe core, {:.0} µs CPU each), probe threads {:.1} % CPU, \
+             stubs {:.1} %, process {:.1} %, cores {}, RSS {:.0} MiB (peak {:.0}), TIME_WAIT target/prober side {}/{}, \
+             listen drops {}, failed {} (prober {}, target {}) {}",
             row["checks"],
-            row["probes_per_s"].as_f64().unwrap_or(0.0),
-            row["probe_thread_cpu_percent"].as_f64().unwrap_or(0.0),
-            row["process_cpu_percent"].as_f64().unwrap_or(0.0),
-            row["peak_rss_mib"].as_f64().unwrap_or(0.0),
-            row["failed"]
+            f("probes_per_s"),
+            f("probes_per_s_per_core"),
+            f("cpu_us_per_probe"),
+            f("probe_threads_cpu_percent"),
+            f("stub_threads_cpu_percent"),
+            f("process_cpu_percent"),
+            per_core(&row["machine_cpu_percent_per_core"]),
+            f("rss_mib"),
+            f("peak_rss_mib"),
+            row["time_wait_target_side"],
+            row["time_wait_prober_side"],
+            row["listen_drops"],
+            row["failed"],
+            row["failed_by_prober"],
+            row["failed_by_target"],
+            row["failure_causes"]
         );
     }
-    Ok(json!({ "machine": machine(), "result": r }))
+    Ok(json!({ "machine": machine(), "profile": profile(), "result": r }))
+}
+
+/// `61 % / 58 %`: the busy share of each CPU of the machine.
+fn per_core(v: &serde_json::Value) -> String {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| format!("{:.0} %", c.as_f64().unwrap_or(0.0)))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// The build profile this binary was compiled with.
+fn profile() -> &'static str {
+    if cfg!(debug_assertions) { "debug" } else { "release" }
 }
 
 fn decide() -> anyhow::Result<serde_json::Value> {
@@ -372,7 +466,7 @@ fn decide() -> anyhow::Result<serde_json::Value> {
         r["decisions_per_s"].as_f64().unwrap_or(0.0),
         r["ns_per_decision"].as_f64().unwrap_or(0.0)
     );
-    Ok(json!({ "machine": machine(), "result": r }))
+    Ok(json!({ "machine": machine(), "profile": profile(), "result": r }))
 }
 
 async fn api(rate: u32, window: Duration) -> anyhow::Result<serde_json::Value> {
@@ -394,25 +488,44 @@ async fn api(rate: u32, window: Duration) -> anyhow::Result<serde_json::Value> {
         r["max_ms"].as_f64().unwrap_or(0.0),
         r["errors"]
     );
-    Ok(json!({ "machine": machine(), "result": r }))
+    Ok(json!({ "machine": machine(), "profile": profile(), "result": r }))
 }
 
 fn markdown_more(p: &serde_json::Value, d: &serde_json::Value, a: &serde_json::Value) -> String {
-    let mut s = String::from(
-        "\n| probe throughput (HTTP, 1 s interval) | probes/s | probe thread CPU | process CPU | peak RSS |\n|---|---|---|---|---|\n",
+    let r = &p["result"];
+    let mut s = format!(
+        "\nProbe engine ({}): HTTP checks at a 1 s interval (timeout 800 ms, {} hedged attempts), one task per check on a \
+         multi-threaded runtime with {} worker threads, against {} app stubs on their own runtime ({} thread); CPU per thread \
+         from `/proc/self/task/*/stat`, per core from `/proc/stat` (the whole machine, other work included).\n\n",
+        stamp(p),
+        failover_orchestrator::config::DEFAULT_ATTEMPTS,
+        r["probe_workers"],
+        r["stubs"],
+        r["stub_threads"],
     );
-    for r in p["result"]["probes"].as_array().into_iter().flatten() {
+    s.push_str(
+        "| checks | probes/s | probes/s per probe core | CPU per probe | probe threads CPU | stub CPU | machine CPU per core | RSS (peak) | failed: prober / target |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in r["probes"].as_array().into_iter().flatten() {
+        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
         s.push_str(&format!(
-            "| {} checks | {:.0} | {:.1} % | {:.1} % | {:.0} MiB |\n",
+            "| {} | {:.0} | {:.0} | {:.0} µs | {:.1} % | {:.1} % | {} | {:.0} MiB ({:.0}) | {} / {} |\n",
             r["checks"],
-            r["probes_per_s"].as_f64().unwrap_or(0.0),
-            r["probe_thread_cpu_percent"].as_f64().unwrap_or(0.0),
-            r["process_cpu_percent"].as_f64().unwrap_or(0.0),
-            r["peak_rss_mib"].as_f64().unwrap_or(0.0)
+            f("probes_per_s"),
+            f("probes_per_s_per_core"),
+            f("cpu_us_per_probe"),
+            f("probe_threads_cpu_percent"),
+            f("stub_threads_cpu_percent"),
+            per_core(&r["machine_cpu_percent_per_core"]),
+            f("rss_mib"),
+            f("peak_rss_mib"),
+            r["failed_by_prober"],
+            r["failed_by_target"],
         ));
     }
     s.push_str(&format!(
-        "\n| decision core | API `GET /api/v1/status` at {}/s |\n|---|---|\n| {:.0} decisions/s ({:.0} ns each) | p50 {:.1} ms, p99 {:.1} ms, {} errors |\n",
+        "\nDecision core and API ({}):\n\n| decision core | API `GET /api/v1/status` at {}/s while the lab probes |\n|---|---|\n| {:.0} decisions/s ({:.0} ns each) | p50 {:.1} ms, p99 {:.1} ms, {} errors |\n",
+        stamp(d),
         a["result"]["rate_per_s"],
         d["result"]["decisions_per_s"].as_f64().unwrap_or(0.0),
         d["result"]["ns_per_decision"].as_f64().unwrap_or(0.0),

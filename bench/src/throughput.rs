@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -59,47 +59,163 @@ fn cpu_of(path: &str) -> f64 {
 
 /// Peak resident set size of this process (VmHWM), in MiB.
 pub fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+/// Resident set size of this process now (VmRSS), in MiB.
+pub fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
+fn status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
 
-/// HTTP checks per second sustained by the probe runners on one core, with CPU and peak RSS,
-/// for each count of checks (interval 1 s, spread over `stubs` local app stubs on 127.0.0.x).
+/// Name prefix of the probe runtime's worker threads (what `/proc/self/task/*/comm` shows).
+const PROBE_THREAD: &str = "fo-probe";
+/// Name prefix of the app stubs' threads.
+const STUB_THREAD: &str = "bench-stub";
+
+/// HTTP checks per second sustained by the probe runners, with the CPU of each side, peak RSS
+/// and failures sorted by cause, for each count of checks (interval 1 s, spread over `stubs`
+/// local app stubs on 127.0.3.x).
 ///
-/// The runners run on a single-threaded runtime on their own thread (one core); the stubs run
-/// on the caller's runtime. CPU is reported for the probe thread and for the whole process.
+/// The runners run as the product runs them: one task per check on a multi-threaded runtime
+/// with `workers` worker threads (the product's `#[tokio::main]` has one per core). The stubs
+/// run on a runtime of their own (`stub_threads` threads), so their CPU is measured apart and
+/// they never delay a probe's task.
 ///
 /// # Errors
-/// When a stub cannot bind.
-pub async fn probe_throughput(counts: &[usize], window: Duration, stubs: usize) -> anyhow::Result<Value> {
+/// When a runtime cannot start or a stub cannot bind.
+///
+/// # Panics
+/// When called from within a runtime (it builds and drops its own): call it on a blocking
+/// thread.
+pub fn probe_throughput(
+    counts: &[usize],
+    window: Duration,
+    stubs: usize,
+    workers: usize,
+    stub_threads: usize,
+) -> anyhow::Result<Value> {
+    let limit = failover_orchestrator::probe::raise_open_files_limit().context("raising RLIMIT_NOFILE")?;
+    let stub_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(stub_threads)
+        .thread_name(STUB_THREAD)
+        .enable_all()
+        .build()?;
     let mut apps = Vec::new();
     for i in 0..stubs {
         let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 3, 1 + i as u8));
-        apps.push(AppStub::start(&format!("bench{i}"), SocketAddr::new(ip, 0)).await?);
+        apps.push(stub_rt.block_on(AppStub::start(&format!("bench{i}"), SocketAddr::new(ip, 0)))?);
     }
     let urls: Vec<String> = apps.iter().map(AppStub::health_url).collect();
+    let ports: Vec<u16> = apps.iter().map(|a| a.addr().port()).collect();
     let mut rows = Vec::new();
     for &n in counts {
-        let urls = urls.clone();
-        let row = std::thread::spawn(move || -> anyhow::Result<Value> {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            rt.block_on(run_probes(n, &urls, window))
-        })
-        .join()
-        .map_err(|_| anyhow::anyhow!("probe bench thread panicked"))??;
-        rows.push(row);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name(PROBE_THREAD)
+            .enable_all()
+            .build()?;
+        let row = rt.block_on(run_probes(n, &urls, &ports, window));
+        rt.shutdown_timeout(Duration::from_secs(2));
+        rows.push(row?);
     }
-    Ok(json!({ "probes": rows, "stubs": stubs, "window_s": window.as_secs_f64() }))
+    let served: u64 = apps.iter().map(AppStub::served).sum();
+    // The stubs belong to their runtime: drop them before it.
+    drop(apps);
+    stub_rt.shutdown_timeout(Duration::from_secs(2));
+    Ok(json!({
+        "probes": rows, "stubs": stubs, "window_s": window.as_secs_f64(),
+        "probe_workers": workers, "stub_threads": stub_threads, "stub_requests_served": served,
+        "open_files_limit": limit,
+    }))
 }
 
-async fn run_probes(n: usize, urls: &[String], window: Duration) -> anyhow::Result<Value> {
+/// CPU seconds of this process's threads whose name starts with `prefix` (from
+/// `/proc/self/task/*/stat`; a thread that ended is no longer counted).
+fn threads_cpu_seconds(prefix: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return 0.0 };
+    dir.flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end().starts_with(prefix)))
+        .map(|t| cpu_of(&t.path().join("stat").to_string_lossy()))
+        .sum()
+}
+
+/// Busy and total ticks of each CPU of the machine (`/proc/stat` `cpuN` lines).
+fn per_cpu_ticks() -> Vec<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .map(|l| {
+            let v: Vec<u64> = l.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+            let total: u64 = v.iter().take(8).sum();
+            let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+            (total - idle, total)
+        })
+        .collect()
+}
+
+/// `TcpExt` counters of `/proc/net/netstat` by name (this network namespace, every process).
+fn tcp_ext() -> std::collections::BTreeMap<String, u64> {
+    let text = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("TcpExt:")).collect();
+    match lines.as_slice() {
+        [names, values] => names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .skip(1)
+            .filter_map(|(n, v)| Some((n.to_string(), v.parse().ok()?)))
+            .collect(),
+        _ => Default::default(),
+    }
+}
+
+/// The cause of a failed probe, without the URL: `connection failed: Cannot assign requested
+/// address (os error 99)`, `timed out after 800ms` …
+fn cause(error: Option<&str>) -> String {
+    let e = error.unwrap_or("no error text");
+    let e = e.strip_prefix("GET ").and_then(|r| r.split_once(": ").map(|(_, c)| c)).unwrap_or(e);
+    e.to_string()
+}
+
+/// Whether a failure with this cause is the target's doing: it answered wrongly, or reset the
+/// connection. Every other cause (timeouts, a connect that failed on our side) counts against
+/// the prober unless the target's listen queue overflowed (see [`run_probes`]).
+fn target_caused(cause: &str) -> bool {
+    cause.starts_with("status ") || cause.starts_with("body ") || cause.contains("reset by peer")
+}
+
+/// Sockets in `TIME_WAIT` now (`/proc/net/tcp`, every process of this network namespace):
+/// (on the target's side: local port one of `ports`; on the prober's: remote port one of them).
+fn time_wait(ports: &[u16]) -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let port = |a: &str| a.rsplit_once(':').and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+    let (mut target, mut prober) = (0, 0);
+    for l in text.lines().skip(1) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.get(3) != Some(&"06") {
+            continue;
+        }
+        if f.get(1).and_then(|a| port(a)).is_some_and(|p| ports.contains(&p)) {
+            target += 1;
+        } else if f.get(2).and_then(|a| port(a)).is_some_and(|p| ports.contains(&p)) {
+            prober += 1;
+        }
+    }
+    (target, prober)
+}
+
+async fn run_probes(n: usize, urls: &[String], ports: &[u16], window: Duration) -> anyhow::Result<Value> {
     let client = failover_orchestrator::probe::http_client().context("http client")?;
     let metrics = Arc::new(Metrics::new());
     let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
@@ -126,37 +242,72 @@ async fn run_probes(n: usize, urls: &[String], window: Duration) -> anyhow::Resu
         tokio::spawn(runner.run(cancel.child_token()));
     }
     drop(tx);
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let (ok2, failed2) = (ok.clone(), failed.clone());
-    let counting = Arc::new(AtomicU64::new(0));
+    let counting = Arc::new(AtomicBool::new(false));
     let on = counting.clone();
     let sink = tokio::spawn(async move {
+        let (mut ok, mut causes) = (0u64, std::collections::BTreeMap::<String, u64>::new());
         while let Some(obs) = rx.recv().await {
-            if on.load(Ordering::Relaxed) == 1 {
-                if obs.outcome == Outcome::Failed { &failed2 } else { &ok2 }.fetch_add(1, Ordering::Relaxed);
+            if on.load(Ordering::Relaxed) {
+                if obs.outcome == Outcome::Failed {
+                    *causes.entry(cause(obs.error.as_deref())).or_default() += 1;
+                } else {
+                    ok += 1;
+                }
             }
         }
+        (ok, causes)
     });
     // Warm up one interval (the runners spread their first probe over half of it).
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    counting.store(1, Ordering::Relaxed);
-    let (cpu0, thread0, t0) = (process_cpu_seconds(), cpu_of("/proc/thread-self/stat"), Instant::now());
+    counting.store(true, Ordering::Relaxed);
+    let net0 = tcp_ext();
+    let (cpus0, probe0, stub0) = (per_cpu_ticks(), threads_cpu_seconds(PROBE_THREAD), threads_cpu_seconds(STUB_THREAD));
+    let (cpu0, t0) = (process_cpu_seconds(), Instant::now());
     tokio::time::sleep(window).await;
     let wall = t0.elapsed().as_secs_f64();
-    let (cpu1, thread1) = (process_cpu_seconds(), cpu_of("/proc/thread-self/stat"));
-    counting.store(0, Ordering::Relaxed);
+    let (cpu1, probe1, stub1) =
+        (process_cpu_seconds(), threads_cpu_seconds(PROBE_THREAD), threads_cpu_seconds(STUB_THREAD));
+    let cpus1 = per_cpu_ticks();
+    let net1 = tcp_ext();
+    let (tw_target, tw_prober) = time_wait(ports);
+    counting.store(false, Ordering::Relaxed);
     cancel.cancel();
-    let _ = sink.await;
-    let done = ok.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed);
+    let (ok, causes) = sink.await?;
+    let failed: u64 = causes.values().sum();
+    let done = ok + failed;
+    let delta = |k: &str| net1.get(k).copied().unwrap_or(0).saturating_sub(net0.get(k).copied().unwrap_or(0));
+    // A SYN the target's full accept queue dropped turns into a timeout of ours: as many
+    // timeouts as drops are the target's.
+    let listen_drops = delta("ListenDrops").max(delta("ListenOverflows"));
+    let by_target: u64 = causes.iter().filter(|(c, _)| target_caused(c)).map(|(_, k)| k).sum();
+    let timeouts: u64 = causes.iter().filter(|(c, _)| c.contains("timed out")).map(|(_, k)| k).sum();
+    let by_target = by_target + timeouts.min(listen_drops);
+    let probe_cpu = probe1 - probe0;
+    let cores: Vec<f64> = cpus0
+        .iter()
+        .zip(&cpus1)
+        .map(|((b0, t0), (b1, t1))| (b1 - b0) as f64 / (t1 - t0).max(1) as f64 * 100.0)
+        .collect();
     Ok(json!({
         "checks": n,
         "target_per_s": n as f64,
         "probes_per_s": done as f64 / wall,
-        "failed": failed.load(Ordering::Relaxed),
-        "probe_thread_cpu_percent": (thread1 - thread0) / wall * 100.0,
+        "probes_per_s_per_core": if probe_cpu > 0.0 { done as f64 / probe_cpu } else { 0.0 },
+        "cpu_us_per_probe": if done > 0 { probe_cpu * 1e6 / done as f64 } else { 0.0 },
+        "failed": failed,
+        "failed_by_prober": failed - by_target,
+        "failed_by_target": by_target,
+        "failure_causes": causes,
+        "probe_threads_cpu_percent": probe_cpu / wall * 100.0,
+        "stub_threads_cpu_percent": (stub1 - stub0) / wall * 100.0,
         "process_cpu_percent": (cpu1 - cpu0) / wall * 100.0,
+        "machine_cpu_percent_per_core": cores,
+        "listen_drops": listen_drops,
+        "time_wait_overflows": delta("TCPTimeWaitOverflow"),
+        "time_wait_target_side": tw_target,
+        "time_wait_prober_side": tw_prober,
         "peak_rss_mib": peak_rss_mib(),
+        "rss_mib": rss_mib(),
     }))
 }
 

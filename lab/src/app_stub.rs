@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 
 /// How the stub behaves.
@@ -35,6 +35,7 @@ struct Shared {
     region: String,
     mode: AtomicU8,
     delay_ms: AtomicU64,
+    served: AtomicU64,
 }
 
 /// One region's app.
@@ -56,9 +57,13 @@ impl AppStub {
     /// # Errors
     /// When the address cannot be bound.
     pub async fn start(region: &str, addr: SocketAddr) -> anyhow::Result<AppStub> {
-        let shared =
-            Arc::new(Shared { region: region.to_string(), mode: AtomicU8::new(0), delay_ms: AtomicU64::new(0) });
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding the {region} app on {addr}"))?;
+        let shared = Arc::new(Shared {
+            region: region.to_string(),
+            mode: AtomicU8::new(0),
+            delay_ms: AtomicU64::new(0),
+            served: AtomicU64::new(0),
+        });
+        let listener = bind(addr).with_context(|| format!("binding the {region} app on {addr}"))?;
         let addr = listener.local_addr()?;
         let server = Some(serve(listener, shared.clone()));
         Ok(AppStub { addr, shared, server })
@@ -72,6 +77,11 @@ impl AppStub {
     /// Its health URL.
     pub fn health_url(&self) -> String {
         format!("http://{}/health", self.addr)
+    }
+
+    /// How many `GET /health` it has answered so far.
+    pub fn served(&self) -> u64 {
+        self.shared.served.load(Ordering::Relaxed)
     }
 
     /// Answers 503 from now on.
@@ -92,7 +102,7 @@ impl AppStub {
     pub async fn restore(&mut self) -> anyhow::Result<()> {
         self.shared.mode.store(0, Ordering::SeqCst);
         if self.server.is_none() {
-            let listener = TcpListener::bind(self.addr).await.with_context(|| format!("re-binding {}", self.addr))?;
+            let listener = bind(self.addr).with_context(|| format!("re-binding {}", self.addr))?;
             self.server = Some(serve(listener, self.shared.clone()));
         }
         Ok(())
@@ -129,6 +139,15 @@ fn mode_of(s: &Shared) -> AppMode {
     }
 }
 
+/// A listener with the longest accept queue the kernel allows by default (`somaxconn`, 4 096),
+/// not tokio's 1 024: thousands of probes a second must not lose SYNs to a short queue.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 fn serve(listener: TcpListener, shared: Arc<Shared>) -> JoinHandle<()> {
     let router = Router::new().route("/health", get(health)).route("/", get(index)).with_state(shared);
     tokio::spawn(async move {
@@ -137,6 +156,7 @@ fn serve(listener: TcpListener, shared: Arc<Shared>) -> JoinHandle<()> {
 }
 
 async fn health(State(s): State<Arc<Shared>>) -> (StatusCode, String) {
+    s.served.fetch_add(1, Ordering::Relaxed);
     match mode_of(&s) {
         AppMode::Broken => (StatusCode::SERVICE_UNAVAILABLE, format!("{} broken\n", s.region)),
         AppMode::Slow => {
