@@ -379,7 +379,9 @@ impl Bench {
             let mut not_moved = [0usize; 3];
             for run in 0..opts.runs {
                 self.wait_normal().await.with_context(|| format!("before run {} ({})", run + 1, fault.label()))?;
-                tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 500)).await;
+                // A random phase over a whole interval: the last mechanism back to normal was
+                // just probed, and a fault injected at once would always wait a full interval.
+                tokio::time::sleep(opts.interval.mul_f64(rand::random::<f64>())).await;
                 let t0 = Instant::now();
                 self.inject(fault, true).await?;
                 let this = &*self;
