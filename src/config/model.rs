@@ -233,7 +233,7 @@ pub struct CheckConfig {
     pub kind: CheckKind,
     /// Steady probe interval.
     pub interval: Duration,
-    /// Pace of confirmation probes, which overlap (see [`crate::probe::runner`]); also how long a
+    /// Pace of confirmation probes, which overlap; also how long a
     /// probe may go unanswered before the check confirms.
     pub fast_interval: Duration,
     /// Hard timeout of one probe.
