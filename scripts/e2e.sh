@@ -42,7 +42,19 @@ fi
 cargo build --workspace --all-targets
 
 free_port() {
-    node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
+    # A port below the kernel's ephemeral range (as fo-lab picks its own), so
+    # no outgoing connection can take it before the lab binds it.
+    node -e '
+const net = require("net");
+let low = 32768;
+try { low = Number(require("fs").readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]); } catch (e) {}
+const pick = () => (low >= 11000 ? 10000 + Math.floor(Math.random() * (low - 10000)) : 0);
+const attempt = (left) => {
+    const s = net.createServer();
+    s.once("error", () => { if (left > 0) attempt(left - 1); else process.exit(1); });
+    s.listen(pick(), "127.0.0.1", () => { console.log(s.address().port); s.close(); });
+};
+attempt(200);'
 }
 
 # Every lab this script started; each is stopped on exit, whatever happens.

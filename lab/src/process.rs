@@ -408,9 +408,12 @@ pub fn pid_alive(pid: u32) -> bool {
 /// Ports handed out by [`free_port`] in this process, never handed out twice.
 static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 
-/// Returns a TCP port that is currently free on `ip` (binds port 0, reads the
-/// port, releases it).  A port is never returned twice by this process.
-/// Panics only if no port can be bound at all (the lab cannot work then).
+/// Returns a TCP port that is currently free on `ip`.  A port is never
+/// returned twice by this process.  Ports come from below the kernel's
+/// ephemeral range (see [`port_pool`]), so that no outgoing connection (a
+/// probe, a client pool, etcd) can take the port between this call and the
+/// server binding it.  Panics only if no port can be bound at all (the lab
+/// cannot work then).
 pub fn free_port(ip: IpAddr) -> u16 {
     free_port_inner(ip, false).unwrap_or_else(|e| panic!("no free TCP port on {ip}: {e:#}"))
 }
@@ -420,23 +423,57 @@ pub fn free_port_tcp_udp(ip: IpAddr) -> Result<u16> {
     free_port_inner(ip, true)
 }
 
+/// The lowest port the lab hands out: above the registered services most
+/// machines run.
+const POOL_FLOOR: u16 = 10_000;
+
+/// The ports the lab picks from: from [`POOL_FLOOR`] up to just below the
+/// kernel's ephemeral range (`net.ipv4.ip_local_port_range`, 32768–60999 by
+/// default), where the kernel never picks a local port by itself.  `None`
+/// when that leaves fewer than 1 000 ports; then the kernel picks (port 0).
+fn port_pool() -> Option<std::ops::Range<u16>> {
+    let range = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let low: u16 = range.split_whitespace().next()?.parse().ok()?;
+    (low >= POOL_FLOOR + 1_000).then_some(POOL_FLOOR..low)
+}
+
+/// True if `port` can be bound on `ip` now (TCP, and UDP too if asked).
+fn bindable(ip: IpAddr, port: u16, udp_too: bool) -> bool {
+    TcpListener::bind(SocketAddr::new(ip, port)).is_ok()
+        && (!udp_too || UdpSocket::bind(SocketAddr::new(ip, port)).is_ok())
+}
+
 fn free_port_inner(ip: IpAddr, udp_too: bool) -> Result<u16> {
-    for _ in 0..200 {
-        let port = {
-            let listener =
-                TcpListener::bind(SocketAddr::new(ip, 0)).with_context(|| format!("binding a TCP port on {ip}"))?;
-            let port = listener.local_addr().context("reading bound TCP address")?.port();
-            if udp_too && UdpSocket::bind(SocketAddr::new(ip, port)).is_err() {
-                continue;
+    use rand::Rng as _;
+    let pool = port_pool();
+    let mut rng = rand::rng();
+    for _ in 0..500 {
+        let port = match &pool {
+            // A random start keeps two lab processes on one machine apart.
+            Some(pool) => {
+                let port = rng.random_range(pool.clone());
+                if !bindable(ip, port, udp_too) {
+                    continue;
+                }
+                port
             }
-            port
+            None => {
+                let listener =
+                    TcpListener::bind(SocketAddr::new(ip, 0)).with_context(|| format!("binding a TCP port on {ip}"))?;
+                let port = listener.local_addr().context("reading bound TCP address")?.port();
+                drop(listener);
+                if udp_too && UdpSocket::bind(SocketAddr::new(ip, port)).is_err() {
+                    continue;
+                }
+                port
+            }
         };
         let mut seen = HANDED_OUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if seen.insert(port) {
             return Ok(port);
         }
     }
-    bail!("could not find a free port on {ip} after 200 attempts")
+    bail!("could not find a free port on {ip} after 500 attempts")
 }
 
 /// Polls until a TCP connection to `addr` succeeds, or fails after `timeout`.

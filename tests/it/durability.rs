@@ -157,7 +157,7 @@ struct Orchestrator {
 
 impl Orchestrator {
     async fn start(app: &TestApp, dir: &Path, name: &str) -> Orchestrator {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = fo_lab::process::free_port([127, 0, 0, 1].into());
         let api: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let text = app.config_text.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{api}\""));
         let path = dir.join(format!("{name}.toml"));

@@ -10,7 +10,7 @@ struct Child {
 }
 
 async fn start_child(app: &TestApp, path: &std::path::Path) -> Child {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = fo_lab::process::free_port([127, 0, 0, 1].into());
     let api: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let text = app.config_text.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{api}\""));
     std::fs::write(path, text).unwrap();
