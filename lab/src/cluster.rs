@@ -298,7 +298,7 @@ impl Cluster {
         });
         p.tokens_file = Some(tokens.to_path_buf());
         p.spill_dir = Some(self.dir.join(format!("spill-{vantage}")));
-        p.public_reads = true;
+        p.public_reads = self.opts.tuning.public_reads;
         p.quorum = Some(self.opts.quorum);
         p.coordination = Some(CoordinationSpec {
             endpoints: links.etcd.values().map(|p| format!("http://{}", p.addr())).collect(),
