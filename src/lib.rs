@@ -5,7 +5,8 @@
 //!
 //! **Vocabulary**: [`region`] (names, roles, layers), [`plan`] (weights, traffic plans, epochs)
 //! and [`observation`] are the value types every module speaks in; [`serde_util`] writes
-//! durations as humane strings in JSON.
+//! durations as humane strings in JSON; [`redact`] is the one way a DSN, URL, header or error
+//! text that may carry a secret is printed.
 //!
 //! **Inputs**
 //! - [`config`] reads and validates `regions.toml` into typed values (the model, a summary, one
@@ -81,6 +82,7 @@ pub mod policy;
 pub mod probe;
 #[cfg(test)]
 mod proptest_cases;
+pub mod redact;
 pub mod region;
 pub mod replication;
 pub mod retry;

@@ -29,7 +29,7 @@ mod validate;
 
 use std::collections::BTreeMap;
 
-pub use dsn::{ENV_STORE_DSN, redact_dsn, region_dsn_env};
+pub use dsn::{ENV_STORE_DSN, region_dsn_env};
 pub use error::{ConfigError, Problem};
 pub use model::{
     AppRole, AuthConfig, Backend, CheckConfig, CheckKind, CoordinationConfig, DEFAULT_ATTEMPTS, OrchestratorConfig,

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::dsn::redact_dsn;
 use crate::auth::TokenSet;
 use crate::drill::schedule::ScheduledDrill;
 use crate::policy::LagLimit;
+use crate::redact;
 use crate::region::{CheckId, Layer, RegionName, Role};
 
 /// `[auth]`, validated.
@@ -216,8 +216,8 @@ impl CheckKind {
     pub fn describe(&self) -> String {
         match self {
             CheckKind::Tcp { target } => format!("tcp {target}"),
-            CheckKind::Http { url, expect_status, .. } => format!("http GET {url} → {expect_status}"),
-            CheckKind::Postgres { dsn, .. } => format!("postgres {}", redact_dsn(dsn.expose_secret())),
+            CheckKind::Http { url, expect_status, .. } => format!("http GET {} → {expect_status}", redact::url(url)),
+            CheckKind::Postgres { dsn, .. } => format!("postgres {}", redact::dsn(dsn.expose_secret())),
         }
     }
 }

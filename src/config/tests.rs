@@ -164,10 +164,10 @@ fn powerdns_key_must_come_from_env_or_file() {
 }
 
 #[test]
-fn redact_dsn_handles_both_forms() {
-    assert_eq!(redact_dsn("postgres://u:p@h:5/db"), "postgres://u:***@h:5/db");
-    assert_eq!(redact_dsn("postgres://u@h/db"), "postgres://u@h/db");
-    assert_eq!(redact_dsn("host=h password=x user=u"), "host=h password=*** user=u");
+fn dsns_are_redacted_in_both_forms() {
+    assert_eq!(crate::redact::dsn("postgres://u:p@h:5/db"), "postgres://u:***@h:5/db");
+    assert_eq!(crate::redact::dsn("postgres://u@h/db"), "postgres://u@h/db");
+    assert_eq!(crate::redact::dsn("host=h password=x user=u"), "host=h password=*** user=u");
 }
 
 const PROVIDERS: &str = r#"
