@@ -72,6 +72,6 @@ mod tests {
         // The formatter writes a field in pieces; a secret split across them is still found.
         line.write_all(b"connect failed dsn=postgres://fo:Zq12").unwrap();
         line.write_all(b"34secret@db/x password=Zq99\n").unwrap();
-        assert_eq!(line.take_redacted(), "connect failed dsn=postgres://fo:***@db/x password=***");
+        assert_eq!(line.take_redacted(), "connect failed dsn=postgres://fo:***@db/x password=***\n");
     }
 }
