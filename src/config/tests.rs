@@ -450,3 +450,43 @@ fn the_summary_says_how_hard_the_old_primary_is_fenced() {
         "{hard}"
     );
 }
+
+#[test]
+fn limits_and_audit_retention_have_defaults_without_their_sections() {
+    let c = Config::parse(GOOD, "t", &no_env).unwrap();
+    assert_eq!(c.limits, LimitsConfig::default());
+    assert_eq!((c.limits.mutations_per_minute.get(), c.limits.auth_failures_per_minute.get()), (60, 10));
+    assert_eq!(c.limits.max_streams, 64);
+    assert_eq!(c.audit_retention(), Duration::from_secs(90 * 24 * 3600));
+    let hash = crate::auth::hash_token("t0ken");
+    let text = format!(
+        "{GOOD}\n[auth]\ntokens_env = \"FO_TOKENS\"\naudit_retention = \"30d\"\n\
+         [limits]\nmutations_per_minute = 600\nauth_failures_per_minute = 3\nmax_streams = 2\n"
+    );
+    let env = |k: &str| (k == "FO_TOKENS").then(|| format!("ops operator {hash}"));
+    let c = Config::parse(&text, "t", &env).unwrap();
+    assert_eq!(c.audit_retention(), Duration::from_secs(30 * 24 * 3600));
+    assert_eq!((c.limits.mutations_per_minute.get(), c.limits.auth_failures_per_minute.get()), (600, 3));
+    assert_eq!(c.limits.max_streams, 2);
+}
+
+#[test]
+fn bad_limits_and_audit_retention_name_the_key_and_the_fix() {
+    let text = format!(
+        "{GOOD}\n[auth]\ntokens_env = \"FO_TOKENS\"\naudit_retention = \"0s\"\n\
+         [limits]\nmutations_per_minute = 0\nauth_failures_per_minute = -4\nmax_streams = 0\n"
+    );
+    let hash = crate::auth::hash_token("t0ken");
+    let env = |k: &str| (k == "FO_TOKENS").then(|| format!("ops operator {hash}"));
+    let Err(ConfigError::Invalid(p)) = Config::parse(&text, "t", &env) else { panic!("expected problems") };
+    for key in
+        ["auth.audit_retention", "limits.mutations_per_minute", "limits.auth_failures_per_minute", "limits.max_streams"]
+    {
+        let found = p.iter().find(|x| x.key == key).unwrap_or_else(|| panic!("no problem for {key}: {p:?}"));
+        assert!(found.fix.contains("e.g."), "{found:?}");
+    }
+    let text = format!("{GOOD}\n[limits]\nmax_stream = 3\n");
+    assert!(
+        matches!(Config::parse(&text, "t", &no_env), Err(ConfigError::Parse { message, .. }) if message.contains("max_stream"))
+    );
+}
