@@ -34,7 +34,7 @@ pub use error::{ConfigError, Problem};
 pub use model::{
     AppRole, AuthConfig, Backend, CheckConfig, CheckKind, CoordinationConfig, DEFAULT_ATTEMPTS,
     DEFAULT_AUDIT_RETENTION, LimitsConfig, OrchestratorConfig, RegionConfig, RegionPostgres, ReplicationConfig,
-    ScheduleConfig,
+    ScheduleConfig, TlsFiles,
 };
 pub use providers::{
     AwsKeys, HaproxyAdmin, HaproxyConfig, NotificationConfig, OnDrift, PowerDnsConfig, ProviderConfig, ProviderGuard,

@@ -133,6 +133,17 @@ pub struct OrchestratorConfig {
     pub metrics_public: bool,
     /// Where writes not yet in the store are spilled (None: memory only).
     pub spill_dir: Option<std::path::PathBuf>,
+    /// TLS of the API (None: plain http).
+    pub tls: Option<TlsFiles>,
+}
+
+/// `orchestrator.tls_cert` and `tls_key`: PEM files, both readable and parsed at validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// The private key of the leaf.
+    pub key: std::path::PathBuf,
 }
 
 /// `[coordination]`, validated.

@@ -139,6 +139,11 @@ pub struct RawOrchestrator {
     /// (fsynced) and replayed at the next start, so a store outage followed by a crash
     /// loses no record. One directory per orchestrator. Unset: writes wait in memory only.
     pub spill_dir: Option<std::path::PathBuf>,
+    /// PEM file of the API's TLS certificate chain (with `tls_key`; both or neither). Set: the
+    /// API, dashboard and metrics are served over https only.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM file of the private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// `[policy]`
