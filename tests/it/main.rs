@@ -19,6 +19,7 @@ mod powerdns_provider;
 mod replication;
 mod rfc2136_provider;
 mod route53_provider;
+mod security;
 mod shutdown;
 mod store;
 mod supervision;
