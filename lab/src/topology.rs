@@ -126,6 +126,8 @@ pub struct ConfigParams {
     pub limits: LabLimits,
     /// `[auth] audit_retention` (None: the product default), with `tokens_file`.
     pub audit_retention: Option<Duration>,
+    /// `orchestrator.tls_cert` and `tls_key` (None: plain http).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// `[limits]` of a lab or test orchestrator.
@@ -220,6 +222,7 @@ impl ConfigParams {
             spill_dir: None,
             limits: LabLimits::default(),
             audit_retention: None,
+            tls: None,
         }
     }
 
@@ -246,6 +249,11 @@ impl ConfigParams {
             // Before the blank line that ends the section.
             s.pop();
             let _ = writeln!(s, "spill_dir = {:?}\n", dir.display().to_string());
+        }
+        if let Some((cert, key)) = &self.tls {
+            s.pop();
+            let _ =
+                writeln!(s, "tls_cert = {:?}\ntls_key = {:?}\n", cert.display().to_string(), key.display().to_string());
         }
         let order: Vec<String> = self.regions.iter().map(|r| format!("\"{}\"", r.name)).collect();
         let _ = write!(

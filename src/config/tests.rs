@@ -490,3 +490,31 @@ fn bad_limits_and_audit_retention_name_the_key_and_the_fix() {
         matches!(Config::parse(&text, "t", &no_env), Err(ConfigError::Parse { message, .. }) if message.contains("max_stream"))
     );
 }
+
+#[test]
+fn tls_needs_both_files_readable_and_in_pem_and_names_the_key() {
+    let with = |extra: &str| GOOD.replacen("[policy]", &format!("{extra}\n[policy]"), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (crt, key, junk) = (dir.path().join("a.crt"), dir.path().join("a.key"), dir.path().join("junk.pem"));
+    std::fs::write(&crt, cert.cert.pem()).unwrap();
+    std::fs::write(&key, cert.key_pair.serialize_pem()).unwrap();
+    std::fs::write(&junk, "secret-looking text, not PEM").unwrap();
+    let line = |k: &str, p: &std::path::Path| format!("{k} = {:?}", p.display().to_string());
+
+    let c =
+        Config::parse(&with(&format!("{}\n{}", line("tls_cert", &crt), line("tls_key", &key))), "t", &no_env).unwrap();
+    assert_eq!(c.orchestrator.tls, Some(TlsFiles { cert: crt.clone(), key: key.clone() }));
+    assert_eq!(Config::parse(GOOD, "t", &no_env).unwrap().orchestrator.tls, None);
+
+    let p = problems(&with(&line("tls_cert", &crt)));
+    assert!(p.iter().any(|x| x.key == "orchestrator.tls_key" && x.fix.contains("both")), "{p:?}");
+    let p = problems(&with(&line("tls_key", &key)));
+    assert!(p.iter().any(|x| x.key == "orchestrator.tls_cert"), "{p:?}");
+    let p = problems(&with(&format!("{}\n{}", line("tls_cert", &dir.path().join("none.crt")), line("tls_key", &junk))));
+    assert!(p.iter().any(|x| x.key == "orchestrator.tls_cert" && x.what.contains("cannot read")), "{p:?}");
+    assert!(p.iter().any(|x| x.key == "orchestrator.tls_key" && x.what.contains("no PEM private key")), "{p:?}");
+    let p = problems(&with(&format!("{}\n{}", line("tls_cert", &key), line("tls_key", &key))));
+    assert!(p.iter().any(|x| x.key == "orchestrator.tls_cert" && x.what.contains("no PEM certificate")), "{p:?}");
+    assert!(p.iter().all(|x| !x.what.contains("secret-looking") && !x.what.contains("PRIVATE KEY-----")), "{p:?}");
+}

@@ -141,6 +141,8 @@ pub struct Spec {
     pub public_reads: bool,
     /// `[auth] audit_retention` (None: the product default).
     pub audit_retention: Option<Duration>,
+    /// `orchestrator.tls_cert` and `tls_key` (None: plain http).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl Default for Spec {
@@ -169,6 +171,7 @@ impl Default for Spec {
             limits: Default::default(),
             public_reads: false,
             audit_retention: None,
+            tls: None,
         }
     }
 }
@@ -297,6 +300,7 @@ pub async fn spawn_app_with(spec: Spec, opts: AppOptions) -> TestApp {
     params.limits = spec.limits;
     params.public_reads = spec.public_reads;
     params.audit_retention = spec.audit_retention;
+    params.tls = spec.tls.clone();
     let zone = format!("t{n}.test.");
     let record = format!("app.{zone}");
     let mut key = String::new();

@@ -336,3 +336,28 @@ async fn audit_entries_past_their_retention_are_pruned_and_younger_ones_kept() {
     }
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tls_configured_the_api_speaks_https_only_and_sends_hsts() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("api.crt"), dir.path().join("api.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let app = spawn_app(Spec { tls: Some((cert_path, key_path)), ..spec() }).await;
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let port = app.addr.port();
+    let r = trusting.get(format!("https://127.0.0.1:{port}/healthz")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+    let r =
+        trusting.get(format!("https://localhost:{port}/api/v1/status")).bearer_auth(&app.tokens.viewer).send().await;
+    assert_eq!(r.unwrap().status().as_u16(), 200);
+    // Plain http to the same port gets no answer, nor does a client that does not trust the cert.
+    assert!(app.http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_err());
+    assert!(reqwest::Client::new().get(format!("https://127.0.0.1:{port}/healthz")).send().await.is_err());
+    app.shutdown().await;
+}
