@@ -5,7 +5,10 @@
 //! restarted alone; the engine, applier, store writer, coordination, HTTP server, lag sampler
 //! and notifier are critical — one that ends while nothing asked it to (panic or return) makes
 //! [`App::run`] shut down and return an error naming it, so the process exits non-zero and its
-//! service manager restarts it.
+//! service manager restarts it. The rate limits' bookkeeping (`api-limits`) and the audit prune
+//! (`audit-prune`, past `auth.audit_retention`) restart alone, as probe runners do. The HTTP
+//! server speaks TLS (axum-server, rustls with ring) when `orchestrator.tls_cert` is set, and
+//! always hands each request its client's address (`ConnectInfo`) for the limits.
 //! Shutdown order (on cancellation or a critical task's end): the root token is cancelled → the
 //! HTTP server drains → probe runners, applier and engine stop (the engine records the last
 //! reports) → the housekeeping scheduler stops → tracked tasks are awaited under
