@@ -43,7 +43,8 @@
 //! - [`retry`] is the one backoff with jitter that the applier, store writer and notifier share.
 //! - [`status`] is the read model the engine publishes; [`metrics`] the Prometheus registry.
 //! - [`api`] serves REST, Server-Sent Events, Prometheus metrics and the dashboard (ES modules
-//!   under `api/assets/`).
+//!   under `api/assets/`), over TLS when configured, behind security headers, rate limits per
+//!   client IP and a bound on live streams (`api::guard`).
 //! - [`cli`] is the operators' command-line client of the API (`status`, `drill`, `failover` …).
 //! - [`app`] wires it all: the only place that spawns tasks and picks implementations
 //!   ([`coord`] for leadership); [`supervise`] watches every task it spawns (restarts a panicked

@@ -7,10 +7,14 @@
 //! role. Without an `[auth]` section reads are open and mutations get a 403
 //! saying how to configure tokens.
 //!
-//! Every mutating request (anything but GET/HEAD) is written to the audit log
-//! after it finishes — who, what, on what, the outcome and the request id —
-//! including the ones refused here. Handlers add detail with an [`AuditNote`]
-//! response extension. Tokens are never logged or stored.
+//! Every mutating request (anything but GET/HEAD) that passes is written to the audit log
+//! after it finishes — who, what, on what, the outcome and the request id. Handlers add
+//! detail with an [`AuditNote`] response extension. Every request refused here (reads too)
+//! is counted in `/metrics` and audited at a bounded rate: one row per client IP and reason
+//! per [`guard::REFUSAL_AUDIT_EVERY`](super::guard::REFUSAL_AUDIT_EVERY), with the number
+//! left out since the previous one ([`super::guard`]). A client over the failed-authentication
+//! limit gets 429 for any token it presents, before the token is looked at.
+//! Tokens are never logged or stored.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method};
@@ -20,6 +24,7 @@ use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::guard::{Refusal, client_ip};
 use super::{ApiError, AppState, REQUEST_ID};
 use crate::auth::{Access, Principal, Role};
 use crate::store::records::{AuditRecord, Write};
@@ -110,10 +115,28 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
     let method = req.method().to_string();
     let rid = request_id(req.headers());
     let at = Utc::now();
-    match check(&s, &req, &path) {
+    let ip = client_ip(&req);
+    let now = std::time::Instant::now();
+    let presented = bearer(&req, &path).is_some();
+    let refused = if presented { s.guard.check_not_blocked(ip, now).err().map(|e| (e, None)) } else { None };
+    match refused.map_or_else(|| check(&s, &req, &path), Err) {
         Err((e, who)) => {
-            if mutating {
-                let note = AuditNote { action: format!("{method} {path}"), ..Default::default() };
+            let (reason, e) = match e {
+                e @ ApiError::TooManyRequests { .. } => (Refusal::Limited, e),
+                e @ ApiError::Forbidden(_) => (Refusal::Forbidden, e),
+                // A bad token counts toward the failure limit; the one over it is answered 429.
+                e if presented => match s.guard.count_auth_failure(ip, now) {
+                    Ok(()) => (Refusal::Invalid, e),
+                    Err(limited) => (Refusal::Limited, limited),
+                },
+                e => (Refusal::Missing, e),
+            };
+            if let Some(left_out) = s.guard.refused(ip, reason, now) {
+                let note = AuditNote {
+                    action: format!("{method} {path}"),
+                    details: json!({ "client_ip": ip.to_string(), "refused": reason.as_str(), "suppressed": left_out }),
+                    ..Default::default()
+                };
                 let who = who.as_deref().unwrap_or("anonymous");
                 audit(&s, who, &note, &format!("{} {e}", e.status().as_u16()), rid, at);
             }

@@ -5,14 +5,16 @@
 //! for history, and send [`Command`]s to the engine
 //! for anything that changes state ([`operator`]). Errors are JSON `{ "error": … }`; a 5xx
 //! carries a generic message and the request id, never an internal error text.
-//! [`auth`] authenticates every request and audits every mutation; the routes
-//! are described by the OpenAPI document in [`openapi`]. `/healthz` (liveness) and `/readyz`
+//! [`auth`] authenticates every request and audits every mutation; [`guard`] puts the
+//! security headers on every response and holds the rate limits and the stream bound; the
+//! routes are described by the OpenAPI document in [`openapi`]. `/healthz` (liveness) and `/readyz`
 //! (readiness) answer 200 or 503 with the verdicts of [`crate::selfcheck`], each part saying why.
 
 pub mod auth;
 pub mod dashboard;
 pub mod dto;
 pub mod error;
+pub mod guard;
 pub mod idempotency;
 pub mod incidents;
 pub mod openapi;
@@ -71,6 +73,8 @@ pub struct AppState {
     pub writes: StoreHandle,
     /// The tasks' vital signs (engine heartbeat, critical tasks gone, workers restarting).
     pub vitals: Vitals,
+    /// Rate limits, the stream bound and the refusal audit throttle.
+    pub guard: Arc<guard::Guard>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -126,12 +130,20 @@ pub fn route_table() -> Vec<(&'static str, &'static str)> {
 }
 
 /// The whole HTTP surface.
+///
+/// Layers, outermost first: request id, security headers, tracing, request-id propagation, the
+/// 30 s timeout, the rate limit of mutations (before any token is checked), then per route
+/// authentication and audit. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
+/// so the limits see each client's address.
 pub fn router(state: AppState) -> Router {
-    routes()
+    let tls = state.config.orchestrator.tls.is_some();
+    let mutations = state.guard.mutation_layer();
+    let router = routes()
         .router
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::layer))
         .fallback(not_found)
         .with_state(state)
+        .layer(mutations)
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
@@ -142,8 +154,8 @@ pub fn router(state: AppState) -> Router {
                 .unwrap_or_default();
             let rid = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
             tracing::debug_span!("http", method = %req.method(), path = %matched, request_id = %rid)
-        }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        }));
+    guard::with_security_headers(router, tls).layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
 /// This document.
@@ -224,6 +236,7 @@ pub struct EventsQuery {
     responses((status = 200, description = "`{events, next_before}`", body = Object), (status = 400, body = dto::ErrorDto)), security(("bearer" = [])))]
 async fn events(
     State(s): State<AppState>,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
     q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::BadRequest { field: "query".into(), message: e.body_text() })?;
@@ -243,7 +256,18 @@ async fn events(
             return Err(ApiError::BadRequest { field: "region".into(), message: format!("unknown region `{r}`") });
         }
     }
-    let events = s.store.events(q.before, limit, q.region.as_deref(), kind).await.map_err(|e| {
+    // The audit log is for operators and admins, as at /api/v1/audit: a viewer (or an
+    // anonymous reader with public_reads) gets the timeline without it.
+    let caller = principal.map(|axum::Extension(p)| p);
+    let sees_audit = caller.as_ref().is_some_and(|p| p.role.allows(crate::auth::Role::Operator));
+    if kind == Some(EventKind::Audit) && !sees_audit {
+        let who =
+            caller.map_or_else(|| "an anonymous reader".to_string(), |p| format!("`{}` (role {})", p.name, p.role));
+        return Err(ApiError::Forbidden(format!(
+            "kind=audit needs role operator: the audit log is for operators and admins, and {who} is not one"
+        )));
+    }
+    let events = s.store.events(q.before, limit, q.region.as_deref(), kind, sees_audit).await.map_err(|e| {
         ApiError::Unavailable(format!("the store is unreachable ({e}); recent state is in /api/v1/status"))
     })?;
     let next_before = if events.len() as i64 == limit { events.last().map(|e| e.at) } else { None };
@@ -308,10 +332,12 @@ async fn lag_series(
 #[utoipa::path(get, path = "/api/v1/stream", tag = "system",
     params(("access_token" = Option<String>, Query, description = "bearer token, for EventSource clients")),
     responses((status = 200, description = "text/event-stream of `status` events", content_type = "text/event-stream")), security(("bearer" = [])))]
-async fn stream(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+async fn stream(State(s): State<AppState>) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    // Held by the stream: dropped (the place freed) when the client leaves or the server stops.
+    let place = s.guard.stream_permit()?;
     let rx = s.status.clone();
     let stop = s.shutdown.clone();
-    let stream = futures::stream::unfold((rx, stop, true), |(mut rx, stop, first)| async move {
+    let stream = futures::stream::unfold((rx, stop, true, place), |(mut rx, stop, first, place)| async move {
         if !first {
             tokio::select! {
                 _ = stop.cancelled() => return None,
@@ -322,7 +348,7 @@ async fn stream(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<SseE
         }
         let snapshot = rx.borrow_and_update().clone();
         let data = serde_json::to_string(&*snapshot).unwrap_or_else(|_| "{}".into());
-        Some((Ok(SseEvent::default().event("status").data(data)), (rx, stop, false)))
+        Some((Ok(SseEvent::default().event("status").data(data)), (rx, stop, false, place)))
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

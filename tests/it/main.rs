@@ -20,6 +20,7 @@ mod replication;
 mod rfc2136_provider;
 mod route53_provider;
 mod secrets;
+mod security;
 mod shutdown;
 mod store;
 mod supervision;
