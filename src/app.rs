@@ -346,6 +346,7 @@ impl App {
             shutdown: work.clone(),
             writes: store_handle.clone(),
             vitals,
+            tickets: api::ticket::TicketStore::new(),
         };
         let router = api::router(state);
         let listener = self.listener;

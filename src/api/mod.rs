@@ -5,7 +5,8 @@
 //! for history, and send [`Command`]s to the engine
 //! for anything that changes state ([`operator`]). Errors are JSON `{ "error": … }`; a 5xx
 //! carries a generic message and the request id, never an internal error text.
-//! [`auth`] authenticates every request and audits every mutation; the routes
+//! [`auth`] authenticates every request and audits every mutation, and [`ticket`] hands out the
+//! single-use tickets a browser opens the stream with; the routes
 //! are described by the OpenAPI document in [`openapi`]. `/healthz` (liveness) and `/readyz`
 //! (readiness) answer 200 or 503 with the verdicts of [`crate::selfcheck`], each part saying why.
 
@@ -18,6 +19,7 @@ pub mod incidents;
 pub mod openapi;
 pub mod operator;
 pub mod text;
+pub mod ticket;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -71,6 +73,8 @@ pub struct AppState {
     pub writes: StoreHandle,
     /// The tasks' vital signs (engine heartbeat, critical tasks gone, workers restarting).
     pub vitals: Vitals,
+    /// Outstanding single-use stream tickets (in memory only).
+    pub tickets: ticket::TicketStore,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -105,6 +109,8 @@ fn routes() -> Routes {
         .get("/api/v1/status", status)
         .get("/api/v1/events", events)
         .get("/api/v1/stream", stream)
+        .post("/api/v1/stream/tickets", ticket::create)
+        .get("/api/v1/whoami", whoami)
         .get("/api/v1/regions/{name}/lag", lag_series)
         .get("/api/v1/incidents", incidents::list)
         .get("/api/v1/incidents/{id}", incidents::one)
@@ -304,11 +310,73 @@ async fn lag_series(
     Ok(Json(json!({ "region": name, "since": since, "step": step, "points": points, "latest": latest })))
 }
 
+/// Who the caller is, for `GET /api/v1/whoami`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct WhoamiDto {
+    /// The token's name; `anonymous` without one (public reads, or no `[auth]` section).
+    pub name: String,
+    /// What the caller may do.
+    pub role: crate::auth::Role,
+    /// Whether a token (or stream ticket) identified the caller.
+    pub authenticated: bool,
+}
+
+/// The caller's name and role: what the dashboard shows after sign-in, and whether it may act.
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "system", responses(
+    (status = 200, description = "the caller: its token's name and role; `anonymous` viewer, not authenticated, without a token where reads are public", body = WhoamiDto),
+    (status = 401, description = "no valid bearer token, or (even where reads are public) a token that is not valid", body = dto::ErrorDto)),
+    security(("bearer" = [])))]
+async fn whoami(
+    State(s): State<AppState>,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<WhoamiDto>, ApiError> {
+    match principal {
+        Some(axum::Extension(p)) => {
+            Ok(Json(WhoamiDto { name: p.name, role: p.role, authenticated: s.config.auth.is_some() }))
+        }
+        // Reads are public, so the auth layer let an unknown token through: here it is the question.
+        None if s.config.auth.is_some() && headers.contains_key(header::AUTHORIZATION) => {
+            Err(ApiError::Unauthorized("the bearer token is not valid".into()))
+        }
+        None => Ok(Json(WhoamiDto { name: "anonymous".into(), role: crate::auth::Role::Viewer, authenticated: false })),
+    }
+}
+
+/// Query of `GET /api/v1/stream`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// A single-use ticket from `POST /api/v1/stream/tickets` (read and consumed by the auth layer).
+    pub ticket: Option<String>,
+}
+
 /// Server-Sent Events: a `status` event with the full snapshot whenever it changes.
+///
+/// Authorised by `Authorization: Bearer` (curl, the CLI) or, for browsers, by `?ticket=`: a
+/// single-use ticket from `POST /api/v1/stream/tickets`. A long-lived token is never taken
+/// from the URL: `?access_token=` is refused with a 400 saying so.
 #[utoipa::path(get, path = "/api/v1/stream", tag = "system",
-    params(("access_token" = Option<String>, Query, description = "bearer token, for EventSource clients")),
-    responses((status = 200, description = "text/event-stream of `status` events", content_type = "text/event-stream")), security(("bearer" = [])))]
-async fn stream(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    params(("ticket" = Option<String>, Query, description = "a single-use ticket from POST /api/v1/stream/tickets (for EventSource clients, which cannot send Authorization); valid 30 s",
+        pattern = "^[0-9a-f]{64}$")),
+    responses((status = 200, description = "text/event-stream of `status` events", content_type = "text/event-stream"),
+        (status = 400, description = "a query parameter other than `ticket`", body = dto::ErrorDto),
+        (status = 401, description = "no valid bearer token, or a ticket that is unknown, used or expired", body = dto::ErrorDto)),
+    security(("bearer" = [])))]
+async fn stream(
+    State(s): State<AppState>,
+    q: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    if let Err(e) = q {
+        let message = if e.body_text().contains("access_token") {
+            "`access_token` is not accepted: a token in a URL ends up in logs. Send Authorization: Bearer <token>, \
+             or open the stream with ?ticket= from POST /api/v1/stream/tickets"
+                .to_string()
+        } else {
+            e.body_text()
+        };
+        return Err(ApiError::BadRequest { field: "query".into(), message });
+    }
     let rx = s.status.clone();
     let stop = s.shutdown.clone();
     let stream = futures::stream::unfold((rx, stop, true), |(mut rx, stop, first)| async move {
@@ -324,5 +392,5 @@ async fn stream(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<SseE
         let data = serde_json::to_string(&*snapshot).unwrap_or_else(|_| "{}".into());
         Some((Ok(SseEvent::default().event("status").data(data)), (rx, stop, false)))
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
