@@ -319,6 +319,8 @@ pub struct WhoamiDto {
     pub role: crate::auth::Role,
     /// Whether a token (or stream ticket) identified the caller.
     pub authenticated: bool,
+    /// Whether this orchestrator serves reads without a token (`[auth] public_reads`, or no `[auth]`).
+    pub public_reads: bool,
 }
 
 /// The caller's name and role: what the dashboard shows after sign-in, and whether it may act.
@@ -331,15 +333,21 @@ async fn whoami(
     principal: Option<axum::Extension<crate::auth::Principal>>,
     headers: axum::http::HeaderMap,
 ) -> Result<Json<WhoamiDto>, ApiError> {
+    let public_reads = s.config.auth.as_ref().is_none_or(|a| a.public_reads);
     match principal {
         Some(axum::Extension(p)) => {
-            Ok(Json(WhoamiDto { name: p.name, role: p.role, authenticated: s.config.auth.is_some() }))
+            Ok(Json(WhoamiDto { name: p.name, role: p.role, authenticated: s.config.auth.is_some(), public_reads }))
         }
         // Reads are public, so the auth layer let an unknown token through: here it is the question.
         None if s.config.auth.is_some() && headers.contains_key(header::AUTHORIZATION) => {
             Err(ApiError::Unauthorized("the bearer token is not valid".into()))
         }
-        None => Ok(Json(WhoamiDto { name: "anonymous".into(), role: crate::auth::Role::Viewer, authenticated: false })),
+        None => Ok(Json(WhoamiDto {
+            name: "anonymous".into(),
+            role: crate::auth::Role::Viewer,
+            authenticated: false,
+            public_reads,
+        })),
     }
 }
 

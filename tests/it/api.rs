@@ -108,6 +108,7 @@ async fn the_stream_takes_a_bearer_token_or_a_single_use_ticket_and_never_a_toke
         (code, me["name"].as_str(), me["role"].as_str(), me["authenticated"].as_bool()),
         (200, Some("lab-viewer"), Some("viewer"), Some(true))
     );
+    assert_eq!(me["public_reads"], false);
     assert_eq!(app.get_as("/api/v1/whoami", None).await.0, 401);
     assert_eq!(app.get_as("/api/v1/whoami", Some("not-a-token")).await.0, 401);
 
