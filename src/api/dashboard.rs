@@ -24,6 +24,7 @@ const INDEX: &str = include_str!("assets/index.html");
 
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
+const SVG: &str = "image/svg+xml";
 
 /// One file served under `/assets/`.
 #[derive(Debug)]
@@ -41,9 +42,10 @@ const fn file(name: &'static str, body: &'static str, content_type: &'static str
     Asset { name, body, content_type }
 }
 
-/// Every file of the dashboard but the page itself: the stylesheet and the modules.
+/// Every file of the dashboard but the page itself: the stylesheet, the icon and the modules.
 pub const ASSETS: &[Asset] = &[
     file("dashboard.css", include_str!("assets/dashboard.css"), CSS),
+    file("favicon.svg", include_str!("assets/favicon.svg"), SVG),
     file("main.js", include_str!("assets/main.js"), JAVASCRIPT),
     file("format.js", include_str!("assets/format.js"), JAVASCRIPT),
     file("dom.js", include_str!("assets/dom.js"), JAVASCRIPT),
@@ -144,6 +146,14 @@ mod tests {
         let css: Vec<&str> = page_references().into_iter().filter(|n| n.ends_with(".css")).collect();
         assert_eq!(css, ["dashboard.css"]);
         assert_eq!(content_type("dashboard.css").await.as_deref(), Some(CSS));
+    }
+
+    #[tokio::test]
+    async fn the_icon_the_page_links_is_served_from_the_same_origin_as_svg() {
+        let icons: Vec<&str> = page_references().into_iter().filter(|n| n.ends_with(".svg")).collect();
+        assert_eq!(icons, ["favicon.svg"]);
+        assert_eq!(content_type("favicon.svg").await.as_deref(), Some(SVG));
+        assert!(!INDEX.contains("href=\"data:"), "a data: URL needs img-src data: in the CSP");
     }
 
     #[tokio::test]
