@@ -304,6 +304,22 @@ mod tests {
     }
 
     #[test]
+    fn the_openapi_document_gives_the_ticket_route_every_status_and_the_stream_no_token_parameter() {
+        use utoipa::OpenApi;
+        let doc = serde_json::to_value(super::super::openapi::ApiDoc::openapi()).unwrap();
+        let post = &doc["paths"]["/api/v1/stream/tickets"]["post"];
+        let codes: Vec<&str> = post["responses"].as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(codes, ["201", "401", "403", "429", "503"]);
+        assert!(post["responses"]["429"]["headers"]["Retry-After"].is_object());
+        assert!(doc["components"]["schemas"]["TicketDto"]["properties"]["expires_at"].is_object());
+        let params = doc["paths"]["/api/v1/stream"]["get"]["parameters"].as_array().unwrap();
+        let names: Vec<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["ticket"], "no access_token: a long-lived token never goes in a URL");
+        let who = &doc["components"]["schemas"]["WhoamiDto"]["properties"];
+        assert!(who["role"].is_object() && who["public_reads"].is_object(), "{who}");
+    }
+
+    #[test]
     fn the_store_keeps_no_ticket_in_clear() {
         let store = TicketStore::new();
         let t = store.issue(who("alice", Role::Viewer), Instant::now()).unwrap();

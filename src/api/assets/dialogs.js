@@ -100,10 +100,7 @@ async function confirmDialog(ev) {
   const typed = $("dlg-token").value.trim();
   const tok = typed || token.get();
   if (!tok) { dialogError("An operator token is required."); return; }
-  if (typed) {
-    token.set(typed);
-    adoptToken(typed); // the header and the role follow the token the tab now holds
-  }
+  if (typed) token.set(typed);
   $("dlg-confirm").disabled = true;
   $("dlg-error").hidden = true;
   let resp;
@@ -118,6 +115,8 @@ async function confirmDialog(ev) {
   }
   $("dlg-confirm").disabled = false;
   showAnswer(req, resp, body);
+  // A typed token the server did not refuse is the tab's now: the header and the role follow it.
+  if (typed && resp.status !== 401) adoptToken(typed);
 }
 
 /** Wires the dialog: confirm, live preview, cancel. */
