@@ -121,7 +121,7 @@ export async function startSession() {
   whenTokenRefused((resp) => tokenRefused(`HTTP ${resp.status}`));
   $("signout").addEventListener("click", () => endSession(""));
   $("signin-open").addEventListener("click", () => showSignIn(""));
-  const ended = sessionStorage.getItem(ENDED_KEY);
+  let ended = sessionStorage.getItem(ENDED_KEY);
   sessionStorage.removeItem(ENDED_KEY);
   const form = signInForm();
   const stored = token.get();
@@ -133,6 +133,7 @@ export async function startSession() {
       return r.body;
     }
     token.clear();
+    if (r.status === 401) ended = ended || "The token this tab held was refused (HTTP 401). Sign in again.";
   }
   const anon = await whoami("");
   if (anon.status === 200) {
