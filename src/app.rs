@@ -358,6 +358,7 @@ impl App {
             writes: store_handle.clone(),
             vitals,
             guard: guard.clone(),
+            tickets: api::ticket::TicketStore::new(),
         };
         let router = api::router(state);
         let http =

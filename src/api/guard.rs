@@ -49,15 +49,11 @@ const STREAM_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// no longer matter are dropped first, then the oldest.
 const MAX_TRACKED_CLIENTS: usize = 4096;
 
-/// The dashboard needs nothing from elsewhere and no inline script: everything from this origin.
-///
-/// One relaxation, for style *attributes* only (`style-src-attr`; no `<style>` element, no
-/// script): the dashboard sets bar widths and region colours with `setAttribute("style", …)`
-/// (`src/api/assets/dom.js`). Set through the CSSOM (`el.style.cssText`) instead, they need
-/// no exception and `style-src-attr` can go.
+/// The dashboard needs nothing from elsewhere and nothing inline: no inline script, no
+/// `<style>` element, no style attribute (it sets styles through the CSSOM,
+/// `src/api/assets/dom.js`), no `data:` image (its favicon is served from this origin).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-     style-src-attr 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
-     base-uri 'none'; form-action 'self'";
+     img-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// Why a request was refused before its handler ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

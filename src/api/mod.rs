@@ -6,7 +6,8 @@
 //! for anything that changes state ([`operator`]). Errors are JSON `{ "error": … }`; a 5xx
 //! carries a generic message and the request id, never an internal error text.
 //! [`auth`] authenticates every request and audits every mutation; [`guard`] puts the
-//! security headers on every response and holds the rate limits and the stream bound; the
+//! security headers on every response and holds the rate limits and the stream bound;
+//! [`ticket`] hands out the single-use tickets a browser opens the stream with; the
 //! routes are described by the OpenAPI document in [`openapi`]. `/healthz` (liveness) and `/readyz`
 //! (readiness) answer 200 or 503 with the verdicts of [`crate::selfcheck`], each part saying why.
 
@@ -20,6 +21,7 @@ pub mod incidents;
 pub mod openapi;
 pub mod operator;
 pub mod text;
+pub mod ticket;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -75,6 +77,8 @@ pub struct AppState {
     pub vitals: Vitals,
     /// Rate limits, the stream bound and the refusal audit throttle.
     pub guard: Arc<guard::Guard>,
+    /// Outstanding single-use stream tickets (in memory only).
+    pub tickets: ticket::TicketStore,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -109,6 +113,7 @@ fn routes() -> Routes {
         .get("/api/v1/status", status)
         .get("/api/v1/events", events)
         .get("/api/v1/stream", stream)
+        .get("/api/v1/whoami", whoami)
         .get("/api/v1/regions/{name}/lag", lag_series)
         .get("/api/v1/incidents", incidents::list)
         .get("/api/v1/incidents/{id}", incidents::one)
@@ -124,26 +129,40 @@ fn routes() -> Routes {
         .get("/api/v1/audit", operator::audit)
 }
 
+/// Routes that take a POST but are not mutations: outside the mutation rate limit.
+///
+/// A stream ticket changes nothing but an in-memory ticket, has bounds of its own (100 unused
+/// per token, 1 000 in all) and is asked for on every (re)connect of every dashboard, so
+/// dashboards behind one address must not use up the limit operators act within.
+fn unlimited_routes() -> Routes {
+    Routes { router: Router::new(), table: Vec::new() }.post("/api/v1/stream/tickets", ticket::create)
+}
+
 /// Every (method, path) the router serves.
 pub fn route_table() -> Vec<(&'static str, &'static str)> {
-    routes().table
+    let mut table = routes().table;
+    table.extend(unlimited_routes().table);
+    table
 }
 
 /// The whole HTTP surface.
 ///
 /// Layers, outermost first: request id, security headers, tracing, request-id propagation, the
-/// 30 s timeout, the rate limit of mutations (before any token is checked), then per route
-/// authentication and audit. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
+/// 30 s timeout, then per route the rate limit of mutations (before any token is checked; not
+/// on [`unlimited_routes`]) and authentication and audit. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
 /// so the limits see each client's address.
 pub fn router(state: AppState) -> Router {
     let tls = state.config.orchestrator.tls.is_some();
     let mutations = state.guard.mutation_layer();
+    let auth = || axum::middleware::from_fn_with_state(state.clone(), auth::layer);
+    let unlimited = unlimited_routes().router.route_layer(auth());
     let router = routes()
         .router
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::layer))
+        .route_layer(auth())
+        .route_layer(mutations)
+        .merge(unlimited)
         .fallback(not_found)
         .with_state(state)
-        .layer(mutations)
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
@@ -328,11 +347,81 @@ async fn lag_series(
     Ok(Json(json!({ "region": name, "since": since, "step": step, "points": points, "latest": latest })))
 }
 
+/// Who the caller is, for `GET /api/v1/whoami`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct WhoamiDto {
+    /// The token's name; `anonymous` without one (public reads, or no `[auth]` section).
+    pub name: String,
+    /// What the caller may do.
+    pub role: crate::auth::Role,
+    /// Whether a token (or stream ticket) identified the caller.
+    pub authenticated: bool,
+    /// Whether this orchestrator serves reads without a token (`[auth] public_reads`, or no `[auth]`).
+    pub public_reads: bool,
+}
+
+/// The caller's name and role: what the dashboard shows after sign-in, and whether it may act.
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "system", responses(
+    (status = 200, description = "the caller: its token's name and role; `anonymous` viewer, not authenticated, without a token where reads are public", body = WhoamiDto),
+    (status = 401, description = "no valid bearer token, or (even where reads are public) a token that is not valid", body = dto::ErrorDto)),
+    security(("bearer" = [])))]
+async fn whoami(
+    State(s): State<AppState>,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<WhoamiDto>, ApiError> {
+    let public_reads = s.config.auth.as_ref().is_none_or(|a| a.public_reads);
+    match principal {
+        Some(axum::Extension(p)) => {
+            Ok(Json(WhoamiDto { name: p.name, role: p.role, authenticated: s.config.auth.is_some(), public_reads }))
+        }
+        // Reads are public, so the auth layer let an unknown token through: here it is the question.
+        None if s.config.auth.is_some() && headers.contains_key(header::AUTHORIZATION) => {
+            Err(ApiError::Unauthorized("the bearer token is not valid".into()))
+        }
+        None => Ok(Json(WhoamiDto {
+            name: "anonymous".into(),
+            role: crate::auth::Role::Viewer,
+            authenticated: false,
+            public_reads,
+        })),
+    }
+}
+
+/// Query of `GET /api/v1/stream`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// A single-use ticket from `POST /api/v1/stream/tickets` (read and consumed by the auth layer).
+    pub ticket: Option<String>,
+}
+
 /// Server-Sent Events: a `status` event with the full snapshot whenever it changes.
+///
+/// Authorised by `Authorization: Bearer` (curl, the CLI) or, for browsers, by `?ticket=`: a
+/// single-use ticket from `POST /api/v1/stream/tickets`. A long-lived token is never taken
+/// from the URL: `?access_token=` is refused with a 400 saying so.
 #[utoipa::path(get, path = "/api/v1/stream", tag = "system",
-    params(("access_token" = Option<String>, Query, description = "bearer token, for EventSource clients")),
-    responses((status = 200, description = "text/event-stream of `status` events", content_type = "text/event-stream")), security(("bearer" = [])))]
-async fn stream(State(s): State<AppState>) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    params(("ticket" = Option<String>, Query, description = "a single-use ticket from POST /api/v1/stream/tickets (for EventSource clients, which cannot send Authorization); valid 30 s",
+        pattern = "^[0-9a-f]{64}$")),
+    responses((status = 200, description = "text/event-stream of `status` events", content_type = "text/event-stream"),
+        (status = 400, description = "a query parameter other than `ticket`", body = dto::ErrorDto),
+        (status = 401, description = "no valid bearer token, or a ticket that is unknown, used or expired", body = dto::ErrorDto)),
+    security(("bearer" = [])))]
+async fn stream(
+    State(s): State<AppState>,
+    q: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    if let Err(e) = q {
+        let message = if e.body_text().contains("access_token") {
+            "`access_token` is not accepted: a token in a URL ends up in logs. Send Authorization: Bearer <token>, \
+             or open the stream with ?ticket= from POST /api/v1/stream/tickets"
+                .to_string()
+        } else {
+            e.body_text()
+        };
+        return Err(ApiError::BadRequest { field: "query".into(), message });
+    }
     // Held by the stream: dropped (the place freed) when the client leaves or the server stops.
     let place = s.guard.stream_permit()?;
     let rx = s.status.clone();

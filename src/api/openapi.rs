@@ -36,6 +36,7 @@ impl Modify for Bearer {
         operator::start_drill, operator::list_drills, operator::get_drill, operator::abort_drill,
         operator::failover, operator::switchover, operator::failback, operator::maintenance, operator::audit,
         super::incidents::list, super::incidents::one,
+        super::ticket::create, super::whoami,
     ),
     components(schemas(
         DrillRequestDto, AbortRequestDto, FailoverRequestDto, SwitchoverRequestDto, FailbackRequestDto,

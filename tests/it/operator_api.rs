@@ -102,6 +102,14 @@ async fn without_an_auth_section_reads_are_open_and_mutations_refused() {
     let (code, e) = app.post_as("/api/v1/failback", json!({ "reason": "x" }), None, None).await;
     assert_eq!(code, 403);
     assert!(e["error"].as_str().unwrap().contains("[auth]"), "{e}");
+    // The dashboard's questions: who am I (anonymous, reads public), and a stream ticket (not needed, refused).
+    let (code, me) = app.get_as("/api/v1/whoami", Some("any-token")).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (me["name"].as_str(), me["authenticated"].as_bool(), me["public_reads"].as_bool()),
+        (Some("anonymous"), Some(false), Some(true))
+    );
+    assert_eq!(app.post_as("/api/v1/stream/tickets", json!({}), None, None).await.0, 403);
     app.shutdown().await;
 }
 
