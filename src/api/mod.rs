@@ -177,11 +177,61 @@ pub fn router(state: AppState) -> Router {
     guard::with_security_headers(router, tls).layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
-/// This document.
+/// This document, adapted to this orchestrator's configuration (see [`openapi::document`]).
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", responses((status = 200, description = "the OpenAPI 3 document", body = Object)))]
-async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    use utoipa::OpenApi;
-    Json(openapi::ApiDoc::openapi())
+async fn openapi_json(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let doc = openapi::document(&s.config).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Json(doc))
+}
+
+/// The query string of a request as `T`; a bad one is a 400 naming the parameter at fault
+/// (serde names it before a colon: `before: premature end of input`), else `query`.
+///
+/// # Errors
+/// [`ApiError::BadRequest`].
+pub fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q).map_err(|e| {
+        let text = e.body_text();
+        let detail = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
+        match detail.split_once(": ") {
+            Some((f, rest)) if !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                ApiError::BadRequest { field: f.to_string(), message: rest.to_string() }
+            }
+            _ => ApiError::BadRequest {
+                field: named_in(detail, "unknown field `").unwrap_or_else(|| "query".into()),
+                message: detail.to_string(),
+            },
+        }
+    })
+}
+
+/// The name between `prefix` and the next backquote in `message` (serde's `unknown field `x``).
+fn named_in(message: &str, prefix: &str) -> Option<String> {
+    message.split(prefix).nth(1).and_then(|r| r.split('`').next()).map(str::to_string)
+}
+
+/// The `{id}` of a path, a UUID; anything else is a 400 naming `id`.
+///
+/// # Errors
+/// [`ApiError::BadRequest`].
+pub fn uuid_in_path(
+    id: Result<axum::extract::Path<uuid::Uuid>, axum::extract::rejection::PathRejection>,
+) -> Result<uuid::Uuid, ApiError> {
+    id.map(|axum::extract::Path(id)| id).map_err(|e| {
+        ApiError::field("id", format!("is not a UUID (like 0b6f3c52-8a8e-4a7e-9a53-2f1d1e6f0c1a): {}", e.body_text()))
+    })
+}
+
+/// The `limit` of a list query: default 50, 1–500.
+///
+/// # Errors
+/// [`ApiError::BadRequest`] naming `limit`.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest { field: "limit".into(), message: format!("{limit} is outside 1–500") });
+    }
+    Ok(limit)
 }
 
 async fn not_found() -> ApiError {
@@ -229,40 +279,42 @@ async fn metrics(State(s): State<AppState>) -> Response {
 }
 
 /// The live status: regions, health per layer and check, the plan, why, alarms, the live drill.
-#[utoipa::path(get, path = "/api/v1/status", tag = "system", responses((status = 200, description = "the status snapshot (see `src/status.rs`)", body = Object)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/status", tag = "system", responses((status = 200, description = "the status snapshot", body = dto::StatusDto)), security(("bearer" = [])))]
 async fn status(State(s): State<AppState>) -> Json<Arc<Status>> {
     Json(s.status.borrow().clone())
 }
 
 /// Query of `GET /api/v1/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Only events strictly older than this (RFC 3339): the `next_before` of the previous page.
     pub before: Option<DateTime<Utc>>,
     /// Page size, 1–500 (default 50).
+    #[serde(default, deserialize_with = "dto::optional_whole")]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// Only this region.
+    #[param(value_type = Option<String>)]
     pub region: Option<String>,
-    /// Only this kind: `transition`, `plan`, `alarm`, `audit`.
+    /// Only this kind; `audit` entries are shown to operators and admins only.
+    #[param(value_type = Option<dto::EventKindDto>)]
     pub kind: Option<String>,
 }
 
 /// Transitions, plans, alarms and audit entries, newest first.
-#[utoipa::path(get, path = "/api/v1/events", tag = "system",
-    params(("before" = Option<String>, Query, description = "RFC 3339: only older events"), ("limit" = Option<i64>, Query, description = "1–500"),
-        ("region" = Option<String>, Query, description = "only this region"), ("kind" = Option<String>, Query, description = "transition, plan, alarm, audit")),
-    responses((status = 200, description = "`{events, next_before}`", body = Object), (status = 400, body = dto::ErrorDto)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/events", tag = "system", params(EventsQuery),
+    responses((status = 200, description = "a page of events, newest first", body = dto::EventsPageDto),
+        (status = 400, description = "a bad or unknown query parameter, named in `field`", body = dto::ErrorDto)),
+    security(("bearer" = [])))]
 async fn events(
     State(s): State<AppState>,
     principal: Option<axum::Extension<crate::auth::Principal>>,
     q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::BadRequest { field: "query".into(), message: e.body_text() })?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadRequest { field: "limit".into(), message: format!("{limit} is outside 1–500") });
-    }
+) -> Result<Json<dto::EventsPageDto>, ApiError> {
+    let q = query(q)?;
+    let limit = page_limit(q.limit)?;
     let kind = match q.kind.as_deref() {
         None => None,
         Some(k) => Some(EventKind::parse(k).ok_or_else(|| ApiError::BadRequest {
@@ -290,31 +342,38 @@ async fn events(
         ApiError::Unavailable(format!("the store is unreachable ({e}); recent state is in /api/v1/status"))
     })?;
     let next_before = if events.len() as i64 == limit { events.last().map(|e| e.at) } else { None };
-    Ok(Json(json!({ "events": events, "next_before": next_before })))
+    Ok(Json(dto::EventsPageDto { events: events.into_iter().map(dto::EventDto::from).collect(), next_before }))
 }
 
 /// Query of `GET /api/v1/regions/{name}/lag`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LagQuery {
-    /// Start of the series (RFC 3339); default one hour ago.
+    /// Start of the series (RFC 3339); default one hour ago. A time in the future gives no points.
     pub since: Option<DateTime<Utc>>,
-    /// Bucket width in seconds, 1–86400 (default: about 120 points over the range).
+    /// Bucket width in seconds, 1–86400 (default: about 120 points over the range, within 1–86400).
+    #[serde(default, deserialize_with = "dto::optional_whole")]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 86400)]
     pub step: Option<i64>,
 }
 
+/// Widest lag bucket, seconds (a day).
+const MAX_LAG_STEP: i64 = 86_400;
+
 /// Replication lag of a region over time (raw samples, then per-minute aggregates).
 #[utoipa::path(get, path = "/api/v1/regions/{name}/lag", tag = "system",
-    params(("name" = String, Path, description = "region name"), ("since" = Option<String>, Query, description = "RFC 3339 start (default one hour ago)"),
-        ("step" = Option<i64>, Query, description = "bucket width in seconds, 1–86400")),
-    responses((status = 200, description = "the lag series", body = Object), (status = 400, body = dto::ErrorDto), (status = 404, body = dto::ErrorDto)),
+    params(("name" = String, Path, description = "region name"), LagQuery),
+    responses((status = 200, description = "the lag series", body = dto::LagSeriesDto),
+        (status = 400, description = "a bad or unknown query parameter, named in `field`", body = dto::ErrorDto),
+        (status = 404, description = "no such region, or it has no database", body = dto::ErrorDto)),
     security(("bearer" = [])))]
 async fn lag_series(
     State(s): State<AppState>,
     axum::extract::Path(name): axum::extract::Path<String>,
     q: Result<Query<LagQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::BadRequest { field: "query".into(), message: e.body_text() })?;
+) -> Result<Json<dto::LagSeriesDto>, ApiError> {
+    let q = query(q)?;
     let Some(region) = s.config.regions.iter().find(|r| r.name.as_str() == name) else {
         return Err(ApiError::NotFound(format!("unknown region `{name}`")));
     };
@@ -323,15 +382,12 @@ async fn lag_series(
     }
     let now = Utc::now();
     let since = q.since.unwrap_or(now - chrono::Duration::hours(1));
-    if since > now {
-        return Err(ApiError::BadRequest { field: "since".into(), message: "is in the future".into() });
-    }
     let range = (now - since).num_seconds().max(1);
-    let step = q.step.unwrap_or((range / 120).max(1));
-    if !(1..=86_400).contains(&step) {
+    let step = q.step.unwrap_or((range / 120).clamp(1, MAX_LAG_STEP));
+    if !(1..=MAX_LAG_STEP).contains(&step) {
         return Err(ApiError::BadRequest {
             field: "step".into(),
-            message: format!("{step} is outside 1–86400 seconds"),
+            message: format!("{step} is outside 1–{MAX_LAG_STEP} seconds"),
         });
     }
     let points = s
@@ -340,11 +396,13 @@ async fn lag_series(
         .await
         .map_err(|e| ApiError::Unavailable(format!("the store is unreachable ({e})")))?;
     let latest = s.status.borrow().regions.iter().find(|r| r.name.as_str() == name).and_then(|r| r.lag.clone());
-    let points: Vec<serde_json::Value> = points
-        .into_iter()
-        .map(|p| json!({ "at": p.at, "bytes": p.max_bytes, "seconds": p.max_seconds, "avg_bytes": p.avg_bytes, "avg_seconds": p.avg_seconds, "samples": p.samples }))
-        .collect();
-    Ok(Json(json!({ "region": name, "since": since, "step": step, "points": points, "latest": latest })))
+    Ok(Json(dto::LagSeriesDto {
+        region: name,
+        since,
+        step,
+        points: points.into_iter().map(dto::LagPointDto::from).collect(),
+        latest: latest.map(|l| json!(l)),
+    }))
 }
 
 /// Who the caller is, for `GET /api/v1/whoami`.
@@ -440,4 +498,42 @@ async fn stream(
         Some((Ok(SseEvent::default().event("status").data(data)), (rx, stop, false, place)))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Uri;
+
+    fn events(q: &str) -> Result<EventsQuery, ApiError> {
+        query(Query::<EventsQuery>::try_from_uri(&Uri::try_from(format!("/api/v1/events?{q}")).unwrap()))
+    }
+
+    fn field(r: Result<EventsQuery, ApiError>) -> String {
+        match r {
+            Err(ApiError::BadRequest { field, .. }) => field,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bad_query_parameter_is_named_in_the_error() {
+        assert_eq!(field(events("before=yesterday")), "before");
+        assert_eq!(field(events("before=")), "before");
+        assert_eq!(field(events("limit=2.5")), "limit");
+        assert_eq!(field(events("colour=red")), "colour");
+        let Err(ApiError::BadRequest { message, .. }) = events("before=yesterday") else { unreachable!() };
+        assert!(!message.starts_with("before"), "the field is not repeated in the message: {message}");
+    }
+
+    #[test]
+    fn a_whole_number_is_accepted_however_json_schema_writes_it() {
+        assert_eq!(events("limit=20").unwrap().limit, Some(20));
+        assert_eq!(events("limit=20.0").unwrap().limit, Some(20));
+        assert_eq!(events("limit=-3").unwrap().limit, Some(-3), "the range is checked after, naming `limit`");
+        assert_eq!(field(events("limit=1e400")), "limit");
+        assert_eq!(field(events("limit=9223372036854775808")), "limit");
+        assert!(page_limit(Some(0)).is_err() && page_limit(Some(501)).is_err());
+        assert_eq!(page_limit(None).unwrap(), 50);
+    }
 }
