@@ -148,7 +148,9 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
     let at = Utc::now();
     let ip = client_ip(&req);
     let now = std::time::Instant::now();
-    let presented = bearer(&req, &path).is_some();
+    // A bearer token counts toward the failed-authentication limit; a stream ticket (256 random
+    // bits, single use) does not.
+    let presented = matches!(credential(&req, &path), Credential::Bearer(_));
     let refused = if presented { s.guard.check_not_blocked(ip, now).err().map(|e| (e, None)) } else { None };
     match refused.map_or_else(|| check(&s, &req, &path), Err) {
         Err((e, who)) => {

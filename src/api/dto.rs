@@ -720,3 +720,16 @@ impl From<crate::store::LagPoint> for LagPointDto {
         }
     }
 }
+
+/// Who the caller is, for `GET /api/v1/whoami`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WhoamiDto {
+    /// The token's name; `anonymous` without one (public reads, or no `[auth]` section).
+    pub name: String,
+    /// What the caller may do.
+    pub role: crate::auth::Role,
+    /// Whether a token (or stream ticket) identified the caller.
+    pub authenticated: bool,
+    /// Whether this orchestrator serves reads without a token (`[auth] public_reads`, or no `[auth]`).
+    pub public_reads: bool,
+}

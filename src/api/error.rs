@@ -104,21 +104,27 @@ impl ApiError {
         }
     }
 
-    /// The JSON body.
+    /// The JSON body. Every message goes through [`crate::redact::text`]: a refusal that quotes
+    /// a provider's error or a DSN shows no secret.
     pub fn body(&self) -> serde_json::Value {
+        use crate::redact::text;
         match self {
             ApiError::BadRequest { field, message } => {
-                json!({ "error": format!("{field}: {message}"), "field": field })
+                json!({ "error": text(&format!("{field}: {message}")), "field": field })
             }
-            ApiError::Refused { message, reasons } => json!({ "error": message, "reasons": reasons }),
+            ApiError::Refused { message, reasons } => {
+                let reasons: Vec<String> = reasons.iter().map(|r| text(r)).collect();
+                json!({ "error": text(message), "reasons": reasons })
+            }
             ApiError::NotLeader { message, leader, api } => {
-                json!({ "error": message, "reasons": [message], "leader": leader, "leader_api": api })
+                let message = text(message);
+                json!({ "error": message, "reasons": [message], "leader": leader, "leader_api": api.as_deref().map(crate::redact::url) })
             }
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, error.chain = ?e, "internal error");
                 json!({ "error": "internal error; see the orchestrator's log (request id in the x-request-id header)" })
             }
-            other => json!({ "error": other.to_string() }),
+            other => json!({ "error": text(&other.to_string()) }),
         }
     }
 }

@@ -41,7 +41,6 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -163,7 +162,7 @@ pub fn router(state: AppState) -> Router {
         .merge(unlimited)
         .fallback(not_found)
         .with_state(state)
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(axum::middleware::from_fn(time_limit))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let matched = req
@@ -232,6 +231,23 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
         return Err(ApiError::BadRequest { field: "limit".into(), message: format!("{limit} is outside 1–500") });
     }
     Ok(limit)
+}
+
+/// How long a request may take before it is answered 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Answers a request that has no response after [`REQUEST_TIMEOUT`] with a 503 and the usual
+/// JSON error body (tower-http's timeout answers with an empty one). It bounds the time to the
+/// response head: a stream, once open, runs on.
+async fn time_limit(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::Unavailable(format!(
+            "no answer within {} s; the orchestrator is busy or the store is slow: retry shortly",
+            REQUEST_TIMEOUT.as_secs()
+        ))
+        .into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -405,39 +421,29 @@ async fn lag_series(
     }))
 }
 
-/// Who the caller is, for `GET /api/v1/whoami`.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct WhoamiDto {
-    /// The token's name; `anonymous` without one (public reads, or no `[auth]` section).
-    pub name: String,
-    /// What the caller may do.
-    pub role: crate::auth::Role,
-    /// Whether a token (or stream ticket) identified the caller.
-    pub authenticated: bool,
-    /// Whether this orchestrator serves reads without a token (`[auth] public_reads`, or no `[auth]`).
-    pub public_reads: bool,
-}
-
 /// The caller's name and role: what the dashboard shows after sign-in, and whether it may act.
 #[utoipa::path(get, path = "/api/v1/whoami", tag = "system", responses(
-    (status = 200, description = "the caller: its token's name and role; `anonymous` viewer, not authenticated, without a token where reads are public", body = WhoamiDto),
+    (status = 200, description = "the caller: its token's name and role; `anonymous` viewer, not authenticated, without a token where reads are public", body = dto::WhoamiDto),
     (status = 401, description = "no valid bearer token, or (even where reads are public) a token that is not valid", body = dto::ErrorDto)),
     security(("bearer" = [])))]
 async fn whoami(
     State(s): State<AppState>,
     principal: Option<axum::Extension<crate::auth::Principal>>,
     headers: axum::http::HeaderMap,
-) -> Result<Json<WhoamiDto>, ApiError> {
+) -> Result<Json<dto::WhoamiDto>, ApiError> {
     let public_reads = s.config.auth.as_ref().is_none_or(|a| a.public_reads);
     match principal {
-        Some(axum::Extension(p)) => {
-            Ok(Json(WhoamiDto { name: p.name, role: p.role, authenticated: s.config.auth.is_some(), public_reads }))
-        }
+        Some(axum::Extension(p)) => Ok(Json(dto::WhoamiDto {
+            name: p.name,
+            role: p.role,
+            authenticated: s.config.auth.is_some(),
+            public_reads,
+        })),
         // Reads are public, so the auth layer let an unknown token through: here it is the question.
         None if s.config.auth.is_some() && headers.contains_key(header::AUTHORIZATION) => {
             Err(ApiError::Unauthorized("the bearer token is not valid".into()))
         }
-        None => Ok(Json(WhoamiDto {
+        None => Ok(Json(dto::WhoamiDto {
             name: "anonymous".into(),
             role: crate::auth::Role::Viewer,
             authenticated: false,
@@ -514,6 +520,22 @@ mod tests {
             Err(ApiError::BadRequest { field, .. }) => field,
             other => panic!("expected a 400, got {other:?}"),
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_without_an_answer_in_time_gets_a_503_with_the_json_error_body() {
+        use tower::ServiceExt;
+        let slow = Router::new()
+            .route("/slow", get(|| async { tokio::time::sleep(REQUEST_TIMEOUT * 2).await }))
+            .route("/quick", get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn(time_limit));
+        let get_ = |path: &str| axum::http::Request::get(path).body(axum::body::Body::empty()).unwrap();
+        let resp = slow.clone().oneshot(get_("/slow")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(body["error"].as_str().unwrap().contains("no answer within 30 s"), "{body}");
+        assert_eq!(slow.oneshot(get_("/quick")).await.unwrap().status(), StatusCode::OK);
     }
 
     #[test]

@@ -71,19 +71,21 @@ fn error_response(description: &str) -> ResponseBuilder {
         .content("application/json", Content::new(Some(Ref::from_schema_name("ErrorDto"))))
 }
 
+/// The header every 401 carries.
+fn www_authenticate() -> utoipa::openapi::Header {
+    HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::String))
+        .description(Some("`Bearer realm=\"failover-orchestrator\"`"))
+        .build()
+}
+
 fn common_components() -> [(&'static str, Response); 5] {
     let seconds = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0));
     [
         (
             "Unauthorized",
             error_response("no bearer token, or one that is not valid")
-                .header(
-                    "WWW-Authenticate",
-                    HeaderBuilder::new()
-                        .schema(ObjectBuilder::new().schema_type(Type::String))
-                        .description(Some("`Bearer realm=\"failover-orchestrator\"`"))
-                        .build(),
-                )
+                .header("WWW-Authenticate", www_authenticate())
                 .build(),
         ),
         ("Forbidden", error_response("the token's role does not allow this (or mutations are disabled)").build()),
@@ -139,7 +141,11 @@ pub fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
             let responses = &mut op.responses.responses;
             for (code, name) in SECURED_ROUTE {
                 if secured {
-                    responses.entry(code.to_string()).or_insert_with(|| common_ref(name));
+                    let response = responses.entry(code.to_string()).or_insert_with(|| common_ref(name));
+                    // A route's own 401 (its wording) still says how to authenticate.
+                    if let (RefOr::T(own), "401") = (response, code) {
+                        own.headers.entry("WWW-Authenticate".to_string()).or_insert_with(www_authenticate);
+                    }
                 } else {
                     responses.remove(code);
                 }

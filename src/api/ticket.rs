@@ -300,7 +300,7 @@ mod tests {
         let doc = serde_json::to_value(super::super::openapi::ApiDoc::openapi()).unwrap();
         let post = &doc["paths"]["/api/v1/stream/tickets"]["post"];
         let codes: Vec<&str> = post["responses"].as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(codes, ["201", "401", "403", "429", "503"]);
+        assert_eq!(codes, ["201", "401", "403", "429", "500", "503"]);
         assert!(post["responses"]["429"]["headers"]["Retry-After"].is_object());
         assert!(doc["components"]["schemas"]["TicketDto"]["properties"]["expires_at"].is_object());
         let params = doc["paths"]["/api/v1/stream"]["get"]["parameters"].as_array().unwrap();
