@@ -96,3 +96,47 @@ fn check_config_shows_no_password_of_any_dsn_form_nor_of_a_check_url() {
     assert!(stdout.contains("failover:***@127.0.0.1:5432"), "{stdout}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `docker-compose.yml` gives no secret a value or a default: each comes from the environment
+/// with `${NAME:?…}` (compose refuses to start without it) or is a Docker secret; the image runs
+/// as an unprivileged user.
+#[test]
+fn the_compose_file_holds_no_secret_and_the_image_runs_unprivileged() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+    let secret_like = ["PASSWORD", "API_KEY", "DSN", "TOKEN", "SECRET"];
+    let mut seen = 0;
+    for (n, line) in compose.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once(": ") else { continue };
+        if !secret_like.iter().any(|s| key.to_ascii_uppercase().contains(s)) {
+            continue;
+        }
+        seen += 1;
+        // Every `${…}` in the value must be required (`:?`), never defaulted (`:-` or `-`).
+        let refs: Vec<&str> = value.split("${").skip(1).map(|r| r.split('}').next().unwrap_or("")).collect();
+        assert!(!refs.is_empty(), "line {}: {key} is written in the file: {value}", n + 1);
+        for r in &refs {
+            assert!(r.contains(":?") && !r.contains(":-"), "line {}: ${{{r}}} must be required (`:?`)", n + 1);
+        }
+        // What is left once the references are removed holds no password: a DSN's userinfo
+        // password is a reference.
+        let mut bare = value.to_string();
+        for r in &refs {
+            bare = bare.replace(&format!("${{{r}}}"), "");
+        }
+        if let Some(userinfo) = bare.split("://").nth(1).and_then(|rest| rest.split_once('@')).map(|(u, _)| u) {
+            assert!(!userinfo.contains(':') || userinfo.ends_with(':'), "line {}: a password in {value}", n + 1);
+        }
+    }
+    assert!(seen >= 4, "the store password, the DSN and the PowerDNS key (twice) are configured: {seen}");
+    assert!(compose.contains("secrets:") && compose.contains("fo_tokens"), "API tokens come as a Docker secret");
+
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let user = dockerfile.lines().rev().find_map(|l| l.trim().strip_prefix("USER ")).expect("the image names a USER");
+    let uid = user.split(':').next().unwrap();
+    assert!(uid != "root" && uid != "0", "the image runs as {user}");
+}
