@@ -338,10 +338,10 @@ async fn events(
             message: format!("`{k}` is not one of transition, plan, alarm, audit"),
         })?),
     };
-    if let Some(r) = &q.region {
-        if !s.config.regions.iter().any(|x| x.name.as_str() == r) {
-            return Err(ApiError::BadRequest { field: "region".into(), message: format!("unknown region `{r}`") });
-        }
+    if let Some(r) = &q.region
+        && !s.config.regions.iter().any(|x| x.name.as_str() == r)
+    {
+        return Err(ApiError::BadRequest { field: "region".into(), message: format!("unknown region `{r}`") });
     }
     // The audit log is for operators and admins, as at /api/v1/audit: a viewer (or an
     // anonymous reader with public_reads) gets the timeline without it.

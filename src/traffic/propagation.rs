@@ -189,7 +189,11 @@ pub async fn query_addresses(
     tokio::time::timeout(timeout * 3, work).await.map_err(|_| QueryError::Timeout { server })?
 }
 
-async fn query_both(mut client: Client<TokioRuntimeProvider>, server: SocketAddr, fqdn: Name) -> Result<BTreeSet<IpAddr>, QueryError> {
+async fn query_both(
+    mut client: Client<TokioRuntimeProvider>,
+    server: SocketAddr,
+    fqdn: Name,
+) -> Result<BTreeSet<IpAddr>, QueryError> {
     let mut out = BTreeSet::new();
     for rtype in [RecordType::A, RecordType::AAAA] {
         let resp = client

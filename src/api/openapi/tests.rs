@@ -288,10 +288,10 @@ fn mismatches(doc: &Value, schema: &Value, value: &Value, at: &str, out: &mut Ve
         out.push(format!("{at}: {type_name}, the schema says {allowed:?}"));
         return;
     }
-    if let Some(values) = schema["enum"].as_array() {
-        if !values.contains(value) {
-            out.push(format!("{at}: {value} is not one of {values:?}"));
-        }
+    if let Some(values) = schema["enum"].as_array()
+        && !values.contains(value)
+    {
+        out.push(format!("{at}: {value} is not one of {values:?}"));
     }
     match (value, schema["format"].as_str()) {
         (Value::String(s), Some("uuid")) if uuid::Uuid::parse_str(s).is_err() => out.push(format!("{at}: not a uuid")),
