@@ -268,6 +268,37 @@ async fn mutations_past_the_limit_get_429_with_retry_after_and_other_clients_do_
     let (code, _, body) = abort(b).await;
     assert!(code != 429 && code < 500, "{code} {body}");
     assert_eq!(metric(&app, "fo_http_rate_limited_total{limit=\"mutations\"}").await, 1.0);
+
+    // Stream tickets are outside the limit (a dashboard asks one per (re)connect), and neither
+    // they nor a method the route does not take (405) are audited.
+    for _ in 0..5 {
+        let r = a
+            .post(format!("http://{}/api/v1/stream/tickets", app.addr))
+            .bearer_auth(&app.tokens.viewer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
+    }
+    let r = client_from(5)
+        .post(format!("http://{}/api/v1/status", app.addr))
+        .bearer_auth(&app.tokens.operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    // The aborts are audited (the writer is asynchronous: wait for them), then nothing else.
+    let rows = wait_for_audit(&app, "the aborts", |r| r["action"].as_str().is_some_and(|a| a.contains("abort"))).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rows = if rows.len() < 3 { audit_rows(&app).await } else { rows };
+    let stray: Vec<&Value> = rows
+        .iter()
+        .filter(|r| {
+            let action = r["action"].as_str().unwrap_or("");
+            action.contains("ticket") || action.contains("/api/v1/status")
+        })
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
     app.shutdown().await;
 }
 
