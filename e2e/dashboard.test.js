@@ -94,6 +94,10 @@ test("the page shows one card per region: primary, standby, dr", { timeout: 3000
   await page.locator(".card[data-region]").nth(2).waitFor({ timeout: 15000 });
   const names = await page.locator(".card[data-region]").evaluateAll((els) => els.map((e) => e.dataset.region));
   assert.deepEqual(names, ["primary", "standby", "dr"]);
+  // Reads are public in this lab: no sign-in step, but "Sign in" is offered.
+  assert.equal(await page.locator("#signin").isVisible(), false);
+  assert.equal(await page.locator("#signin-open").isVisible(), true);
+  assert.equal(await page.locator("#signout").isVisible(), false);
   for (const name of names) {
     const c = card(page, name);
     assert.match(await c.locator("h3").innerText(), new RegExp(`^${name}$`));
@@ -247,7 +251,7 @@ test("the events timeline filters by kind and region and loads older pages", { t
 
 test("maintenance: from the keyboard, drain the standby (its share moves), keep the token, undrain", { timeout: 90000 }, async () => {
   const tok = OPERATOR_TOKEN;
-  await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.operator-token"));
+  await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.token"));
   const btn = card(page, "standby").locator('[data-action="maintenance"]');
   await btn.focus();
   await page.keyboard.press("Enter");
@@ -267,8 +271,11 @@ test("maintenance: from the keyboard, drain the standby (its share moves), keep 
   await card(page, "standby").locator("p.maint").waitFor({ timeout: 15000 });
   assert.match(await card(page, "standby").locator("p.maint").innerText(), /In maintenance \(drained\): e2e: drain the standby/);
   assert.equal(await btn.innerText(), "End maintenance…");
-  // The token is kept for the tab: the next dialog does not ask again.
-  assert.equal(await page.evaluate(() => sessionStorage.getItem("failover-orchestrator.operator-token")), tok);
+  // The token is kept for the tab: the next dialog does not ask again, and the header names it.
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("failover-orchestrator.token")), tok);
+  await page.waitForFunction(() => document.getElementById("session-who").textContent === "signed in as lab-operator (operator)", null, { timeout: 5000 });
+  assert.equal(await page.locator("#signout").isVisible(), true);
+  assert.equal(await page.locator("#signin-open").isVisible(), false);
   await btn.click();
   await dlg.waitFor({ state: "visible" });
   assert.equal(await page.locator("#dlg-token-row").isVisible(), false);
@@ -284,7 +291,7 @@ test("actions (mocked answers): a 4xx message is shown as text, a follower's 409
   const payload = '<img src=x onerror="window.__xss=1">region is the last one up';
   await page.route("**/api/v1/regions/*/maintenance", (route) =>
     route.fulfill({ status: 409, contentType: "application/json", body: JSON.stringify({ error: payload }) }));
-  await page.evaluate(() => sessionStorage.setItem("failover-orchestrator.operator-token", "e2e-token"));
+  await page.evaluate(() => sessionStorage.setItem("failover-orchestrator.token", "e2e-token"));
   await card(page, "standby").locator('[data-action="maintenance"]').click();
   await page.locator("#dlg-reason").fill("e2e");
   await page.locator("#dlg-confirm").click();
@@ -314,7 +321,7 @@ test("actions (mocked answers): a 4xx message is shown as text, a follower's 409
   await page.locator("#dlg-confirm").click();
   await page.waitForFunction(() => /Refused \(401\)/.test(document.getElementById("dlg-error").textContent));
   assert.ok(await page.locator("#dlg-token").isVisible(), "asks for the token again");
-  assert.equal(await page.evaluate(() => sessionStorage.getItem("failover-orchestrator.operator-token")), null);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("failover-orchestrator.token")), null);
   await page.unroute("**/api/v1/regions/*/maintenance");
   await page.keyboard.press("Escape");
   assert.equal(await page.evaluate(() => window.__xss), undefined);
@@ -323,7 +330,7 @@ test("actions (mocked answers): a 4xx message is shown as text, a follower's 409
 test("drills: a dry-run drill from the page shows in the timeline; a live drill shows a banner and can be aborted", { timeout: 120000 }, async () => {
   await assertDrillsApi();
   const tok = OPERATOR_TOKEN;
-  await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.operator-token"));
+  await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.token"));
   // Dry run: every step planned and recorded, no provider touched; it finishes at once.
   await page.locator("#drill-start").click();
   await page.selectOption("#dr-region", "primary");
@@ -363,7 +370,7 @@ test("drills: a dry-run drill from the page shows in the timeline; a live drill 
 
 test("drills: a refused token shows the server's 401 message in the dialog", { timeout: 30000 }, async () => {
   await assertDrillsApi();
-  await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.operator-token"));
+  await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.token"));
   await page.locator("#drill-start").click();
   await page.locator("#dlg-token").fill("not-a-valid-token");
   await page.locator("#dlg-reason").fill("e2e: refused token");
@@ -376,7 +383,7 @@ test("viewer token: a viewer sees everything but cannot start a drill", { timeou
   await assertDrillsApi();
   const viewer = VIEWER_TOKEN;
   const before = await getJson("/api/v1/drills");
-  await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.operator-token"));
+  await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.token"));
   await page.locator("#drill-start").click();
   await page.selectOption("#dr-region", "primary");
   await page.locator('input[name="dr-mode"][value="dry"]').check();
@@ -388,7 +395,7 @@ test("viewer token: a viewer sees everything but cannot start a drill", { timeou
   assert.equal(await page.locator('[data-banner="drill"]').count(), 0, "no drill started");
   const after = await getJson("/api/v1/drills");
   assert.deepEqual(JSON.stringify(after.body).length, JSON.stringify(before.body).length, "the drill list is unchanged");
-  await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.operator-token"));
+  await page.evaluate(() => sessionStorage.removeItem("failover-orchestrator.token"));
 });
 
 test("synthetic status (fixture): lag, drill, follower, coordination, vantage views, alarms and a refused provider render; text is escaped; the stream reconnects", { timeout: 60000 }, async () => {
@@ -420,7 +427,7 @@ test("synthetic status (fixture): lag, drill, follower, coordination, vantage vi
   const points = Array.from({ length: 60 }, (_, i) => ({ at: new Date(now - (60 - i) * 15000).toISOString(), bytes: 1000 * i * i, seconds: i / 10 }));
   const p = await newPage("fixture");
   let streams = 0;
-  // One snapshot per connection, then the connection ends: EventSource retries after 1.5 s.
+  // One snapshot per connection, then the connection ends: the page opens a new one after ~1.5 s.
   await p.route("**/api/v1/stream", (route) => {
     streams += 1;
     route.fulfill({ status: 200, headers: { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" }, body: `retry: 1500\nevent: status\ndata: ${JSON.stringify(st)}\n\n` });
@@ -493,7 +500,7 @@ test("synthetic status (fixture): lag, drill, follower, coordination, vantage vi
     const i = log.findIndex((t) => t.startsWith("reconnecting"));
     return i >= 0 && log.slice(i + 1).includes("live");
   }, null, { timeout: 10000, polling: 100 });
-  assert.ok(streams >= 2, "EventSource reconnected by itself");
+  assert.ok(streams >= 2, "the page reopened the stream after it ended");
   assert.equal(await p.evaluate(() => window.__xss), undefined);
   await p.close();
 });

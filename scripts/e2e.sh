@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# End-to-end test of the dashboard in Debian's Chromium, in two parts:
+# End-to-end test of the dashboard in Debian's Chromium, in three parts:
 #   1. the single-orchestrator lab (`fo-lab`) on free loopback ports: e2e/dashboard.test.js;
 #   2. the three-orchestrator lab (`fo-lab --orchestrators 3`: one orchestrator per region on
-#      etcd), started once the first lab has stopped: e2e/coordination.test.js.
+#      etcd), started once the first lab has stopped: e2e/coordination.test.js;
+#   3. the single-orchestrator lab with reads behind a token (`fo-lab --private`, as a real
+#      deployment has it): sign-in, stream tickets, roles: e2e/private.test.js.
 #
 #   scripts/e2e.sh            # from anywhere; needs PostgreSQL, PowerDNS and etcd (scripts/install-deps.sh)
 #
 # Installs chromium with apt only when it is missing (never downloads a browser),
 # runs `npm ci` in e2e/ only when node_modules is missing or older than the lock file,
 # runs on Node 18 (Debian 12's) and later, always stops every lab it
-# started (also on failure or Ctrl-C), and runs part 2 even when part 1 failed.
+# started (also on failure or Ctrl-C), and runs every part even when an earlier one failed.
 # Screenshots land in artifacts/ (gitignored); FO_UPDATE_DOCS=1 also refreshes docs/dashboard.png.
 set -euo pipefail
 
@@ -120,36 +122,48 @@ banner_token() {
     sed -n "s/^ *$1 token  *\([^ ]*\).*$/\1/p" "$2" | head -n 1
 }
 
-# --- Part 1: one orchestrator ---------------------------------------------------------------
-started=$SECONDS
-API_PORT="$(free_port)"
-CTL_PORT="$(free_port)"
-while [[ "$CTL_PORT" == "$API_PORT" ]]; do CTL_PORT="$(free_port)"; done
-export FO_URL="http://127.0.0.1:$API_PORT"
-export FO_CONTROL_URL="http://127.0.0.1:$CTL_PORT"
-LAB_LOG="$ARTIFACTS/e2e-lab.log"
-
-target/debug/fo-lab --listen "127.0.0.1:$API_PORT" --control "127.0.0.1:$CTL_PORT" >"$LAB_LOG" 2>&1 &
-LAB_PID=$!
-LAB_PIDS+=("$LAB_PID")
-
-echo "e2e: lab starting on $FO_URL (control $FO_CONTROL_URL), log in $LAB_LOG" >&2
+# The status the tests read while the lab starts: with the viewer token once the banner shows it
+# (a `--private` lab answers 401 without one), else without a token.
 single_lab_has_a_verified_plan() {
+    local auth=()
+    local viewer
+    viewer="$(banner_token viewer "$LAB_LOG")"
+    [[ -n "$viewer" ]] && auth=(-H "Authorization: Bearer $viewer")
     curl -fsS "$FO_URL/healthz" >/dev/null 2>&1 &&
-        curl -fsS "$FO_URL/api/v1/status" 2>/dev/null |
+        curl -fsS "${auth[@]}" "$FO_URL/api/v1/status" 2>/dev/null |
         node -e 'let d = ""; process.stdin.on("data", (c) => (d += c)).on("end", () => { const s = JSON.parse(d); process.exit(s.plan && s.plan.verified_at ? 0 : 1); });'
 }
-wait_for_lab "$LAB_PID" "$LAB_LOG" 180 single_lab_has_a_verified_plan
-echo "e2e: lab ready" >&2
-# The lab prints the tokens it generated; the tests act as operator and as viewer.
-FO_OPERATOR_TOKEN="$(banner_token operator "$LAB_LOG")"
-FO_VIEWER_TOKEN="$(banner_token viewer "$LAB_LOG")"
-if [[ -z "$FO_OPERATOR_TOKEN" || -z "$FO_VIEWER_TOKEN" ]]; then
-    echo "e2e: the lab banner did not show the operator and viewer tokens" >&2
-    exit 1
-fi
-export FO_OPERATOR_TOKEN FO_VIEWER_TOKEN
 
+# Starts a single-orchestrator lab with fo-lab options "$@" on free ports, waits until its plan is
+# verified, and exports FO_URL, FO_CONTROL_URL and the tokens its banner shows; sets LAB_PID.
+# LAB_LOG names the log.
+start_single_lab() {
+    local api_port ctl_port
+    api_port="$(free_port)"
+    ctl_port="$(free_port)"
+    while [[ "$ctl_port" == "$api_port" ]]; do ctl_port="$(free_port)"; done
+    export FO_URL="http://127.0.0.1:$api_port"
+    export FO_CONTROL_URL="http://127.0.0.1:$ctl_port"
+    target/debug/fo-lab "$@" --listen "127.0.0.1:$api_port" --control "127.0.0.1:$ctl_port" >"$LAB_LOG" 2>&1 &
+    LAB_PID=$!
+    LAB_PIDS+=("$LAB_PID")
+    echo "e2e: lab $* starting on $FO_URL (control $FO_CONTROL_URL), log in $LAB_LOG" >&2
+    wait_for_lab "$LAB_PID" "$LAB_LOG" 180 single_lab_has_a_verified_plan
+    echo "e2e: lab ready" >&2
+    # The lab prints the tokens it generated; the tests act as operator and as viewer.
+    FO_OPERATOR_TOKEN="$(banner_token operator "$LAB_LOG")"
+    FO_VIEWER_TOKEN="$(banner_token viewer "$LAB_LOG")"
+    if [[ -z "$FO_OPERATOR_TOKEN" || -z "$FO_VIEWER_TOKEN" ]]; then
+        echo "e2e: the lab banner did not show the operator and viewer tokens" >&2
+        exit 1
+    fi
+    export FO_OPERATOR_TOKEN FO_VIEWER_TOKEN
+}
+
+# --- Part 1: one orchestrator ---------------------------------------------------------------
+started=$SECONDS
+LAB_LOG="$ARTIFACTS/e2e-lab.log"
+start_single_lab
 single_status=0
 run_tests_then_stop_lab "part 1 (one orchestrator)" dashboard.test.js "$LAB_PID" 20 || single_status=$?
 
@@ -181,7 +195,14 @@ echo "e2e: three-orchestrator lab up: $FO_CLUSTER_URLS" >&2
 cluster_status=0
 run_tests_then_stop_lab "part 2 (three orchestrators)" coordination.test.js "$CLUSTER_PID" 30 || cluster_status=$?
 
-if [[ $single_status -ne 0 || $cluster_status -ne 0 ]]; then
-    echo "e2e: FAILED (one orchestrator: exit $single_status; three orchestrators: exit $cluster_status)" >&2
+# --- Part 3: one orchestrator, reads behind a token ------------------------------------------
+started=$SECONDS
+LAB_LOG="$ARTIFACTS/e2e-private.log"
+start_single_lab --private
+private_status=0
+run_tests_then_stop_lab "part 3 (reads behind a token)" private.test.js "$LAB_PID" 20 || private_status=$?
+
+if [[ $single_status -ne 0 || $cluster_status -ne 0 || $private_status -ne 0 ]]; then
+    echo "e2e: FAILED (one orchestrator: exit $single_status; three orchestrators: exit $cluster_status; reads behind a token: exit $private_status)" >&2
     exit 1
 fi

@@ -5,7 +5,10 @@
 //! restarted alone; the engine, applier, store writer, coordination, HTTP server, lag sampler
 //! and notifier are critical — one that ends while nothing asked it to (panic or return) makes
 //! [`App::run`] shut down and return an error naming it, so the process exits non-zero and its
-//! service manager restarts it.
+//! service manager restarts it. The rate limits' bookkeeping (`api-limits`) and the audit prune
+//! (`audit-prune`, past `auth.audit_retention`) restart alone, as probe runners do. The HTTP
+//! server speaks TLS (axum-server, rustls with ring) when `orchestrator.tls_cert` is set, and
+//! always hands each request its client's address (`ConnectInfo`) for the limits.
 //! Shutdown order (on cancellation or a critical task's end): the root token is cancelled → the
 //! HTTP server drains → probe runners, applier and engine stop (the engine records the last
 //! reports) → the housekeeping scheduler stops → tracked tasks are awaited under
@@ -86,6 +89,8 @@ pub struct App {
     commands_tx: mpsc::Sender<Command>,
     commands_rx: mpsc::Receiver<Command>,
     faults: Option<Faults>,
+    /// The API's TLS (orchestrator.tls_cert / tls_key), loaded at build.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl App {
@@ -141,6 +146,10 @@ impl App {
             Some(p) => p,
             None => traffic::build(&config).await.context("building traffic providers")?,
         };
+        let tls = match &config.orchestrator.tls {
+            Some(files) => Some(tls_config(files)?),
+            None => None,
+        };
         let listener = TcpListener::bind(config.orchestrator.listen)
             .await
             .with_context(|| format!("binding {} (orchestrator.listen)", config.orchestrator.listen))?;
@@ -166,6 +175,7 @@ impl App {
             commands_tx,
             commands_rx,
             faults: opts.faults,
+            tls,
         })
     }
 
@@ -337,6 +347,7 @@ impl App {
         spawn(Task::Engine, sup.critical(Task::Engine, engine.run(token)).boxed());
 
         // HTTP API.
+        let guard = Arc::new(api::guard::Guard::new(self.config.limits, self.metrics.clone()));
         let state = AppState {
             status: self.status_rx.clone(),
             commands: self.commands_tx.clone(),
@@ -346,17 +357,27 @@ impl App {
             shutdown: work.clone(),
             writes: store_handle.clone(),
             vitals,
+            guard: guard.clone(),
+            tickets: api::ticket::TicketStore::new(),
         };
         let router = api::router(state);
-        let listener = self.listener;
-        let token = work.clone();
-        let http = async move {
-            let server = axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await });
-            if let Err(e) = server.await {
-                error!(error = %e, "http server failed");
-            }
-        };
+        let http =
+            serve(self.listener, router, self.tls.clone(), work.clone(), self.config.orchestrator.shutdown_timeout);
         spawn(Task::Http, sup.critical(Task::Http, http).boxed());
+        let token = work.child_token();
+        spawn(
+            Task::ApiLimits,
+            sup.restarting(Task::ApiLimits, token.clone(), move || forget_idle_clients(guard.clone(), token.clone()))
+                .boxed(),
+        );
+        let (store, retention, token) = (self.store.clone(), self.config.audit_retention(), work.child_token());
+        spawn(
+            Task::AuditPrune,
+            sup.restarting(Task::AuditPrune, token.clone(), move || {
+                prune_audit(store.clone(), retention, token.clone())
+            })
+            .boxed(),
+        );
 
         // Scheduler: housekeeping and the `[[schedule.drills]]`.
         let mut scheduler = JobScheduler::new().await.context("creating the scheduler")?;
@@ -437,6 +458,100 @@ impl App {
         match failed.or_else(|| exits.try_recv().ok()) {
             Some(exit) => Err(SuperviseError::CriticalTaskEnded(exit).into()),
             None => Ok(()),
+        }
+    }
+}
+
+/// Serves the API on `listener` (over TLS when configured) until `cancel`, with each client's
+/// address for the rate limits; in-flight requests get `drain` to finish.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    cancel: CancellationToken,
+    drain: Duration,
+) {
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    let Some(tls) = tls else {
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move { cancel.cancelled().await });
+        if let Err(e) = server.await {
+            error!(error = %e, "http server failed");
+        }
+        return;
+    };
+    let handle = axum_server::Handle::new();
+    let stop = handle.clone();
+    tokio::spawn(async move {
+        cancel.cancelled().await;
+        stop.graceful_shutdown(Some(drain));
+    });
+    let server = listener
+        .into_std()
+        .and_then(|l| axum_server::from_tcp_rustls(l, axum_server::tls_rustls::RustlsConfig::from_config(tls)));
+    match server {
+        Ok(server) => {
+            if let Err(e) = server.handle(handle).serve(app).await {
+                error!(error = %e, "https server failed");
+            }
+        }
+        Err(e) => error!(error = %e, "https server could not take over the listener"),
+    }
+}
+
+/// The rustls server configuration of `orchestrator.tls_cert` / `tls_key` (ring provider).
+///
+/// # Errors
+/// When a file cannot be read or parsed, or the key does not belong to the certificate;
+/// the message names the key, never the files' content.
+fn tls_config(files: &crate::config::TlsFiles) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs =
+        CertificateDer::pem_file_iter(&files.cert).and_then(|i| i.collect::<Result<Vec<_>, _>>()).map_err(|e| {
+            anyhow::anyhow!("orchestrator.tls_cert: cannot read a PEM certificate from {}: {e}", files.cert.display())
+        })?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
+        anyhow::anyhow!("orchestrator.tls_key: cannot read a PEM private key from {}: {e}", files.key.display())
+    })?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions of the ring provider")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("orchestrator.tls_key does not fit orchestrator.tls_cert (give the key of the leaf certificate)")?;
+    Ok(Arc::new(config))
+}
+
+/// How often the rate limits forget clients that went quiet.
+const FORGET_IDLE_EVERY: Duration = Duration::from_secs(60);
+
+/// Keeps the rate limits' memory to the clients seen lately.
+async fn forget_idle_clients(guard: Arc<api::guard::Guard>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(FORGET_IDLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => guard.forget_idle(std::time::Instant::now()),
+        }
+    }
+}
+
+/// Deletes audit entries older than `retention`: at start, then every hour (or every half
+/// retention when that is shorter, at least each second).
+async fn prune_audit(store: Store, retention: Duration, cancel: CancellationToken) {
+    let every = (retention / 2).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => match tokio::time::timeout(Duration::from_secs(60), store.prune_audit(retention)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => info!(deleted = n, retention = %humantime::format_duration(retention), "audit entries past their retention deleted"),
+                Ok(Err(e)) => warn!(error = %e, "audit prune failed; retried at the next tick"),
+                Err(_) => warn!("audit prune took over 60 s; retried at the next tick"),
+            },
         }
     }
 }

@@ -177,8 +177,10 @@ pub enum Access {
 /// `/healthz` and `/readyz` (probes of orchestrators and load balancers) are public when
 /// `healthz_public`, `/metrics` when `metrics_public`; the dashboard shell,
 /// its assets and the OpenAPI document hold no data and are public; reads need
-/// `viewer` (or nothing with `public_reads`), the audit log `operator`, every
-/// mutation `operator` (forcing over a lag limit needs `admin`, checked by the handler).
+/// `viewer` (or nothing with `public_reads`), the audit log `operator`, a stream ticket
+/// (`POST /api/v1/stream/tickets`, which changes nothing) `viewer` whatever `public_reads`
+/// says, every other mutation `operator` (forcing over a lag limit needs `admin`, checked by
+/// the handler).
 pub fn access(method: &str, path: &str, healthz_public: bool, metrics_public: bool, public_reads: bool) -> Access {
     let read = matches!(method, "GET" | "HEAD");
     match path {
@@ -186,6 +188,7 @@ pub fn access(method: &str, path: &str, healthz_public: bool, metrics_public: bo
         "/metrics" if metrics_public => Access::Public,
         "/" | "/assets/{file}" | "/api/v1/openapi.json" if read => Access::Public,
         "/api/v1/audit" => Access::Needs(Role::Operator),
+        "/api/v1/stream/tickets" if method == "POST" => Access::Needs(Role::Viewer),
         _ if read && public_reads => Access::Public,
         _ if read => Access::Needs(Role::Viewer),
         _ => Access::Needs(Role::Operator),
@@ -264,6 +267,10 @@ mod tests {
             ("GET", "/api/v1/audit", true, true, true, Needs(Role::Operator)),
             ("POST", "/api/v1/drills", true, true, true, Needs(Role::Operator)),
             ("POST", "/api/v1/regions/{name}/maintenance", true, true, false, Needs(Role::Operator)),
+            ("POST", "/api/v1/stream/tickets", true, true, false, Needs(Role::Viewer)),
+            ("POST", "/api/v1/stream/tickets", true, true, true, Needs(Role::Viewer)),
+            ("GET", "/api/v1/whoami", true, true, false, Needs(Role::Viewer)),
+            ("GET", "/api/v1/whoami", true, true, true, Public),
         ];
         for (m, p, h, me, pr, want) in cases {
             assert_eq!(access(m, p, h, me, pr), want, "{m} {p}");

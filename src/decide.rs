@@ -295,11 +295,11 @@ pub fn decide(policy: &Policy, inputs: &Inputs, memory: &Memory, now: DateTime<U
     }
 
     // Rule 4: restore toward the normal weights, in steps, only when nothing else moved.
-    if next == memory.current {
-        if let Some(m) = restore(policy, inputs, &eff, memory, &mut mem, &mut next, &mut reasons, now) {
-            kind.get_or_insert(PlanKind::Failback);
-            record(&mut reasons, &mut moves, m);
-        }
+    if next == memory.current
+        && let Some(m) = restore(policy, inputs, &eff, memory, &mut mem, &mut next, &mut reasons, now)
+    {
+        kind.get_or_insert(PlanKind::Failback);
+        record(&mut reasons, &mut moves, m);
     }
 
     if failed_over {

@@ -5,7 +5,8 @@
 //!
 //! **Vocabulary**: [`region`] (names, roles, layers), [`plan`] (weights, traffic plans, epochs)
 //! and [`observation`] are the value types every module speaks in; [`serde_util`] writes
-//! durations as humane strings in JSON.
+//! durations as humane strings in JSON; [`redact`] is the one way a DSN, URL, header or error
+//! text that may carry a secret is printed.
 //!
 //! **Inputs**
 //! - [`config`] reads and validates `regions.toml` into typed values (the model, a summary, one
@@ -42,7 +43,8 @@
 //! - [`retry`] is the one backoff with jitter that the applier, store writer and notifier share.
 //! - [`status`] is the read model the engine publishes; [`metrics`] the Prometheus registry.
 //! - [`api`] serves REST, Server-Sent Events, Prometheus metrics and the dashboard (ES modules
-//!   under `api/assets/`).
+//!   under `api/assets/`), over TLS when configured, behind security headers, rate limits per
+//!   client IP and a bound on live streams (`api::guard`).
 //! - [`cli`] is the operators' command-line client of the API (`status`, `drill`, `failover` …).
 //! - [`app`] wires it all: the only place that spawns tasks and picks implementations
 //!   ([`coord`] for leadership); [`supervise`] watches every task it spawns (restarts a panicked
@@ -81,6 +83,7 @@ pub mod policy;
 pub mod probe;
 #[cfg(test)]
 mod proptest_cases;
+pub mod redact;
 pub mod region;
 pub mod replication;
 pub mod retry;

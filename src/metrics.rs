@@ -54,6 +54,16 @@ struct TaskLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NotifyLabels {
     target: String,
     outcome: String,
@@ -83,6 +93,9 @@ pub struct Metrics {
     store_spill_entries: Gauge,
     leader: Gauge,
     task_restarts: Family<TaskLabels, Counter>,
+    http_auth_refused: Family<ReasonLabels, Counter>,
+    http_rate_limited: Family<LimitLabels, Counter>,
+    http_streams: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -183,6 +196,21 @@ impl Metrics {
             "Restarts of supervised tasks (probe runners, provider workers) after a panic",
             task_restarts.clone(),
         );
+        let http_auth_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "http_auth_refused",
+            "API requests refused before their handler: reason missing (no token), invalid (bad token), \
+             forbidden (role too low), limited (too many invalid tokens from the address)",
+            http_auth_refused.clone(),
+        );
+        let http_rate_limited = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "http_rate_limited",
+            "API requests answered 429, by limit (mutations, auth_failures, streams)",
+            http_rate_limited.clone(),
+        );
+        let http_streams = Gauge::default();
+        registry.register("http_streams", "Open /api/v1/stream clients", http_streams.clone());
         Self {
             registry,
             probe_latency,
@@ -202,7 +230,25 @@ impl Metrics {
             store_spill_entries,
             leader,
             task_restarts,
+            http_auth_refused,
+            http_rate_limited,
+            http_streams,
         }
+    }
+
+    /// Counts an API request refused before its handler (`missing`, `invalid`, `forbidden`, `limited`).
+    pub fn http_auth_refused(&self, reason: &str) {
+        self.http_auth_refused.get_or_create(&ReasonLabels { reason: reason.to_string() }).inc();
+    }
+
+    /// Counts a 429 of the API by limit (`mutations`, `auth_failures`, `streams`).
+    pub fn http_rate_limited(&self, limit: &str) {
+        self.http_rate_limited.get_or_create(&LimitLabels { limit: limit.to_string() }).inc();
+    }
+
+    /// Sets the number of open stream clients.
+    pub fn set_http_streams(&self, n: usize) {
+        self.http_streams.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Records one probe.

@@ -59,6 +59,10 @@ pub enum Task {
     Notifier,
     /// The migrations applied once the store is back.
     StoreMigrate,
+    /// Forgets idle clients of the API's rate limits.
+    ApiLimits,
+    /// Deletes audit entries older than `auth.audit_retention`.
+    AuditPrune,
     /// One check's probe runner.
     Probe(CheckId),
     /// One provider's worker inside the applier.
@@ -76,6 +80,8 @@ impl fmt::Display for Task {
             Task::LagSampler => f.write_str("lag-sampler"),
             Task::Notifier => f.write_str("notifier"),
             Task::StoreMigrate => f.write_str("store-migrate"),
+            Task::ApiLimits => f.write_str("api-limits"),
+            Task::AuditPrune => f.write_str("audit-prune"),
             Task::Probe(id) => write!(f, "probe {id}"),
             Task::Provider(name) => write!(f, "provider {name}"),
         }

@@ -79,6 +79,10 @@ pub struct LabArgs {
     /// memory over this long with nothing failing, and exit.
     #[arg(long)]
     pub measure_steady: Option<humantime::Duration>,
+    /// Turn `[auth] public_reads` off, as a real deployment has it: every read, the dashboard's
+    /// included, needs a token (the banner prints one per role).
+    #[arg(long)]
+    pub private: bool,
     /// Run the orchestrator processes with JSON logs (set by `fo-lab --log-json`).
     #[arg(skip)]
     pub log_json: bool,
@@ -102,7 +106,8 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
 }
 
 async fn run_single(args: LabArgs) -> anyhow::Result<()> {
-    let lab = Lab::start(args.listen, args.interval.into(), args.fall).await?;
+    let tuning = crate::lab::LabTuning { public_reads: !args.private, ..Default::default() };
+    let lab = Lab::start_tuned(args.listen, args.interval.into(), args.fall, tuning).await?;
     let dir = lab.dir.clone();
     let cfg_path = dir.join("regions.toml");
     std::fs::write(&cfg_path, &lab.config_text)?;
@@ -357,6 +362,7 @@ async fn run_cluster(args: LabArgs) -> anyhow::Result<()> {
     opts.fall = args.fall;
     opts.lease_ttl = args.lease_ttl.into();
     opts.log_json = args.log_json;
+    opts.tuning.public_reads = !args.private;
     // Port 0 (the tests): free ports for all three; otherwise `--listen` and the next two ports.
     if args.listen.port() != 0 {
         let next = |n: u16| SocketAddr::new(args.listen.ip(), args.listen.port().saturating_add(n));

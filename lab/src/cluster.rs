@@ -298,7 +298,7 @@ impl Cluster {
         });
         p.tokens_file = Some(tokens.to_path_buf());
         p.spill_dir = Some(self.dir.join(format!("spill-{vantage}")));
-        p.public_reads = true;
+        p.public_reads = self.opts.tuning.public_reads;
         p.quorum = Some(self.opts.quorum);
         p.coordination = Some(CoordinationSpec {
             endpoints: links.etcd.values().map(|p| format!("http://{}", p.addr())).collect(),
@@ -392,10 +392,10 @@ impl Cluster {
             if o.sup.is_none() {
                 continue;
             }
-            if let Ok(s) = self.status(&o.vantage).await {
-                if s["leadership"]["leader"].as_bool() == Some(true) {
-                    out.push(o.vantage.clone());
-                }
+            if let Ok(s) = self.status(&o.vantage).await
+                && s["leadership"]["leader"].as_bool() == Some(true)
+            {
+                out.push(o.vantage.clone());
             }
         }
         out
@@ -432,10 +432,10 @@ impl Cluster {
         let deadline = Instant::now() + timeout;
         loop {
             let last = self.status(vantage).await;
-            if let Ok(s) = &last {
-                if pred(s) {
-                    return Ok(s.clone());
-                }
+            if let Ok(s) = &last
+                && pred(s)
+            {
+                return Ok(s.clone());
             }
             if Instant::now() >= deadline {
                 let shown = match last {
@@ -975,17 +975,17 @@ pub async fn measure_path_faults(cluster: &Shared, each: Duration) -> Result<Vec
             }
             {
                 let c = cluster.lock().await;
-                if let Ok(Some(m)) = c.powerdns_mark().await {
-                    if last.as_ref() != Some(&m.plan) {
-                        dns_changes += 1;
-                        last = Some(m.plan);
-                    }
+                if let Ok(Some(m)) = c.powerdns_mark().await
+                    && last.as_ref() != Some(&m.plan)
+                {
+                    dns_changes += 1;
+                    last = Some(m.plan);
                 }
-                if let Some(leader) = c.leader().await {
-                    if let Ok(st) = c.status(&leader).await {
-                        samples += 1;
-                        noted += usize::from(st["regions"][0]["quorum_note"].is_string());
-                    }
+                if let Some(leader) = c.leader().await
+                    && let Ok(st) = c.status(&leader).await
+                {
+                    samples += 1;
+                    noted += usize::from(st["regions"][0]["quorum_note"].is_string());
                 }
             }
             tokio::time::sleep(Duration::from_millis(500)).await;

@@ -312,10 +312,10 @@ impl EtcdCluster {
     pub async fn stop(mut self) {
         for i in 0..self.members.len() {
             let _ = self.resume_index(i);
-            if let Some(sup) = self.members[i].sup.take() {
-                if let Err(e) = sup.stop().await {
-                    tracing::warn!(member = %self.members[i].name, error = %e, "stopping etcd member");
-                }
+            if let Some(sup) = self.members[i].sup.take()
+                && let Err(e) = sup.stop().await
+            {
+                tracing::warn!(member = %self.members[i].name, error = %e, "stopping etcd member");
             }
             let _ = std::fs::remove_dir_all(&self.members[i].dir);
         }

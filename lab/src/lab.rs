@@ -71,6 +71,9 @@ pub struct LabTuning {
     pub probe_targets: Option<[SocketAddr; 3]>,
     /// `fast_interval` of every check; None: a fifth of the interval (at least 50 ms).
     pub fast_interval: Option<Duration>,
+    /// `[auth] public_reads`: true (the default) lets the dashboard read without a token;
+    /// false is what a real deployment gets (`fo-lab --private`).
+    pub public_reads: bool,
 }
 
 impl Default for LabTuning {
@@ -81,6 +84,7 @@ impl Default for LabTuning {
             failback_step: 20,
             probe_targets: None,
             fast_interval: None,
+            public_reads: true,
         }
     }
 }
@@ -167,8 +171,9 @@ impl Lab {
         params.tokens_file = Some(tokens_file);
         // Writes waiting for the store survive a crash of the lab's orchestrator.
         params.spill_dir = Some(dir.join("spill"));
-        // Loopback only: the dashboard reads without a token; every action needs the operator token.
-        params.public_reads = true;
+        // Loopback only: by default the dashboard reads without a token; every action needs
+        // the operator token. `--private` turns public reads off, as in a real deployment.
+        params.public_reads = tuning.public_reads;
         let config_text = params.to_toml();
         let key = pdns.api_key().to_string();
         let config = Config::parse(&config_text, "lab regions.toml", &|k| (k == PDNS_KEY_ENV).then(|| key.clone()))

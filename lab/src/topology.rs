@@ -122,6 +122,34 @@ pub struct ConfigParams {
     pub coordination: Option<CoordinationSpec>,
     /// `orchestrator.spill_dir` (None: writes wait in memory only).
     pub spill_dir: Option<PathBuf>,
+    /// `[limits]`, always written: the lab's are far above the product's defaults.
+    pub limits: LabLimits,
+    /// `[auth] audit_retention` (None: the product default), with `tokens_file`.
+    pub audit_retention: Option<Duration>,
+    /// `orchestrator.tls_cert` and `tls_key` (None: plain http).
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// `[limits]` of a lab or test orchestrator.
+///
+/// The browser test, the CLI tests and schemathesis (which sends requests without and with
+/// bad tokens on purpose) all come from 127.0.0.1: with the product's defaults (60 mutations
+/// and 10 invalid tokens a minute per address) they would trip the limits by accident. Tests
+/// of the limits set their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabLimits {
+    /// `limits.mutations_per_minute`.
+    pub mutations_per_minute: u32,
+    /// `limits.auth_failures_per_minute`.
+    pub auth_failures_per_minute: u32,
+    /// `limits.max_streams`.
+    pub max_streams: u32,
+}
+
+impl Default for LabLimits {
+    fn default() -> Self {
+        Self { mutations_per_minute: 100_000, auth_failures_per_minute: 100_000, max_streams: 64 }
+    }
 }
 
 /// Bearer tokens the lab and the tests hand out, one per role.
@@ -192,6 +220,9 @@ impl ConfigParams {
             quorum: None,
             coordination: None,
             spill_dir: None,
+            limits: LabLimits::default(),
+            audit_retention: None,
+            tls: None,
         }
     }
 
@@ -218,6 +249,11 @@ impl ConfigParams {
             // Before the blank line that ends the section.
             s.pop();
             let _ = writeln!(s, "spill_dir = {:?}\n", dir.display().to_string());
+        }
+        if let Some((cert, key)) = &self.tls {
+            s.pop();
+            let _ =
+                writeln!(s, "tls_cert = {:?}\ntls_key = {:?}\n", cert.display().to_string(), key.display().to_string());
         }
         let order: Vec<String> = self.regions.iter().map(|r| format!("\"{}\"", r.name)).collect();
         let _ = write!(
@@ -291,11 +327,21 @@ impl ConfigParams {
             let _ = writeln!(s, "[[providers]]\ntype = \"file\"\npath = \"{}\"\n", f.display());
         }
         if let Some(t) = &self.tokens_file {
-            let _ = writeln!(s, "[auth]\ntokens_file = \"{}\"\npublic_reads = {}\n", t.display(), self.public_reads);
+            let _ = writeln!(s, "[auth]\ntokens_file = \"{}\"\npublic_reads = {}", t.display(), self.public_reads);
+            if let Some(r) = self.audit_retention {
+                let _ = writeln!(s, "audit_retention = \"{}\"", humantime::format_duration(r));
+            }
+            s.push('\n');
         }
         if let Some(c) = &self.coordination {
             let _ = writeln!(s, "{}", c.to_toml());
         }
+        let l = &self.limits;
+        let _ = writeln!(
+            s,
+            "[limits]\nmutations_per_minute = {}\nauth_failures_per_minute = {}\nmax_streams = {}\n",
+            l.mutations_per_minute, l.auth_failures_per_minute, l.max_streams
+        );
         s.push_str(&self.extra);
         s
     }

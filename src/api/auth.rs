@@ -1,16 +1,23 @@
 //! The authentication and audit middleware.
 //!
 //! Every request is matched against [`crate::auth::access`]: public routes pass,
-//! others need a bearer token (`Authorization: Bearer …`; the SSE stream also
-//! takes `?access_token=` because browsers' EventSource cannot set headers)
-//! whose role is high enough — 401 without a valid token, 403 with too low a
-//! role. Without an `[auth]` section reads are open and mutations get a 403
-//! saying how to configure tokens.
+//! others need a credential whose role is high enough — 401 without a valid one,
+//! 403 with too low a role. The credential is a bearer token (`Authorization:
+//! Bearer …`), or, for the SSE stream only, a single-use `?ticket=` from
+//! [`super::ticket`] (browsers' EventSource cannot set headers, and a long-lived
+//! token never goes in a URL: there is no `?access_token=`). A ticket is consumed
+//! here, and the stream runs as the principal it was issued to. Without an
+//! `[auth]` section reads are open and mutations get a 403 saying how to
+//! configure tokens.
 //!
-//! Every mutating request (anything but GET/HEAD) is written to the audit log
-//! after it finishes — who, what, on what, the outcome and the request id —
-//! including the ones refused here. Handlers add detail with an [`AuditNote`]
-//! response extension. Tokens are never logged or stored.
+//! Every mutating request (anything but GET/HEAD) that passes is written to the audit log
+//! after it finishes (except a 405, and stream tickets: they only open a read) — who, what, on what, the outcome and the request id. Handlers add
+//! detail with an [`AuditNote`] response extension. Every request refused here (reads too)
+//! is counted in `/metrics` and audited at a bounded rate: one row per client IP and reason
+//! per [`guard::REFUSAL_AUDIT_EVERY`](super::guard::REFUSAL_AUDIT_EVERY), with the number
+//! left out since the previous one ([`super::guard`]). A client over the failed-authentication
+//! limit gets 429 for any token it presents, before the token is looked at.
+//! Tokens are never logged or stored.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method};
@@ -20,9 +27,13 @@ use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::guard::{Refusal, client_ip};
 use super::{ApiError, AppState, REQUEST_ID};
 use crate::auth::{Access, Principal, Role};
 use crate::store::records::{AuditRecord, Write};
+
+/// The one mutating route whose requests are not audited: `POST /api/v1/stream/tickets`.
+const NOT_AUDITED: &str = "/api/v1/stream/tickets";
 
 /// What a handler tells the audit log about a mutation.
 #[derive(Debug, Clone, Default)]
@@ -42,17 +53,41 @@ pub fn request_id(headers: &HeaderMap) -> Option<String> {
     headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-fn bearer(req: &Request, path: &str) -> Option<String> {
+/// How a request says who it is.
+enum Credential {
+    /// Nothing (or an `Authorization` header that is not `Bearer …`).
+    Missing,
+    /// `Authorization: Bearer <token>`.
+    Bearer(String),
+    /// `GET /api/v1/stream?ticket=<ticket>` without an `Authorization` header.
+    Ticket(String),
+}
+
+/// The request's credential: its bearer token, else (on the stream only) its ticket.
+fn credential(req: &Request, path: &str) -> Credential {
     if let Some(v) = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        return v.strip_prefix("Bearer ").map(|t| t.trim().to_string());
+        return v.strip_prefix("Bearer ").map_or(Credential::Missing, |t| Credential::Bearer(t.trim().to_string()));
     }
     if path == "/api/v1/stream" {
-        return req
-            .uri()
-            .query()
-            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")).map(|t| t.to_string()));
+        let ticket = req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("ticket=")));
+        if let Some(t) = ticket {
+            return Credential::Ticket(t.to_string());
+        }
     }
-    None
+    Credential::Missing
+}
+
+/// The principal a credential stands for: `Ok(None)` for none or an unknown bearer token (the
+/// caller decides whether that is enough), an error for a ticket that is not valid (consuming
+/// a ticket is a deliberate act: a bad one is a 401 even where no credential is needed).
+fn principal(s: &AppState, tokens: &crate::auth::TokenSet, cred: &Credential) -> Result<Option<Principal>, ApiError> {
+    match cred {
+        Credential::Missing => Ok(None),
+        Credential::Bearer(t) => Ok(tokens.authenticate(t)),
+        Credential::Ticket(t) => {
+            s.tickets.redeem(t, std::time::Instant::now()).map(Some).map_err(|e| ApiError::Unauthorized(e.to_string()))
+        }
+    }
 }
 
 /// The caller, or why not (with the caller's name when the token was valid but its role too low).
@@ -73,24 +108,25 @@ fn check(s: &AppState, req: &Request, path: &str) -> Result<Option<Principal>, (
             ))
         };
     };
-    let needed = match crate::auth::access(
-        method,
-        path,
-        auth.healthz_public,
-        s.config.orchestrator.metrics_public,
-        auth.public_reads,
-    ) {
-        Access::Public => return Ok(bearer(req, path).and_then(|t| auth.tokens.authenticate(&t))),
-        Access::Needs(r) => r,
+    let access =
+        crate::auth::access(method, path, auth.healthz_public, s.config.orchestrator.metrics_public, auth.public_reads);
+    let cred = credential(req, path);
+    let found = principal(s, &auth.tokens, &cred).map_err(|e| (e, None))?;
+    let Access::Needs(needed) = access else {
+        return Ok(found);
     };
-    let Some(token) = bearer(req, path) else {
-        return Err((
-            ApiError::Unauthorized("a bearer token is required: send Authorization: Bearer <token>".into()),
-            None,
-        ));
-    };
-    let Some(p) = auth.tokens.authenticate(&token) else {
-        return Err((ApiError::Unauthorized("the bearer token is not valid".into()), None));
+    let Some(p) = found else {
+        let e = match cred {
+            Credential::Missing => ApiError::Unauthorized(if path == "/api/v1/stream" {
+                "a credential is required: send Authorization: Bearer <token>, or open the stream with \
+                 ?ticket= from POST /api/v1/stream/tickets"
+                    .into()
+            } else {
+                "a bearer token is required: send Authorization: Bearer <token>".into()
+            }),
+            _ => ApiError::Unauthorized("the bearer token is not valid".into()),
+        };
+        return Err((e, None));
     };
     if !p.role.allows(needed) {
         let e = ApiError::Forbidden(format!("`{}` has role {}, this needs {needed}", p.name, p.role));
@@ -110,10 +146,30 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
     let method = req.method().to_string();
     let rid = request_id(req.headers());
     let at = Utc::now();
-    match check(&s, &req, &path) {
+    let ip = client_ip(&req);
+    let now = std::time::Instant::now();
+    // A bearer token counts toward the failed-authentication limit; a stream ticket (256 random
+    // bits, single use) does not.
+    let presented = matches!(credential(&req, &path), Credential::Bearer(_));
+    let refused = if presented { s.guard.check_not_blocked(ip, now).err().map(|e| (e, None)) } else { None };
+    match refused.map_or_else(|| check(&s, &req, &path), Err) {
         Err((e, who)) => {
-            if mutating {
-                let note = AuditNote { action: format!("{method} {path}"), ..Default::default() };
+            let (reason, e) = match e {
+                e @ ApiError::TooManyRequests { .. } => (Refusal::Limited, e),
+                e @ ApiError::Forbidden(_) => (Refusal::Forbidden, e),
+                // A bad token counts toward the failure limit; the one over it is answered 429.
+                e if presented => match s.guard.count_auth_failure(ip, now) {
+                    Ok(()) => (Refusal::Invalid, e),
+                    Err(limited) => (Refusal::Limited, limited),
+                },
+                e => (Refusal::Missing, e),
+            };
+            if let Some(left_out) = s.guard.refused(ip, reason, now) {
+                let note = AuditNote {
+                    action: format!("{method} {path}"),
+                    details: json!({ "client_ip": ip.to_string(), "refused": reason.as_str(), "suppressed": left_out }),
+                    ..Default::default()
+                };
                 let who = who.as_deref().unwrap_or("anonymous");
                 audit(&s, who, &note, &format!("{} {e}", e.status().as_u16()), rid, at);
             }
@@ -125,7 +181,10 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
                 req.extensions_mut().insert(p);
             }
             let resp = next.run(req).await;
-            if mutating {
+            // Not audited: a method the route does not take (405: nothing was attempted), and
+            // stream tickets (one per dashboard (re)connect; they only open a read).
+            let audited = resp.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED && path != NOT_AUDITED;
+            if mutating && audited {
                 let note = resp
                     .extensions()
                     .get::<AuditNote>()

@@ -1,7 +1,14 @@
 //! The dashboard: one page, a stylesheet and hand-written ES modules, compiled into the binary.
 //!
 //! The page renders the status snapshot it receives over Server-Sent Events
-//! (`/api/v1/stream`) and reads history from the REST API. Its script is a set
+//! (`/api/v1/stream`) and reads history from the REST API. Where reads need a token
+//! it first shows a sign-in step (`session.js`, checked with `GET /api/v1/whoami`) and
+//! reads nothing else until a token is accepted; the token stays in the tab's
+//! `sessionStorage`, goes in the `Authorization` header of every read and action, and
+//! never in a URL: each stream connection opens with a fresh single-use ticket
+//! ([`super::ticket`]). The page has no inline script and no style attribute in its
+//! markup (styles computed at run time go through the CSSOM), so a
+//! `Content-Security-Policy` without `'unsafe-inline'` serves it. Its script is a set
 //! of ES modules (`main.js` imports the others) served as they are written: no
 //! build step, no bundler, no CDN, no third-party files. Every file lives in
 //! [`ASSETS`] and is served by [`asset`] at `/assets/<name>`; the unit tests
@@ -17,6 +24,7 @@ const INDEX: &str = include_str!("assets/index.html");
 
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
+const SVG: &str = "image/svg+xml";
 
 /// One file served under `/assets/`.
 #[derive(Debug)]
@@ -34,9 +42,10 @@ const fn file(name: &'static str, body: &'static str, content_type: &'static str
     Asset { name, body, content_type }
 }
 
-/// Every file of the dashboard but the page itself: the stylesheet and the modules.
+/// Every file of the dashboard but the page itself: the stylesheet, the icon and the modules.
 pub const ASSETS: &[Asset] = &[
     file("dashboard.css", include_str!("assets/dashboard.css"), CSS),
+    file("favicon.svg", include_str!("assets/favicon.svg"), SVG),
     file("main.js", include_str!("assets/main.js"), JAVASCRIPT),
     file("format.js", include_str!("assets/format.js"), JAVASCRIPT),
     file("dom.js", include_str!("assets/dom.js"), JAVASCRIPT),
@@ -51,6 +60,7 @@ pub const ASSETS: &[Asset] = &[
     file("dialogs.js", include_str!("assets/dialogs.js"), JAVASCRIPT),
     file("actions.js", include_str!("assets/actions.js"), JAVASCRIPT),
     file("stream.js", include_str!("assets/stream.js"), JAVASCRIPT),
+    file("session.js", include_str!("assets/session.js"), JAVASCRIPT),
 ];
 
 /// `GET /`
@@ -139,9 +149,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_icon_the_page_links_is_served_from_the_same_origin_as_svg() {
+        let icons: Vec<&str> = page_references().into_iter().filter(|n| n.ends_with(".svg")).collect();
+        assert_eq!(icons, ["favicon.svg"]);
+        assert_eq!(content_type("favicon.svg").await.as_deref(), Some(SVG));
+        assert!(!INDEX.contains("href=\"data:"), "a data: URL needs img-src data: in the CSP");
+    }
+
+    #[tokio::test]
     async fn an_unknown_asset_is_not_found() {
         assert!(asset(Path("dashboard.js".to_string())).await.is_err());
         assert!(asset(Path("../index.html".to_string())).await.is_err());
+    }
+
+    #[test]
+    fn the_page_has_no_inline_script_handler_or_style_so_a_csp_without_unsafe_inline_serves_it() {
+        for tag in INDEX.split('<').skip(1).map(|t| t.split('>').next().unwrap_or(t)) {
+            if tag.starts_with("script") {
+                assert!(tag.contains(" src=\"/assets/"), "an inline <script>: <{tag}>");
+            }
+            assert!(!tag.starts_with("style"), "a <style> element: <{tag}>");
+            for word in tag.split_whitespace() {
+                let attr = word.split('=').next().unwrap_or(word).to_ascii_lowercase();
+                let is_attr = word.contains('=');
+                assert!(!(is_attr && (attr == "style" || attr.starts_with("on"))), "`{word}` in <{tag}>");
+            }
+        }
+        for a in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
+            for banned in ["style: `", "style: \"", "setAttribute(\"style\"", ".innerHTML", "eval(", "new Function"] {
+                assert!(!a.body.contains(banned), "{} uses {banned}", a.name);
+            }
+        }
     }
 
     #[test]

@@ -52,6 +52,14 @@ pub enum ApiError {
     /// The same Idempotency-Key was used for a different request.
     #[error("{0}")]
     Unprocessable(String),
+    /// A rate limit or bound was reached (429): `Retry-After` says when to try again.
+    #[error("{message}")]
+    TooManyRequests {
+        /// Which limit, and how to stay under it.
+        message: String,
+        /// When the client may try again (sent as whole seconds, at least 1).
+        retry_after: std::time::Duration,
+    },
     /// A dependency (the store) is unreachable; the message is safe to show.
     #[error("{0}")]
     Unavailable(String),
@@ -90,26 +98,33 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::Refused { .. } | ApiError::NotLeader { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    /// The JSON body.
+    /// The JSON body. Every message goes through [`crate::redact::text`]: a refusal that quotes
+    /// a provider's error or a DSN shows no secret.
     pub fn body(&self) -> serde_json::Value {
+        use crate::redact::text;
         match self {
             ApiError::BadRequest { field, message } => {
-                json!({ "error": format!("{field}: {message}"), "field": field })
+                json!({ "error": text(&format!("{field}: {message}")), "field": field })
             }
-            ApiError::Refused { message, reasons } => json!({ "error": message, "reasons": reasons }),
+            ApiError::Refused { message, reasons } => {
+                let reasons: Vec<String> = reasons.iter().map(|r| text(r)).collect();
+                json!({ "error": text(message), "reasons": reasons })
+            }
             ApiError::NotLeader { message, leader, api } => {
-                json!({ "error": message, "reasons": [message], "leader": leader, "leader_api": api })
+                let message = text(message);
+                json!({ "error": message, "reasons": [message], "leader": leader, "leader_api": api.as_deref().map(crate::redact::url) })
             }
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, error.chain = ?e, "internal error");
                 json!({ "error": "internal error; see the orchestrator's log (request id in the x-request-id header)" })
             }
-            other => json!({ "error": other.to_string() }),
+            other => json!({ "error": text(&other.to_string()) }),
         }
     }
 }
@@ -117,19 +132,45 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status(), Json(self.body())).into_response();
-        if matches!(self, ApiError::Unauthorized(_)) {
-            resp.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer realm=\"failover-orchestrator\""),
-            );
+        match &self {
+            ApiError::Unauthorized(_) => {
+                resp.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer realm=\"failover-orchestrator\""),
+                );
+            }
+            ApiError::TooManyRequests { retry_after, .. } => {
+                resp.headers_mut().insert(axum::http::header::RETRY_AFTER, retry_after_seconds(*retry_after).into());
+            }
+            _ => {}
         }
         resp
     }
 }
 
+/// `Retry-After` in whole seconds, rounded up and at least 1 (0 would invite an immediate retry).
+pub fn retry_after_seconds(wait: std::time::Duration) -> u64 {
+    wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_429_carries_retry_after_in_whole_seconds_rounded_up_and_the_json_body() {
+        let e = ApiError::TooManyRequests {
+            message: "slow down".into(),
+            retry_after: std::time::Duration::from_millis(1200),
+        };
+        let resp = e.into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[axum::http::header::RETRY_AFTER], "2");
+        assert_eq!(retry_after_seconds(std::time::Duration::ZERO), 1);
+        assert_eq!(retry_after_seconds(std::time::Duration::from_secs(7)), 7);
+        let body = ApiError::TooManyRequests { message: "slow down".into(), retry_after: Default::default() }.body();
+        assert_eq!(body, json!({ "error": "slow down" }));
+    }
 
     #[test]
     fn a_follower_refusal_names_the_leader_and_its_api_as_fields() {

@@ -11,10 +11,13 @@ use super::{ApiError, AppState};
 use crate::incidents::Incident;
 
 /// Query of `GET /api/v1/incidents`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Page size, 1–500 (default 50).
+    #[serde(default, deserialize_with = "super::dto::optional_whole")]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -29,33 +32,31 @@ fn unavailable(e: crate::store::StoreError) -> ApiError {
 }
 
 /// The newest incidents first, each with its timeline and figures.
-#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents",
-    params(("limit" = Option<i64>, Query, description = "1–500 (default 50)")),
-    responses((status = 200, description = "`{incidents}`, newest first", body = Object),
-        (status = 400, body = super::dto::ErrorDto), (status = 503, body = super::dto::ErrorDto)),
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", params(ListQuery),
+    responses((status = 200, description = "the incidents, newest first", body = super::dto::IncidentsPageDto),
+        (status = 400, description = "a bad or unknown query parameter, named in `field`", body = super::dto::ErrorDto)),
     security(("bearer" = [])))]
 pub async fn list(
     State(s): State<AppState>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::BadRequest { field: "query".into(), message: e.body_text() })?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadRequest { field: "limit".into(), message: format!("{limit} is outside 1–500") });
-    }
+    let limit = super::page_limit(super::query(q)?.limit)?;
     let list = s.store.incidents(limit).await.map_err(unavailable)?;
     Ok(Json(json!({ "incidents": list.iter().map(with_figures).collect::<Vec<_>>() })))
 }
 
 /// One incident with its timeline: first failed probe → health transitions → quorum → decision →
 /// provider writes → read-back verified, and `figures` (ms from the first failed probe).
-#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents", params(("id" = String, Path, description = "incident id")),
-    responses((status = 200, description = "the incident with `timeline` and `figures`", body = Object),
-        (status = 400, body = super::dto::ErrorDto), (status = 404, body = super::dto::ErrorDto), (status = 503, body = super::dto::ErrorDto)),
+#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents", params(("id" = Uuid, Path, description = "incident id")),
+    responses((status = 200, description = "the incident with `timeline` and `figures`", body = super::dto::IncidentDto),
+        (status = 400, description = "`id` is not a UUID", body = super::dto::ErrorDto),
+        (status = 404, description = "no such incident", body = super::dto::ErrorDto)),
     security(("bearer" = [])))]
-pub async fn one(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = Uuid::parse_str(&id)
-        .map_err(|_| ApiError::BadRequest { field: "id".into(), message: format!("`{id}` is not a UUID") })?;
+pub async fn one(
+    State(s): State<AppState>,
+    id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = super::uuid_in_path(id)?;
     match s.store.incident(id).await.map_err(unavailable)? {
         Some(i) => Ok(Json(with_figures(&i))),
         None => Err(ApiError::NotFound(format!("no incident {id}"))),

@@ -22,8 +22,9 @@ use uuid::Uuid;
 
 use super::auth::AuditNote;
 use super::dto::{
-    AbortRequestDto, DrillRequestDto, ErrorDto, FailbackRequestDto, FailoverRequestDto, MaintenanceRequestDto,
-    OperationDto, SwitchoverRequestDto,
+    AbortRequestDto, AuditPageDto, DrillDto, DrillRequestDto, DrillWithTimelineDto, DrillsPageDto, ErrorDto,
+    FailbackRequestDto, FailoverRequestDto, MAX_REASON_CHARS, MaintenanceRequestDto, OperationDto,
+    SwitchoverRequestDto,
 };
 use super::idempotency::{self, Outcome};
 use super::text;
@@ -65,12 +66,31 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     Ok(v)
 }
 
-fn reason(r: Option<String>) -> Result<String, ApiError> {
-    match r.as_deref().map(str::trim) {
-        Some(r) if !r.is_empty() && r.len() <= 500 => Ok(r.to_string()),
-        Some(r) if r.len() > 500 => Err(ApiError::field("reason", "at most 500 characters")),
-        _ => Err(ApiError::field("reason", "say why: it goes into the audit log and the record")),
+/// A reason as the document states it ([`dto::REASON_PATTERN`](super::dto::REASON_PATTERN)):
+/// at most 500 characters as sent, not only white space; kept trimmed.
+fn reason(r: &str) -> Result<String, ApiError> {
+    if r.chars().count() > MAX_REASON_CHARS {
+        return Err(ApiError::field("reason", format!("at most {MAX_REASON_CHARS} characters")));
     }
+    match r.trim() {
+        "" => Err(ApiError::field("reason", "say why: it goes into the audit log and the record")),
+        r => Ok(r.to_string()),
+    }
+}
+
+/// The `Idempotency-Key` header of the mutations.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKey {
+    /// A retry with the same key returns the first result (header `idempotent-replayed: true`);
+    /// the same key with a different request is a 422. 1–200 printable ASCII characters.
+    #[param(
+        rename = "Idempotency-Key",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t\x20-\x7E]*[\x21-\x7E][\t\x20-\x7E]*$"
+    )]
+    pub key: Option<String>,
 }
 
 async fn ask<T>(
@@ -129,12 +149,12 @@ where
 }
 
 /// Starts a drill (or records a dry run).
-#[utoipa::path(post, path = "/api/v1/drills", tag = "drills", request_body = DrillRequestDto,
-    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key returns the first result")),
+#[utoipa::path(post, path = "/api/v1/drills", tag = "drills", request_body = DrillRequestDto, params(IdempotencyKey),
     responses(
-        (status = 201, description = "the drill as recorded (running, or finished for a dry run)", body = Object),
-        (status = 400, description = "a bad field", body = ErrorDto),
-        (status = 409, description = "refused by the preflight, with every reason", body = ErrorDto)),
+        (status = 201, description = "the drill as recorded (running, or finished for a dry run)", body = DrillDto),
+        (status = 400, description = "a bad field, named in `field`", body = ErrorDto),
+        (status = 409, description = "refused by the preflight (every reason in `reasons`), or not the leader", body = ErrorDto),
+        (status = 422, description = "the Idempotency-Key was used for a different request", body = ErrorDto)),
     security(("bearer" = [])))]
 pub async fn start_drill(
     State(s): State<AppState>,
@@ -150,10 +170,10 @@ pub async fn start_drill(
             let request = DrillRequest {
                 evacuate: req.evacuate,
                 target: req.target,
-                steps: req.steps,
+                steps: req.steps.map(|s| s.into_iter().map(|w| w.0).collect()),
                 hold_seconds: req.hold_seconds,
                 dry_run: req.dry_run,
-                reason: req.reason.unwrap_or_default(),
+                reason: req.reason,
             };
             let spec = drill::validate(&s.config.policy, &request).map_err(|e| ApiError::field(e.field, e.message))?;
             note.target = spec.evacuate.as_ref().or(spec.target.as_ref()).map(|r| r.to_string());
@@ -171,25 +191,28 @@ pub async fn start_drill(
     .await
 }
 
-/// Query of the list endpoints.
+/// Query of `GET /api/v1/drills`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct ListQuery {
+#[into_params(parameter_in = Query)]
+pub struct DrillsQuery {
     /// Page size, 1–500 (default 50).
+    #[serde(default, deserialize_with = "super::dto::optional_whole")]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
-    /// Only entries strictly older than this (RFC 3339; audit log only).
-    pub before: Option<DateTime<Utc>>,
 }
 
-fn list_query(
-    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<(i64, Option<DateTime<Utc>>), ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::field("query", e.body_text()))?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::field("limit", format!("{limit} is outside 1–500")));
-    }
-    Ok((limit, q.before))
+/// Query of `GET /api/v1/audit`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Page size, 1–500 (default 50).
+    #[serde(default, deserialize_with = "super::dto::optional_whole")]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// Only entries strictly older than this (RFC 3339): the `next_before` of the previous page.
+    pub before: Option<DateTime<Utc>>,
 }
 
 fn store_down(e: crate::store::StoreError) -> ApiError {
@@ -197,14 +220,15 @@ fn store_down(e: crate::store::StoreError) -> ApiError {
 }
 
 /// Lists drills, newest first.
-#[utoipa::path(get, path = "/api/v1/drills", tag = "drills", params(ListQuery),
-    responses((status = 200, description = "`{ drills: [...] }`", body = Object), (status = 400, body = ErrorDto)),
+#[utoipa::path(get, path = "/api/v1/drills", tag = "drills", params(DrillsQuery),
+    responses((status = 200, description = "the drills, newest first", body = DrillsPageDto),
+        (status = 400, description = "a bad or unknown query parameter, named in `field`", body = ErrorDto)),
     security(("bearer" = [])))]
 pub async fn list_drills(
     State(s): State<AppState>,
-    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<DrillsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let (limit, _) = list_query(q)?;
+    let limit = super::page_limit(super::query(q)?.limit)?;
     let drills = s.store.drills(limit).await.map_err(store_down)?;
     Ok(Json(json!({ "drills": drills })))
 }
@@ -214,12 +238,16 @@ fn drill_id(id: &str) -> Result<DrillId, ApiError> {
 }
 
 /// One drill: its step timeline and report (time to shift, errors, max lag and RPO, outcome).
-#[utoipa::path(get, path = "/api/v1/drills/{id}", tag = "drills", params(("id" = String, Path, description = "drill id")),
-    responses((status = 200, description = "the drill with `timeline` and `report`", body = Object),
-        (status = 400, body = ErrorDto), (status = 404, body = ErrorDto)),
+#[utoipa::path(get, path = "/api/v1/drills/{id}", tag = "drills", params(("id" = Uuid, Path, description = "drill id")),
+    responses((status = 200, description = "the drill with `timeline` and `report`", body = DrillWithTimelineDto),
+        (status = 400, description = "`id` is not a UUID", body = ErrorDto),
+        (status = 404, description = "no such drill", body = ErrorDto)),
     security(("bearer" = [])))]
-pub async fn get_drill(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let id = drill_id(&id)?;
+pub async fn get_drill(
+    State(s): State<AppState>,
+    id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = DrillId(super::uuid_in_path(id)?);
     let Some((rec, timeline)) = s.store.drill(id).await.map_err(store_down)? else {
         return Err(ApiError::NotFound(format!("no drill {id}")));
     };
@@ -229,10 +257,13 @@ pub async fn get_drill(State(s): State<AppState>, Path(id): Path<String>) -> Res
 }
 
 /// Aborts the running drill: rolls back now.
-#[utoipa::path(post, path = "/api/v1/drills/{id}/abort", tag = "drills", params(("id" = String, Path, description = "drill id")),
-    request_body(content = Option<AbortRequestDto>, description = "optional reason"),
-    responses((status = 200, description = "the drill, rolling back", body = Object),
-        (status = 400, body = ErrorDto), (status = 409, description = "not running", body = ErrorDto)),
+#[utoipa::path(post, path = "/api/v1/drills/{id}/abort", tag = "drills",
+    params(("id" = Uuid, Path, description = "drill id"), IdempotencyKey),
+    request_body(content = Option<AbortRequestDto>, description = "optional (no body, or `null`: no reason given)"),
+    responses((status = 200, description = "the drill, rolling back", body = DrillDto),
+        (status = 400, description = "`id` is not a UUID, or a bad field", body = ErrorDto),
+        (status = 409, description = "no such drill running, or not the leader", body = ErrorDto),
+        (status = 422, description = "the Idempotency-Key was used for a different request", body = ErrorDto)),
     security(("bearer" = [])))]
 pub async fn abort_drill(
     State(s): State<AppState>,
@@ -246,9 +277,13 @@ pub async fn abort_drill(
         let (s, p, body) = (&s, &p, &body);
         async move {
             let id = drill_id(&id)?;
-            let req: AbortRequestDto =
-                if body.iter().all(u8::is_ascii_whitespace) { AbortRequestDto::default() } else { parse_json(body)? };
-            let reason = req.reason.unwrap_or_else(|| "aborted by an operator".into());
+            // No body, or JSON `null`, is no reason given.
+            let absent = body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null";
+            let req: AbortRequestDto = if absent { AbortRequestDto::default() } else { parse_json(body)? };
+            let reason = match req.reason.as_deref() {
+                None => "aborted by an operator".to_string(),
+                Some(r) => reason(r)?,
+            };
             note.details = json!({ "reason": reason });
             let actor = p.name.clone();
             match ask(s, |reply| Command::AbortDrill { id, actor, reason, reply }).await? {
@@ -261,11 +296,12 @@ pub async fn abort_drill(
 }
 
 /// Moves all traffic to a region and holds it there until a failback.
-#[utoipa::path(post, path = "/api/v1/failover", tag = "operations", request_body = FailoverRequestDto,
-    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key returns the first result")),
+#[utoipa::path(post, path = "/api/v1/failover", tag = "operations", request_body = FailoverRequestDto, params(IdempotencyKey),
     responses((status = 200, description = "the plan and the operation's record id", body = OperationDto),
-        (status = 400, body = ErrorDto), (status = 403, description = "`force` needs the admin role", body = ErrorDto),
-        (status = 409, description = "refused (target lagging or unhealthy, lock held)", body = ErrorDto)),
+        (status = 400, description = "a bad field, named in `field`", body = ErrorDto),
+        (status = 403, description = "`force` needs the admin role; or the token's role is too low", body = ErrorDto),
+        (status = 409, description = "refused (target lagging or unhealthy, lock held, not the leader)", body = ErrorDto),
+        (status = 422, description = "the Idempotency-Key was used for a different request", body = ErrorDto)),
     security(("bearer" = [])))]
 pub async fn failover(
     State(s): State<AppState>,
@@ -278,7 +314,7 @@ pub async fn failover(
         let (s, p, body) = (&s, &p, &body);
         async move {
             let req: FailoverRequestDto = parse_json(body)?;
-            let reason = reason(req.reason)?;
+            let reason = reason(&req.reason)?;
             note.target = Some(req.target.clone());
             note.details = json!({ "reason": reason, "force": req.force });
             if req.force && !p.role.allows(Role::Admin) {
@@ -300,9 +336,11 @@ pub async fn failover(
 }
 
 /// Planned move: waits until the target's lag is ~0 (within the timeout), then moves all traffic.
-#[utoipa::path(post, path = "/api/v1/switchover", tag = "operations", request_body = SwitchoverRequestDto,
+#[utoipa::path(post, path = "/api/v1/switchover", tag = "operations", request_body = SwitchoverRequestDto, params(IdempotencyKey),
     responses((status = 200, description = "the plan and the operation's record id", body = OperationDto),
-        (status = 400, body = ErrorDto), (status = 409, description = "refused or timed out", body = ErrorDto)),
+        (status = 400, description = "a bad field, named in `field`", body = ErrorDto),
+        (status = 409, description = "refused, timed out waiting for the lag, or not the leader", body = ErrorDto),
+        (status = 422, description = "the Idempotency-Key was used for a different request", body = ErrorDto)),
     security(("bearer" = [])))]
 pub async fn switchover(
     State(s): State<AppState>,
@@ -315,7 +353,7 @@ pub async fn switchover(
         let (s, p, body) = (&s, &p, &body);
         async move {
             let req: SwitchoverRequestDto = parse_json(body)?;
-            let reason = reason(req.reason)?;
+            let reason = reason(&req.reason)?;
             let wait = req.timeout_seconds.unwrap_or(10.0);
             if !wait.is_finite() || !(0.0..=MAX_SWITCHOVER_WAIT).contains(&wait) {
                 return Err(ApiError::field("timeout_seconds", format!("{wait} is outside 0–{MAX_SWITCHOVER_WAIT}")));
@@ -346,9 +384,11 @@ pub async fn switchover(
 }
 
 /// Releases an operator hold and returns traffic to the normal weights.
-#[utoipa::path(post, path = "/api/v1/failback", tag = "operations", request_body = FailbackRequestDto,
+#[utoipa::path(post, path = "/api/v1/failback", tag = "operations", request_body = FailbackRequestDto, params(IdempotencyKey),
     responses((status = 200, description = "the plan and the operation's record id", body = OperationDto),
-        (status = 400, body = ErrorDto), (status = 409, body = ErrorDto)),
+        (status = 400, description = "a bad field, named in `field`", body = ErrorDto),
+        (status = 409, description = "refused (nothing to fail back, lock held, not the leader)", body = ErrorDto),
+        (status = 422, description = "the Idempotency-Key was used for a different request", body = ErrorDto)),
     security(("bearer" = [])))]
 pub async fn failback(
     State(s): State<AppState>,
@@ -361,7 +401,7 @@ pub async fn failback(
         let (s, p, body) = (&s, &p, &body);
         async move {
             let req: FailbackRequestDto = parse_json(body)?;
-            let reason = reason(req.reason)?;
+            let reason = reason(&req.reason)?;
             note.details = json!({ "reason": reason });
             let actor = p.name.clone();
             match ask(s, |reply| Command::Failback { reason, actor, reply }).await? {
@@ -375,9 +415,12 @@ pub async fn failback(
 
 /// Drains (or undrains) a region; kept across restarts.
 #[utoipa::path(post, path = "/api/v1/regions/{name}/maintenance", tag = "operations",
-    params(("name" = String, Path, description = "region name")), request_body = MaintenanceRequestDto,
+    params(("name" = String, Path, description = "region name"), IdempotencyKey), request_body = MaintenanceRequestDto,
     responses((status = 200, description = "the plan (if traffic moved) and the operation's record id", body = OperationDto),
-        (status = 400, body = ErrorDto), (status = 404, description = "unknown region", body = ErrorDto), (status = 409, body = ErrorDto)),
+        (status = 400, description = "a bad field, named in `field`", body = ErrorDto),
+        (status = 404, description = "unknown region", body = ErrorDto),
+        (status = 409, description = "refused (lock held, not the leader)", body = ErrorDto),
+        (status = 422, description = "the Idempotency-Key was used for a different request", body = ErrorDto)),
     security(("bearer" = [])))]
 pub async fn maintenance(
     State(s): State<AppState>,
@@ -396,7 +439,7 @@ pub async fn maintenance(
                 return Err(ApiError::NotFound(format!("name: unknown region `{name}`")));
             }
             let req: MaintenanceRequestDto = parse_json(body)?;
-            let reason = reason(req.reason)?;
+            let reason = reason(&req.reason)?;
             note.action = if req.drain { "maintenance.drain".into() } else { "maintenance.undrain".into() };
             note.details = json!({ "reason": reason });
             let (drain, actor) = (req.drain, p.name.clone());
@@ -410,23 +453,56 @@ pub async fn maintenance(
 }
 
 /// The audit log, newest first: every mutating call with who, what, when, outcome and request id.
-#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(ListQuery),
-    responses((status = 200, description = "`{ entries: [...], next_before }`", body = Object),
-        (status = 401, body = ErrorDto), (status = 403, description = "needs operator", body = ErrorDto)),
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, description = "a page of the audit log, newest first", body = AuditPageDto),
+        (status = 400, description = "a bad or unknown query parameter, named in `field`", body = ErrorDto),
+        (status = 403, description = "needs the operator role", body = ErrorDto)),
     security(("bearer" = [])))]
 pub async fn audit(
     State(s): State<AppState>,
-    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let (limit, before) = list_query(q)?;
-    let entries = s.store.audit(before, limit).await.map_err(store_down)?;
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<AuditPageDto>, ApiError> {
+    let q = super::query(q)?;
+    let limit = super::page_limit(q.limit)?;
+    let entries = s.store.audit(q.before, limit).await.map_err(store_down)?;
     let next_before = if entries.len() as i64 == limit { entries.last().map(|e| e.at) } else { None };
-    Ok(Json(json!({ "entries": entries, "next_before": next_before })))
+    Ok(Json(AuditPageDto { entries: entries.into_iter().map(Into::into).collect(), next_before }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::dto::{REASON_PATTERN, TEXT_PATTERN};
+    use proptest::prelude::*;
+
+    fn pattern(p: &str) -> regex::Regex {
+        regex::Regex::new(p).expect("the document's patterns are valid regular expressions")
+    }
+
+    /// Short strings rich in the characters the rules are about: white space of every kind,
+    /// control characters (C0, DEL, C1), look-alikes that are neither, and plain text.
+    fn tricky_text() -> impl Strategy<Value = String> {
+        let special = prop::sample::select(vec![
+            ' ', '\t', '\n', '\r', '\u{0}', '\u{b}', '\u{1f}', '\u{7f}', '\u{85}', '\u{9f}', '\u{a0}', '\u{1680}',
+            '\u{2007}', '\u{200b}', '\u{2028}', '\u{202f}', '\u{3000}', '\u{feff}', 'x', '漢', '🙂',
+        ]);
+        prop::collection::vec(prop_oneof![any::<char>(), special], 0..10).prop_map(|v| v.into_iter().collect())
+    }
+
+    proptest! {
+        #[test]
+        fn a_reason_matches_the_documented_pattern_exactly_when_the_handler_accepts_it(s in tricky_text()) {
+            let documented = pattern(REASON_PATTERN).is_match(&s) && s.chars().count() <= MAX_REASON_CHARS;
+            // parse_json refuses control characters in any string, then reason() the blank ones.
+            let accepted = text::check("reason", &s).is_ok() && reason(&s).is_ok();
+            prop_assert_eq!(documented, accepted, "{:?}", s);
+        }
+
+        #[test]
+        fn free_text_matches_the_documented_pattern_exactly_when_the_edge_accepts_it(s in tricky_text()) {
+            prop_assert_eq!(pattern(TEXT_PATTERN).is_match(&s), text::check("target", &s).is_ok(), "{:?}", s);
+        }
+    }
 
     #[test]
     fn malformed_json_names_the_body_and_bad_fields_name_themselves() {
@@ -443,10 +519,14 @@ mod tests {
     }
 
     #[test]
-    fn a_reason_is_required_and_bounded() {
-        assert!(reason(None).is_err());
-        assert!(reason(Some("  ".into())).is_err());
-        assert!(reason(Some("x".repeat(501))).is_err());
-        assert_eq!(reason(Some(" game day ".into())).unwrap(), "game day");
+    fn a_reason_is_required_and_bounded_in_characters_as_sent() {
+        assert!(reason("").is_err());
+        assert!(reason("  ").is_err());
+        assert!(reason(&"x".repeat(501)).is_err());
+        // 500 characters of three bytes each: within the limit the document states.
+        assert_eq!(reason(&"漢".repeat(500)).unwrap().chars().count(), 500);
+        // Counted as sent: padding past 500 characters is refused even when trimming would fit.
+        assert!(reason(&format!(" {} ", "x".repeat(499))).is_err());
+        assert_eq!(reason(" game day ").unwrap(), "game day");
     }
 }

@@ -29,11 +29,12 @@ mod validate;
 
 use std::collections::BTreeMap;
 
-pub use dsn::{ENV_STORE_DSN, redact_dsn, region_dsn_env};
+pub use dsn::{ENV_STORE_DSN, region_dsn_env};
 pub use error::{ConfigError, Problem};
 pub use model::{
-    AppRole, AuthConfig, Backend, CheckConfig, CheckKind, CoordinationConfig, DEFAULT_ATTEMPTS, OrchestratorConfig,
-    RegionConfig, RegionPostgres, ReplicationConfig, ScheduleConfig,
+    AppRole, AuthConfig, Backend, CheckConfig, CheckKind, CoordinationConfig, DEFAULT_ATTEMPTS,
+    DEFAULT_AUDIT_RETENTION, LimitsConfig, OrchestratorConfig, RegionConfig, RegionPostgres, ReplicationConfig,
+    ScheduleConfig, TlsFiles,
 };
 pub use providers::{
     AwsKeys, HaproxyAdmin, HaproxyConfig, NotificationConfig, OnDrift, PowerDnsConfig, ProviderConfig, ProviderGuard,
@@ -67,9 +68,16 @@ pub struct Config {
     pub auth: Option<AuthConfig>,
     /// Leader election and shared views.
     pub coordination: CoordinationConfig,
+    /// Rate limits and bounds of the API.
+    pub limits: LimitsConfig,
 }
 
 impl Config {
+    /// How long audit entries are kept: `[auth] audit_retention`, or 90 days (also without `[auth]`).
+    pub fn audit_retention(&self) -> std::time::Duration {
+        self.auth.as_ref().map_or(DEFAULT_AUDIT_RETENTION, |a| a.audit_retention)
+    }
+
     /// Reads and validates a file, taking secrets and overrides from the process environment.
     ///
     /// # Errors

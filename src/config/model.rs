@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::dsn::redact_dsn;
 use crate::auth::TokenSet;
 use crate::drill::schedule::ScheduledDrill;
 use crate::policy::LagLimit;
+use crate::redact;
 use crate::region::{CheckId, Layer, RegionName, Role};
 
 /// `[auth]`, validated.
@@ -26,6 +26,34 @@ pub struct AuthConfig {
     pub public_reads: bool,
     /// Whether `/healthz` and `/readyz` need no token.
     pub healthz_public: bool,
+    /// How long audit entries are kept before the prune deletes them.
+    pub audit_retention: Duration,
+}
+
+/// How long audit entries are kept when `[auth] audit_retention` is not set (or there is no `[auth]`).
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// `[limits]`, validated: what one client (or all of them) may ask of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Mutating requests per client IP per minute (also the burst).
+    pub mutations_per_minute: std::num::NonZeroU32,
+    /// Requests with an invalid token per client IP per minute before that IP is refused with 429.
+    pub auth_failures_per_minute: std::num::NonZeroU32,
+    /// Concurrent `/api/v1/stream` clients.
+    pub max_streams: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        // MIN is 1: 1 + 59 = 60, 1 + 9 = 10.
+        let one = std::num::NonZeroU32::MIN;
+        Self {
+            mutations_per_minute: one.saturating_add(59),
+            auth_failures_per_minute: one.saturating_add(9),
+            max_streams: 64,
+        }
+    }
 }
 
 /// `[replication]`, validated.
@@ -105,6 +133,17 @@ pub struct OrchestratorConfig {
     pub metrics_public: bool,
     /// Where writes not yet in the store are spilled (None: memory only).
     pub spill_dir: Option<std::path::PathBuf>,
+    /// TLS of the API (None: plain http).
+    pub tls: Option<TlsFiles>,
+}
+
+/// `orchestrator.tls_cert` and `tls_key`: PEM files, both readable and parsed at validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// The private key of the leaf.
+    pub key: std::path::PathBuf,
 }
 
 /// `[coordination]`, validated.
@@ -216,8 +255,8 @@ impl CheckKind {
     pub fn describe(&self) -> String {
         match self {
             CheckKind::Tcp { target } => format!("tcp {target}"),
-            CheckKind::Http { url, expect_status, .. } => format!("http GET {url} → {expect_status}"),
-            CheckKind::Postgres { dsn, .. } => format!("postgres {}", redact_dsn(dsn.expose_secret())),
+            CheckKind::Http { url, expect_status, .. } => format!("http GET {} → {expect_status}", redact::url(url)),
+            CheckKind::Postgres { dsn, .. } => format!("postgres {}", redact::dsn(dsn.expose_secret())),
         }
     }
 }

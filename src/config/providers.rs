@@ -17,6 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::breaker::BreakerConfig;
+use crate::redact;
 use crate::region::RegionName;
 
 /// A traffic provider, validated.
@@ -58,7 +59,7 @@ impl ProviderConfig {
     pub fn describe(&self) -> String {
         match self {
             ProviderConfig::File { name, path } => format!("{name} (file {})", path.display()),
-            ProviderConfig::PowerDns(d) => format!("{} (powerdns {} {})", d.name, d.api_url, d.record),
+            ProviderConfig::PowerDns(d) => format!("{} (powerdns {} {})", d.name, redact::url(&d.api_url), d.record),
             ProviderConfig::Haproxy(h) => {
                 let admin = match &h.admin {
                     HaproxyAdmin::Tcp(a) => a.to_string(),
@@ -75,9 +76,9 @@ impl ProviderConfig {
                 r.hosted_zone_id,
                 r.record,
                 r.region,
-                r.endpoint_url.as_ref().map(|u| format!(" endpoint {u}")).unwrap_or_default()
+                r.endpoint_url.as_ref().map(|u| format!(" endpoint {}", redact::url(u))).unwrap_or_default()
             ),
-            ProviderConfig::Webhook(w) => format!("{} (webhook {})", w.name, w.url),
+            ProviderConfig::Webhook(w) => format!("{} (webhook {})", w.name, redact::url(&w.url)),
         }
     }
 }

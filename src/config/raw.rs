@@ -37,6 +37,22 @@ pub struct RawConfig {
     /// How several orchestrators agree on a leader and share what they see.
     #[serde(default)]
     pub coordination: RawCoordination,
+    /// Rate limits and bounds of the API.
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Mutating requests (POST …) one client IP may make per minute, in a burst or spread (default 60).
+    pub mutations_per_minute: Option<i64>,
+    /// Requests with an invalid bearer token one client IP may make per minute; past it every
+    /// request of that IP gets a 429 before its token is looked at (default 10).
+    pub auth_failures_per_minute: Option<i64>,
+    /// Concurrent `/api/v1/stream` clients (default 64).
+    pub max_streams: Option<i64>,
 }
 
 /// `[coordination]`
@@ -73,6 +89,9 @@ pub struct RawAuth {
     pub public_reads: Option<bool>,
     /// Whether `/healthz` and `/readyz` need no token (default true).
     pub healthz_public: Option<bool>,
+    /// How long audit entries are kept (default `"90d"`); older ones are pruned.
+    #[serde(default, with = "humantime_serde::option")]
+    pub audit_retention: Option<Duration>,
 }
 
 /// `[replication]`
@@ -120,6 +139,11 @@ pub struct RawOrchestrator {
     /// (fsynced) and replayed at the next start, so a store outage followed by a crash
     /// loses no record. One directory per orchestrator. Unset: writes wait in memory only.
     pub spill_dir: Option<std::path::PathBuf>,
+    /// PEM file of the API's TLS certificate chain (with `tls_key`; both or neither). Set: the
+    /// API, dashboard and metrics are served over https only.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM file of the private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// `[policy]`

@@ -1,15 +1,15 @@
 //! The one-screen, secret-free summary `check-config` prints: one line for the
 //! orchestrator, one per region and per check, one for the policy and one for
-//! the providers. DSNs go through [`redact_dsn`]; no secret is ever read here.
+//! the providers. DSNs and URLs go through [`crate::redact`]; no secret is ever read here.
 //!
 //! The layout is part of the command's output that operators and scripts read:
 //! change it only on purpose (the tests compare it).
 
 use secrecy::ExposeSecret;
 
-use super::dsn::redact_dsn;
 use super::{Backend, CheckConfig, Config, ProviderConfig, RegionConfig};
 use crate::policy::{LagLimit, Policy};
+use crate::redact;
 
 impl Config {
     /// A one-screen, secret-free summary for `check-config`.
@@ -20,7 +20,7 @@ impl Config {
             "orchestrator: vantage {} · listen {} · store {} · spill {}\n",
             o.vantage,
             o.listen,
-            redact_dsn(o.store_dsn.expose_secret()),
+            redact::dsn(o.store_dsn.expose_secret()),
             o.spill_dir
                 .as_ref()
                 .map_or_else(|| "off (writes wait in memory only)".to_string(), |d| d.display().to_string())

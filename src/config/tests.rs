@@ -164,10 +164,10 @@ fn powerdns_key_must_come_from_env_or_file() {
 }
 
 #[test]
-fn redact_dsn_handles_both_forms() {
-    assert_eq!(redact_dsn("postgres://u:p@h:5/db"), "postgres://u:***@h:5/db");
-    assert_eq!(redact_dsn("postgres://u@h/db"), "postgres://u@h/db");
-    assert_eq!(redact_dsn("host=h password=x user=u"), "host=h password=*** user=u");
+fn dsns_are_redacted_in_both_forms() {
+    assert_eq!(crate::redact::dsn("postgres://u:p@h:5/db"), "postgres://u:***@h:5/db");
+    assert_eq!(crate::redact::dsn("postgres://u@h/db"), "postgres://u@h/db");
+    assert_eq!(crate::redact::dsn("host=h password=x user=u"), "host=h password=*** user=u");
 }
 
 const PROVIDERS: &str = r#"
@@ -449,4 +449,72 @@ fn the_summary_says_how_hard_the_old_primary_is_fenced() {
         hard.contains("promotion: standby · fence locks app roles app, reports (NOLOGIN + sessions ended + read-only) · fence timeout 2s"),
         "{hard}"
     );
+}
+
+#[test]
+fn limits_and_audit_retention_have_defaults_without_their_sections() {
+    let c = Config::parse(GOOD, "t", &no_env).unwrap();
+    assert_eq!(c.limits, LimitsConfig::default());
+    assert_eq!((c.limits.mutations_per_minute.get(), c.limits.auth_failures_per_minute.get()), (60, 10));
+    assert_eq!(c.limits.max_streams, 64);
+    assert_eq!(c.audit_retention(), Duration::from_secs(90 * 24 * 3600));
+    let hash = crate::auth::hash_token("t0ken");
+    let text = format!(
+        "{GOOD}\n[auth]\ntokens_env = \"FO_TOKENS\"\naudit_retention = \"30d\"\n\
+         [limits]\nmutations_per_minute = 600\nauth_failures_per_minute = 3\nmax_streams = 2\n"
+    );
+    let env = |k: &str| (k == "FO_TOKENS").then(|| format!("ops operator {hash}"));
+    let c = Config::parse(&text, "t", &env).unwrap();
+    assert_eq!(c.audit_retention(), Duration::from_secs(30 * 24 * 3600));
+    assert_eq!((c.limits.mutations_per_minute.get(), c.limits.auth_failures_per_minute.get()), (600, 3));
+    assert_eq!(c.limits.max_streams, 2);
+}
+
+#[test]
+fn bad_limits_and_audit_retention_name_the_key_and_the_fix() {
+    let text = format!(
+        "{GOOD}\n[auth]\ntokens_env = \"FO_TOKENS\"\naudit_retention = \"0s\"\n\
+         [limits]\nmutations_per_minute = 0\nauth_failures_per_minute = -4\nmax_streams = 0\n"
+    );
+    let hash = crate::auth::hash_token("t0ken");
+    let env = |k: &str| (k == "FO_TOKENS").then(|| format!("ops operator {hash}"));
+    let Err(ConfigError::Invalid(p)) = Config::parse(&text, "t", &env) else { panic!("expected problems") };
+    for key in
+        ["auth.audit_retention", "limits.mutations_per_minute", "limits.auth_failures_per_minute", "limits.max_streams"]
+    {
+        let found = p.iter().find(|x| x.key == key).unwrap_or_else(|| panic!("no problem for {key}: {p:?}"));
+        assert!(found.fix.contains("e.g."), "{found:?}");
+    }
+    let text = format!("{GOOD}\n[limits]\nmax_stream = 3\n");
+    assert!(
+        matches!(Config::parse(&text, "t", &no_env), Err(ConfigError::Parse { message, .. }) if message.contains("max_stream"))
+    );
+}
+
+#[test]
+fn tls_needs_both_files_readable_and_in_pem_and_names_the_key() {
+    let with = |extra: &str| GOOD.replacen("[policy]", &format!("{extra}\n[policy]"), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (crt, key, junk) = (dir.path().join("a.crt"), dir.path().join("a.key"), dir.path().join("junk.pem"));
+    std::fs::write(&crt, cert.cert.pem()).unwrap();
+    std::fs::write(&key, cert.key_pair.serialize_pem()).unwrap();
+    std::fs::write(&junk, "secret-looking text, not PEM").unwrap();
+    let line = |k: &str, p: &std::path::Path| format!("{k} = {:?}", p.display().to_string());
+
+    let c =
+        Config::parse(&with(&format!("{}\n{}", line("tls_cert", &crt), line("tls_key", &key))), "t", &no_env).unwrap();
+    assert_eq!(c.orchestrator.tls, Some(TlsFiles { cert: crt.clone(), key: key.clone() }));
+    assert_eq!(Config::parse(GOOD, "t", &no_env).unwrap().orchestrator.tls, None);
+
+    let p = problems(&with(&line("tls_cert", &crt)));
+    assert!(p.iter().any(|x| x.key == "orchestrator.tls_key" && x.fix.contains("both")), "{p:?}");
+    let p = problems(&with(&line("tls_key", &key)));
+    assert!(p.iter().any(|x| x.key == "orchestrator.tls_cert"), "{p:?}");
+    let p = problems(&with(&format!("{}\n{}", line("tls_cert", &dir.path().join("none.crt")), line("tls_key", &junk))));
+    assert!(p.iter().any(|x| x.key == "orchestrator.tls_cert" && x.what.contains("cannot read")), "{p:?}");
+    assert!(p.iter().any(|x| x.key == "orchestrator.tls_key" && x.what.contains("no PEM private key")), "{p:?}");
+    let p = problems(&with(&format!("{}\n{}", line("tls_cert", &key), line("tls_key", &key))));
+    assert!(p.iter().any(|x| x.key == "orchestrator.tls_cert" && x.what.contains("no PEM certificate")), "{p:?}");
+    assert!(p.iter().all(|x| !x.what.contains("secret-looking") && !x.what.contains("PRIVATE KEY-----")), "{p:?}");
 }

@@ -449,15 +449,15 @@ impl EtcdCoordinator {
             });
         } else {
             for op in resp.op_responses() {
-                if let TxnOpResponse::Get(g) = op {
-                    if let Some(kv) = g.kvs().first() {
-                        if self.is_own_stale_claim(kv.lease(), lease_id) {
-                            // Our own claim from a broken session: revoke it; its delete
-                            // event brings us back here.
-                            self.timed("revoke stale lease", client.lease_revoke(kv.lease())).await?;
-                        } else {
-                            self.follow(kv.value(), kv.create_revision());
-                        }
+                if let TxnOpResponse::Get(g) = op
+                    && let Some(kv) = g.kvs().first()
+                {
+                    if self.is_own_stale_claim(kv.lease(), lease_id) {
+                        // Our own claim from a broken session: revoke it; its delete
+                        // event brings us back here.
+                        self.timed("revoke stale lease", client.lease_revoke(kv.lease())).await?;
+                    } else {
+                        self.follow(kv.value(), kv.create_revision());
                     }
                 }
             }

@@ -30,6 +30,9 @@ use crate::region::RegionName;
 
 /// Longest hold per step an operator may ask for.
 pub const MAX_HOLD: Duration = Duration::from_secs(6 * 3600);
+
+/// Longest reason, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
 /// Errors kept verbatim in a report (the count goes on).
 pub const MAX_REPORTED_ERRORS: usize = 50;
 
@@ -78,7 +81,7 @@ pub struct DrillRequest {
     pub evacuate: Option<String>,
     /// The region to shift to (default: the first eligible in the failover order).
     pub target: Option<String>,
-    /// Percent of the evacuated share moved at each step (default `[100]`).
+    /// Percent of the evacuated share moved at each step, each given once, in any order (default `[100]`).
     pub steps: Option<Vec<i64>>,
     /// Hold per step in seconds (default 30).
     pub hold_seconds: Option<f64>,
@@ -147,17 +150,19 @@ pub fn validate(policy: &Policy, req: &DrillRequest) -> Result<DrillSpec, FieldE
     if raw_steps.is_empty() {
         return Err(bad("steps", "give at least one step, e.g. [50, 100]"));
     }
+    // Each step is a percentage given once; the drill moves through them in increasing order,
+    // whatever order they were written in (the API document states them as a set).
     let mut steps = Vec::with_capacity(raw_steps.len());
     for (i, s) in raw_steps.iter().enumerate() {
         if !(1..=100).contains(s) {
             return Err(bad(format!("steps[{i}]"), format!("{s} is outside 1–100 (percent of the share to move)")));
         }
-        let s = *s as u32;
-        if steps.last().is_some_and(|prev| *prev >= s) {
-            return Err(bad(format!("steps[{i}]"), "steps must increase, e.g. [25, 50, 100]"));
+        if raw_steps[..i].contains(s) {
+            return Err(bad(format!("steps[{i}]"), format!("{s} is given twice; give each percentage once")));
         }
-        steps.push(s);
+        steps.push(*s as u32);
     }
+    steps.sort_unstable();
     let hold = req.hold_seconds.unwrap_or(30.0);
     if !hold.is_finite() || hold < 0.0 {
         return Err(bad("hold_seconds", format!("{hold} must be a non-negative number of seconds")));
@@ -165,12 +170,13 @@ pub fn validate(policy: &Policy, req: &DrillRequest) -> Result<DrillSpec, FieldE
     if hold > MAX_HOLD.as_secs_f64() {
         return Err(bad("hold_seconds", format!("{hold} is over the maximum of {} s", MAX_HOLD.as_secs())));
     }
+    // Counted in characters as sent (as the API document's `maxLength`), then kept trimmed.
+    if req.reason.chars().count() > MAX_REASON_CHARS {
+        return Err(bad("reason", format!("at most {MAX_REASON_CHARS} characters")));
+    }
     let reason = req.reason.trim();
     if reason.is_empty() {
         return Err(bad("reason", "say why (it goes into the audit log and the drill record)"));
-    }
-    if reason.len() > 500 {
-        return Err(bad("reason", "at most 500 characters"));
     }
     Ok(DrillSpec {
         evacuate,

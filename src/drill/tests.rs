@@ -81,11 +81,12 @@ fn validation_names_the_bad_field() {
         (req(Some("primary"), Some("primary"), None, None), "target"),
         (req(Some("primary"), None, Some(vec![50, 150]), None), "steps[1]"),
         (req(Some("primary"), None, Some(vec![0]), None), "steps[0]"),
-        (req(Some("primary"), None, Some(vec![60, 50]), None), "steps[1]"),
+        (req(Some("primary"), None, Some(vec![50, 20, 50]), None), "steps[2]"),
         (req(Some("primary"), None, Some(vec![]), None), "steps"),
         (req(Some("primary"), None, None, Some(-1.0)), "hold_seconds"),
         (req(Some("primary"), None, None, Some(f64::NAN)), "hold_seconds"),
         (DrillRequest { reason: "  ".into(), ..req(Some("primary"), None, None, None) }, "reason"),
+        (DrillRequest { reason: format!(" {} ", "x".repeat(499)), ..req(Some("primary"), None, None, None) }, "reason"),
     ];
     for (rq, field) in cases {
         let e = validate(&p, &rq).expect_err(&format!("{rq:?} should be refused"));
@@ -95,6 +96,12 @@ fn validation_names_the_bad_field() {
     assert_eq!(ok.steps, vec![50, 100]);
     assert_eq!(ok.hold(), Duration::from_millis(1500));
     assert_eq!(validate(&p, &req(Some("primary"), None, None, None)).unwrap().steps, vec![100]);
+    // Steps are a set of percentages: written in any order, moved through in increasing order.
+    let unordered = validate(&p, &req(Some("primary"), None, Some(vec![100, 25, 50]), None)).unwrap();
+    assert_eq!(unordered.steps, vec![25, 50, 100]);
+    // A reason is counted in characters, not bytes: 500 three-byte characters pass.
+    let wide = DrillRequest { reason: "漢".repeat(500), ..req(Some("primary"), None, None, None) };
+    assert_eq!(validate(&p, &wide).unwrap().reason.chars().count(), 500);
 }
 
 #[test]

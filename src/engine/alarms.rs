@@ -50,10 +50,12 @@ impl Engine {
             // Raised while the store was down: written (raised and cleared) now.
             self.clear_alarm(&key, now);
         }
-        if let Some(p) = &mut self.plan {
-            if !p.recorded && st.reachable && st.pending == 0 {
-                p.recorded = true;
-            }
+        if let Some(p) = &mut self.plan
+            && !p.recorded
+            && st.reachable
+            && st.pending == 0
+        {
+            p.recorded = true;
         }
         self.on_dead_letters(&st, now);
         self.dirty = true;

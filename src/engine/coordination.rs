@@ -85,11 +85,12 @@ impl Engine {
             let region = &key.1;
             let mine_ok = self.regions.get(region).is_some_and(|r| r.health == Health::Up)
                 && !self.checks.iter().any(|(id, c)| &id.region == region && c.state.fail_streak > 0);
-            if mine_ok && !self.coordination.nudged.contains(key) {
-                if let Some(tx) = self.ch.reprobe.get(region) {
-                    tx.send_modify(|n| *n += 1);
-                    info!(%region, vantage = %key.0, "a peer suspects the region: probing it now");
-                }
+            if mine_ok
+                && !self.coordination.nudged.contains(key)
+                && let Some(tx) = self.ch.reprobe.get(region)
+            {
+                tx.send_modify(|n| *n += 1);
+                info!(%region, vantage = %key.0, "a peer suspects the region: probing it now");
             }
         }
         self.coordination.nudged = suspected;

@@ -334,20 +334,20 @@ impl Engine {
 
     /// Counts a failed or degraded probe as an error seen during the drill.
     pub(super) fn note_drill_observation(&mut self, obs: &Observation) {
-        if let Some(d) = &mut self.drill {
-            if obs.outcome != Outcome::Ok {
-                let what = obs.error.clone().unwrap_or_else(|| format!("{:?}", obs.outcome).to_lowercase());
-                d.record.report.note_error(format!("{} {}: {what}", obs.at.format("%H:%M:%S%.3f"), obs.check));
-            }
+        if let Some(d) = &mut self.drill
+            && obs.outcome != Outcome::Ok
+        {
+            let what = obs.error.clone().unwrap_or_else(|| format!("{:?}", obs.outcome).to_lowercase());
+            d.record.report.note_error(format!("{} {}: {what}", obs.at.format("%H:%M:%S%.3f"), obs.check));
         }
     }
 
     /// Keeps the worst lag of the drill's target.
     pub(super) fn note_drill_lag(&mut self, sample: &LagSample) {
-        if let Some(d) = &mut self.drill {
-            if d.record.spec.target.as_ref() == Some(&sample.region) {
-                d.record.report.note_lag(&sample.reading());
-            }
+        if let Some(d) = &mut self.drill
+            && d.record.spec.target.as_ref() == Some(&sample.region)
+        {
+            d.record.report.note_lag(&sample.reading());
         }
     }
 

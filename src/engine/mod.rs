@@ -212,10 +212,10 @@ impl Engine {
 
     /// Hands an event to the notifier without waiting; drops it (logged) when the queue is full.
     fn notify(&self, event: NotifyKind, key: String, text: String, at: DateTime<Utc>, details: serde_json::Value) {
-        if let Some(tx) = &self.ch.notify {
-            if tx.try_send(NotifyEvent { event, key, text, at, details }).is_err() {
-                warn!("notification queue full; event dropped");
-            }
+        if let Some(tx) = &self.ch.notify
+            && tx.try_send(NotifyEvent { event, key, text, at, details }).is_err()
+        {
+            warn!("notification queue full; event dropped");
         }
     }
 

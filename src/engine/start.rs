@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::drill::ActiveDrill;
 use super::{CheckRuntime, Engine, EngineChannels, RegionRuntime};
-use crate::config::{CheckKind, Config, redact_dsn};
+use crate::config::{CheckKind, Config};
 use crate::decide::Memory;
 use crate::drill::DrillRecord;
 use crate::health::{CheckState, Health, Thresholds};
@@ -54,8 +54,8 @@ impl Engine {
             .map(|c| {
                 let target = match &c.kind {
                     CheckKind::Tcp { target } => target.clone(),
-                    CheckKind::Http { url, .. } => url.clone(),
-                    CheckKind::Postgres { dsn, .. } => redact_dsn(dsn.expose_secret()),
+                    CheckKind::Http { url, .. } => crate::redact::url(url),
+                    CheckKind::Postgres { dsn, .. } => crate::redact::dsn(dsn.expose_secret()),
                 };
                 (
                     c.id.clone(),

@@ -39,9 +39,10 @@ impl ProbeResult {
         Self { ok: true, error: None, detail, latency: None }
     }
 
-    /// A failure with its reason.
+    /// A failure with its reason, redacted ([`crate::redact::text`]): an HTTP
+    /// client's error names the URL, credentials included.
     pub fn failed(error: impl Into<String>) -> Self {
-        Self { ok: false, error: Some(error.into()), detail: None, latency: None }
+        Self { ok: false, error: Some(crate::redact::text(&error.into())), detail: None, latency: None }
     }
 }
 

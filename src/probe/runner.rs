@@ -237,10 +237,10 @@ async fn sleep_until(t: Option<Instant>) {
 
 /// Resolves when the re-probe counter changes; never without one (or once its sender is gone).
 async fn nudged(reprobe: &mut Option<watch::Receiver<u64>>) {
-    if let Some(rx) = reprobe {
-        if rx.changed().await.is_ok() {
-            return;
-        }
+    if let Some(rx) = reprobe
+        && rx.changed().await.is_ok()
+    {
+        return;
     }
     std::future::pending().await
 }

@@ -206,10 +206,11 @@ impl LagSampler {
             debug!(region = %m.name, bytes = ?sample.bytes, seconds = ?sample.seconds, state = ?sample.state, "lag");
             out.push(sample);
         }
-        if self.cfg.heartbeat && primary_view.is_some() {
-            if let Some(pool) = primary_pool {
-                self.write_heartbeat(&pool).await;
-            }
+        if self.cfg.heartbeat
+            && primary_view.is_some()
+            && let Some(pool) = primary_pool
+        {
+            self.write_heartbeat(&pool).await;
         }
         out
     }

@@ -155,7 +155,8 @@ pub(super) async fn record_audit(tx: &mut PgConnection, a: &AuditRecord) -> Resu
 impl Store {
     /// The events timeline, newest first: transitions, plans, alarms and audit entries.
     ///
-    /// `before` pages back in time; `region` and `kind` filter.
+    /// `before` pages back in time; `region` and `kind` filter; audit entries are left out
+    /// unless `with_audit` (the caller may read the audit log).
     ///
     /// # Errors
     /// [`StoreError::Query`]; [`StoreError::BadValue`] when a row's kind is unknown.
@@ -165,6 +166,7 @@ impl Store {
         limit: i64,
         region: Option<&str>,
         kind: Option<EventKind>,
+        with_audit: bool,
     ) -> Result<Vec<Event>, StoreError> {
         let rows: Vec<EventRow> = sqlx::query_as(
             "SELECT * FROM (
@@ -187,6 +189,7 @@ impl Store {
                 SELECT id, at, 'audit', target, actor || ' ' || action || COALESCE(' ' || target, '') || ': ' || outcome,
                        jsonb_build_object('actor', actor, 'action', action, 'request_id', request_id, 'details', details)
                   FROM audit_log
+                 WHERE $5
              ) e
              WHERE ($1::timestamptz IS NULL OR at < $1)
                AND ($3::text IS NULL OR region = $3 OR (kind = 'plan' AND details->'weights' ? $3))
@@ -198,6 +201,7 @@ impl Store {
         .bind(limit)
         .bind(region)
         .bind(kind)
+        .bind(with_audit)
         .fetch_all(self.pool())
         .await
         .map_err(q("reading events"))?;
@@ -218,6 +222,22 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(q("reading the audit log"))
+    }
+
+    /// Deletes audit entries older than `retention` (served by the `audit_log_at` index).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn prune_audit(&self, retention: std::time::Duration) -> Result<u64, StoreError> {
+        // A retention beyond chrono's range keeps everything.
+        let Ok(keep) = chrono::Duration::from_std(retention) else { return Ok(0) };
+        let Some(cutoff) = Utc::now().checked_sub_signed(keep) else { return Ok(0) };
+        sqlx::query("DELETE FROM audit_log WHERE at < $1")
+            .bind(cutoff)
+            .execute(self.pool())
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(q("pruning the audit log"))
     }
 
     /// The region last promoted to writer (from the audit log), to resume after a restart.

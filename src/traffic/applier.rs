@@ -288,6 +288,14 @@ impl Worker {
         propagation: Option<PropagationReport>,
     ) {
         self.metrics.set_breaker(self.name(), self.breaker.phase());
+        // A provider's error text may name its URL with credentials.
+        let result = match result {
+            ApplyResult::Failed { error, will_retry } => {
+                ApplyResult::Failed { error: crate::redact::text(&error), will_retry }
+            }
+            ApplyResult::Refused { error } => ApplyResult::Refused { error: crate::redact::text(&error) },
+            other => other,
+        };
         let _ = self
             .reports
             .send(ApplyReport {

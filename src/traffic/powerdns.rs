@@ -128,14 +128,10 @@ impl TrafficProvider for PowerDnsProvider {
 
     async fn apply(&self, plan: &TrafficPlan) -> Result<(), ProviderError> {
         let live = self.read_back().await?;
-        if let Some(epoch) = live.epoch {
-            if epoch > plan.epoch {
-                return Err(ProviderError::StaleEpoch {
-                    provider: self.cfg.name.clone(),
-                    plan: plan.epoch,
-                    live: epoch,
-                });
-            }
+        if let Some(epoch) = live.epoch
+            && epoch > plan.epoch
+        {
+            return Err(ProviderError::StaleEpoch { provider: self.cfg.name.clone(), plan: plan.epoch, live: epoch });
         }
         if live.weights == nonzero(&plan.weights) && live.epoch == Some(plan.epoch) {
             return Ok(()); // idempotent: already served

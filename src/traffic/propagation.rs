@@ -13,10 +13,10 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hickory_client::client::{Client, ClientHandle};
-use hickory_client::proto::rr::{DNSClass, Name, RData, RecordType};
-use hickory_client::proto::runtime::TokioRuntimeProvider;
-use hickory_client::proto::udp::UdpClientStream;
+use hickory_net::client::{Client, ClientHandle};
+use hickory_net::proto::rr::{DNSClass, Name, RData, RecordType};
+use hickory_net::runtime::TokioRuntimeProvider;
+use hickory_net::udp::UdpClientStream;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -148,7 +148,7 @@ pub enum QueryError {
         name: String,
         /// Why.
         #[source]
-        source: hickory_client::proto::ProtoError,
+        source: hickory_net::proto::ProtoError,
     },
     /// The query failed or timed out.
     #[error("query to {server} failed: {source}")]
@@ -179,8 +179,7 @@ pub async fn query_addresses(
     let fqdn = Name::from_ascii(name).map_err(|source| QueryError::Name { name: name.to_string(), source })?;
     let work = async {
         let stream = UdpClientStream::builder(server, TokioRuntimeProvider::new()).with_timeout(Some(timeout)).build();
-        let (client, bg) =
-            Client::connect(stream).await.map_err(|e| QueryError::Query { server, source: Box::new(e) })?;
+        let (client, bg) = Client::<TokioRuntimeProvider>::from_sender(stream);
         // The exchange's background future runs beside the queries, not as a spawned task.
         tokio::select! {
             r = query_both(client, server, fqdn) => r,
@@ -190,15 +189,19 @@ pub async fn query_addresses(
     tokio::time::timeout(timeout * 3, work).await.map_err(|_| QueryError::Timeout { server })?
 }
 
-async fn query_both(mut client: Client, server: SocketAddr, fqdn: Name) -> Result<BTreeSet<IpAddr>, QueryError> {
+async fn query_both(
+    mut client: Client<TokioRuntimeProvider>,
+    server: SocketAddr,
+    fqdn: Name,
+) -> Result<BTreeSet<IpAddr>, QueryError> {
     let mut out = BTreeSet::new();
     for rtype in [RecordType::A, RecordType::AAAA] {
         let resp = client
             .query(fqdn.clone(), DNSClass::IN, rtype)
             .await
             .map_err(|e| QueryError::Query { server, source: Box::new(e) })?;
-        for r in resp.answers() {
-            match r.data() {
+        for r in &resp.answers {
+            match &r.data {
                 RData::A(a) => {
                     out.insert(IpAddr::V4(a.0));
                 }

@@ -18,19 +18,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use hickory_client::client::{Client, ClientHandle};
-use hickory_client::proto::dnssec::rdata::tsig::TsigAlgorithm as HickoryTsig;
-use hickory_client::proto::dnssec::tsig::TSigner;
-use hickory_client::proto::op::{Message, MessageType, OpCode, Query, ResponseCode, UpdateMessage};
-use hickory_client::proto::rr::rdata::{A, AAAA, TXT};
-use hickory_client::proto::rr::{DNSClass, Name, RData, Record, RecordType};
-use hickory_client::proto::runtime::TokioRuntimeProvider;
-use hickory_client::proto::tcp::TcpClientStream;
-use hickory_client::proto::xfer::DnsHandle;
+use hickory_net::DnsMultiplexer;
+use hickory_net::client::{Client, ClientHandle};
+use hickory_net::proto::op::{Message, MessageType, OpCode, Query, ResponseCode, UpdateMessage};
+use hickory_net::proto::rr::rdata::tsig::TsigAlgorithm as HickoryTsig;
+use hickory_net::proto::rr::rdata::{A, AAAA, TXT};
+use hickory_net::proto::rr::{DNSClass, Name, RData, Record, RecordType, TSigner};
+use hickory_net::runtime::TokioRuntimeProvider;
+use hickory_net::tcp::TcpClientStream;
+use hickory_net::xfer::DnsHandle;
 
 use super::propagation::{Expect, Target};
 use super::{LiveState, ProviderError, TrafficProvider};
@@ -92,20 +91,20 @@ impl Rfc2136Provider {
     /// Runs `work` with a TSIG-signing TCP client to the server, under the timeout.
     async fn with_client<T, F, Fut>(&self, work: F) -> Result<T, ProviderError>
     where
-        F: FnOnce(Client) -> Fut,
+        F: FnOnce(Client<TokioRuntimeProvider>) -> Fut,
         Fut: std::future::Future<Output = Result<T, ProviderError>>,
     {
         let run = async {
-            let (stream, handle) =
+            let (connect, handle) =
                 TcpClientStream::new(self.cfg.server, None, Some(self.cfg.timeout), TokioRuntimeProvider::new());
-            let (client, bg) =
-                Client::with_timeout(stream, handle, self.cfg.timeout, Some(Arc::new(self.signer.clone())))
-                    .await
-                    .map_err(|e| self.unreachable(e))?;
+            let stream = connect.await.map_err(|e| self.unreachable(e))?;
+            let signing =
+                DnsMultiplexer::new(stream, handle).with_timeout(self.cfg.timeout).with_signer(self.signer.clone());
+            let (client, bg) = Client::<TokioRuntimeProvider>::from_sender(signing);
             // The exchange's background future runs beside the work, not as a spawned task.
             tokio::select! {
                 r = work(client) => r,
-                r = bg => Err(self.unreachable(match r { Ok(()) => "connection closed".to_string(), Err(e) => e.to_string() })),
+                () = bg => Err(self.unreachable("connection closed")),
             }
         };
         tokio::time::timeout(self.cfg.timeout * 2, run).await.map_err(|_| self.unreachable("timed out"))?
@@ -115,15 +114,12 @@ impl Rfc2136Provider {
     fn update_message(&self, plan: &TrafficPlan) -> Message {
         let mut zone = Query::new();
         zone.set_name(self.zone.clone()).set_query_class(DNSClass::IN).set_query_type(RecordType::SOA);
-        let mut msg = Message::new();
-        msg.set_id(rand::random())
-            .set_message_type(MessageType::Query)
-            .set_op_code(OpCode::Update)
-            .set_recursion_desired(false);
+        let mut msg = Message::new(rand::random(), MessageType::Query, OpCode::Update);
+        msg.metadata.recursion_desired = false;
         msg.add_zone(zone);
         for t in [RecordType::A, RecordType::AAAA, RecordType::TXT] {
             let mut delete = Record::from_rdata(self.record.clone(), 0, RData::Update0(t));
-            delete.set_dns_class(DNSClass::ANY);
+            delete.dns_class = DNSClass::ANY;
             msg.add_update(delete);
         }
         for (region, _) in plan.weights.iter().filter(|(_, w)| *w > 0) {
@@ -147,11 +143,11 @@ impl Rfc2136Provider {
             let mut epoch = None;
             for t in [RecordType::A, RecordType::AAAA, RecordType::TXT] {
                 let resp = client.query(record.clone(), DNSClass::IN, t).await.map_err(|e| self.unreachable(e))?;
-                if !matches!(resp.response_code(), ResponseCode::NoError | ResponseCode::NXDomain) {
-                    return Err(self.rejected(resp.response_code()));
+                if !matches!(resp.metadata.response_code, ResponseCode::NoError | ResponseCode::NXDomain) {
+                    return Err(self.rejected(resp.metadata.response_code));
                 }
-                for r in resp.answers() {
-                    match r.data() {
+                for r in &resp.answers {
+                    match &r.data {
                         RData::A(a) => {
                             addrs.insert(IpAddr::V4(a.0));
                         }
@@ -160,6 +156,7 @@ impl Rfc2136Provider {
                         }
                         RData::TXT(txt) => {
                             let text: String = txt
+                                .txt_data
                                 .iter()
                                 .map(|d| String::from_utf8_lossy(d).into_owned())
                                 .collect::<Vec<_>>()
@@ -223,10 +220,10 @@ impl TrafficProvider for Rfc2136Provider {
         }
         let msg = self.update_message(plan);
         self.with_client(|client| async move {
-            let mut responses = client.send(msg);
+            let mut responses = client.send(msg.into());
             match responses.next().await {
-                Some(Ok(resp)) if resp.response_code() == ResponseCode::NoError => Ok(()),
-                Some(Ok(resp)) => Err(self.rejected(resp.response_code())),
+                Some(Ok(resp)) if resp.metadata.response_code == ResponseCode::NoError => Ok(()),
+                Some(Ok(resp)) => Err(self.rejected(resp.metadata.response_code)),
                 Some(Err(e)) => Err(self.unreachable(e)),
                 None => Err(self.unreachable("no answer to the update")),
             }

@@ -89,14 +89,10 @@ impl TrafficProvider for WebhookProvider {
     }
 
     async fn apply(&self, plan: &TrafficPlan) -> Result<(), ProviderError> {
-        if let Some(live) = self.acked() {
-            if let Some(epoch) = live.epoch.filter(|e| *e > plan.epoch) {
-                return Err(ProviderError::StaleEpoch {
-                    provider: self.cfg.name.clone(),
-                    plan: plan.epoch,
-                    live: epoch,
-                });
-            }
+        if let Some(live) = self.acked()
+            && let Some(epoch) = live.epoch.filter(|e| *e > plan.epoch)
+        {
+            return Err(ProviderError::StaleEpoch { provider: self.cfg.name.clone(), plan: plan.epoch, live: epoch });
         }
         let body = serde_json::to_vec(&Self::payload(plan))
             .map_err(|e| ProviderError::Malformed { provider: self.cfg.name.clone(), detail: e.to_string() })?;

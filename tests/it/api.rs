@@ -79,17 +79,9 @@ async fn status_events_metrics_and_errors() {
     app.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_stream_pushes_snapshots() {
-    let mut app = spawn_app(Spec { powerdns: false, ..Spec::default() }).await;
-    app.wait_for_verified(&w(80, 20, 0), Duration::from_secs(30)).await;
-    let mut resp = app
-        .http
-        .get(format!("http://{}/api/v1/stream", app.addr))
-        .bearer_auth(&app.tokens.viewer)
-        .send()
-        .await
-        .unwrap();
+/// Reads the first SSE event of `resp` (the snapshot) as JSON.
+async fn first_snapshot(mut resp: reqwest::Response) -> serde_json::Value {
+    assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut buf = String::new();
     while !buf.contains("\n\n") {
@@ -98,9 +90,61 @@ async fn status_stream_pushes_snapshots() {
     }
     assert!(buf.starts_with("event: status"), "{buf}");
     let data = buf.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
-    let st: serde_json::Value = serde_json::from_str(data).unwrap();
-    assert_eq!(st["regions"].as_array().unwrap().len(), 3);
-    drop(resp);
+    serde_json::from_str(data).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_takes_a_bearer_token_or_a_single_use_ticket_and_never_a_token_in_its_url() {
+    let mut app = spawn_app(Spec { powerdns: false, ..Spec::default() }).await;
+    app.wait_for_verified(&w(80, 20, 0), Duration::from_secs(30)).await;
+    let url = format!("http://{}/api/v1/stream", app.addr);
+    // curl and the CLI: the Authorization header.
+    let resp = app.http.get(&url).bearer_auth(&app.tokens.viewer).send().await.unwrap();
+    assert_eq!(first_snapshot(resp).await["regions"].as_array().unwrap().len(), 3);
+
+    // Who am I: the dashboard's sign-in check.
+    let (code, me) = app.get("/api/v1/whoami").await;
+    assert_eq!(
+        (code, me["name"].as_str(), me["role"].as_str(), me["authenticated"].as_bool()),
+        (200, Some("lab-viewer"), Some("viewer"), Some(true))
+    );
+    assert_eq!(me["public_reads"], false);
+    assert_eq!(app.get_as("/api/v1/whoami", None).await.0, 401);
+    assert_eq!(app.get_as("/api/v1/whoami", Some("not-a-token")).await.0, 401);
+
+    // A browser: a ticket, bought with the bearer token, opens the stream once.
+    let tickets = format!("http://{}/api/v1/stream/tickets", app.addr);
+    assert_eq!(app.http.post(&tickets).send().await.unwrap().status(), 401, "a ticket needs a token");
+    let resp = app.http.post(&tickets).bearer_auth(&app.tokens.viewer).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let ticket = body["ticket"].as_str().unwrap().to_string();
+    assert_eq!(ticket.len(), 64);
+    let expires: chrono::DateTime<chrono::Utc> = body["expires_at"].as_str().unwrap().parse().unwrap();
+    let left = expires - chrono::Utc::now();
+    assert!(left <= chrono::Duration::seconds(30) && left > chrono::Duration::zero(), "{left}");
+    let resp = app.http.get(format!("{url}?ticket={ticket}")).send().await.unwrap();
+    assert_eq!(first_snapshot(resp).await["regions"].as_array().unwrap().len(), 3);
+    // Single use: the same URL again is a 401 with a JSON body saying what to do.
+    let again = app.http.get(format!("{url}?ticket={ticket}")).send().await.unwrap();
+    assert_eq!(again.status(), 401);
+    let err: serde_json::Value = again.json().await.unwrap();
+    assert!(err["error"].as_str().unwrap().contains("POST /api/v1/stream/tickets"), "{err}");
+    // A ticket belongs to the stream only: it authorises nothing else.
+    let resp = app.http.post(&tickets).bearer_auth(&app.tokens.operator).send().await.unwrap();
+    let other = resp.json::<serde_json::Value>().await.unwrap()["ticket"].as_str().unwrap().to_string();
+    let (code, _) = app.get_as(&format!("/api/v1/status?ticket={other}"), None).await;
+    assert_eq!(code, 401);
+
+    // The long-lived token in the URL is gone: no stream without a credential, and a 400 naming the fix.
+    let viewer = app.tokens.viewer.clone();
+    let resp = app.http.get(format!("{url}?access_token={viewer}")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = app.http.get(format!("{url}?access_token={viewer}")).bearer_auth(&viewer).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let err: serde_json::Value = resp.json().await.unwrap();
+    assert!(err["error"].as_str().unwrap().contains("access_token` is not accepted"), "{err}");
+    assert!(!err.to_string().contains(&viewer), "the token is not echoed");
     app.shutdown().await;
 }
 

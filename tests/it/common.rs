@@ -135,6 +135,14 @@ pub struct Spec {
     pub provider_proxy: bool,
     /// Hedged attempts per probe (None: the product default).
     pub attempts: Option<u32>,
+    /// `[limits]` (default: the lab's, far above the product's).
+    pub limits: fo_lab::topology::LabLimits,
+    /// `[auth] public_reads` (default false, as a deployment has it).
+    pub public_reads: bool,
+    /// `[auth] audit_retention` (None: the product default).
+    pub audit_retention: Option<Duration>,
+    /// `orchestrator.tls_cert` and `tls_key` (None: plain http).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl Default for Spec {
@@ -160,6 +168,10 @@ impl Default for Spec {
             store_proxy: false,
             provider_proxy: false,
             attempts: None,
+            limits: Default::default(),
+            public_reads: false,
+            audit_retention: None,
+            tls: None,
         }
     }
 }
@@ -285,6 +297,10 @@ pub async fn spawn_app_with(spec: Spec, opts: AppOptions) -> TestApp {
     params.failback_hold = spec.failback_hold;
     params.failback_step = spec.failback_step;
     params.attempts = spec.attempts;
+    params.limits = spec.limits;
+    params.public_reads = spec.public_reads;
+    params.audit_retention = spec.audit_retention;
+    params.tls = spec.tls.clone();
     let zone = format!("t{n}.test.");
     let record = format!("app.{zone}");
     let mut key = String::new();

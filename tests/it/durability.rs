@@ -190,10 +190,10 @@ impl Orchestrator {
     ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(s) = self.status(http, token).await {
-                if pred(&s) {
-                    return s;
-                }
+            if let Some(s) = self.status(http, token).await
+                && pred(&s)
+            {
+                return s;
             }
             if Instant::now() > deadline {
                 let log = std::fs::read_to_string(&self.log).unwrap_or_default();

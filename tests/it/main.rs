@@ -19,6 +19,8 @@ mod powerdns_provider;
 mod replication;
 mod rfc2136_provider;
 mod route53_provider;
+mod secrets;
+mod security;
 mod shutdown;
 mod store;
 mod supervision;

@@ -71,6 +71,24 @@ async fn tokens_roles_idempotency_audit_and_bad_input() {
     let (code, _) = app.post("/api/v1/drills/not-a-uuid/abort", json!({})).await;
     assert_eq!(code, 400);
 
+    // A route refuses what its OpenAPI schema refuses, naming the parameter: an unknown one
+    // (the drills list takes no `before`), a malformed time, an id that is not a UUID.
+    let op = Some(t.operator.as_str());
+    for (path, field) in [
+        ("/api/v1/audit?limit=5&colour=red", "colour"),
+        ("/api/v1/audit?before=yesterday", "before"),
+        ("/api/v1/drills?before=2024-05-01T12:00:00Z", "before"),
+        ("/api/v1/drills/not-a-uuid", "id"),
+        ("/api/v1/incidents/42", "id"),
+        ("/api/v1/events?limit=2.5", "limit"),
+    ] {
+        let (code, e) = app.get_as(path, op).await;
+        assert_eq!((code, e["field"].as_str()), (400, Some(field)), "{path}: {e}");
+    }
+    // …and accepts what it allows: an integer written as JSON Schema counts one.
+    let (code, e) = app.get_as("/api/v1/audit?limit=2.0", op).await;
+    assert_eq!(code, 200, "{e}");
+
     // The audit log has who, what, outcome and request id of every mutation, refusals included.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (code, audit) = app.get_as("/api/v1/audit?limit=100", Some(&t.operator)).await;
@@ -102,6 +120,14 @@ async fn without_an_auth_section_reads_are_open_and_mutations_refused() {
     let (code, e) = app.post_as("/api/v1/failback", json!({ "reason": "x" }), None, None).await;
     assert_eq!(code, 403);
     assert!(e["error"].as_str().unwrap().contains("[auth]"), "{e}");
+    // The dashboard's questions: who am I (anonymous, reads public), and a stream ticket (not needed, refused).
+    let (code, me) = app.get_as("/api/v1/whoami", Some("any-token")).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (me["name"].as_str(), me["authenticated"].as_bool(), me["public_reads"].as_bool()),
+        (Some("anonymous"), Some(false), Some(true))
+    );
+    assert_eq!(app.post_as("/api/v1/stream/tickets", json!({}), None, None).await.0, 403);
     app.shutdown().await;
 }
 

@@ -101,7 +101,7 @@ async fn typed_records_round_trip_and_an_unknown_kind_in_a_row_is_a_bad_value() 
             .await
             .unwrap();
     assert_eq!((layer.as_str(), from.as_str(), to.as_str()), ("middleware", "up", "degraded"));
-    let events = store.events(None, 10, Some("primary"), Some(EventKind::Transition)).await.unwrap();
+    let events = store.events(None, 10, Some("primary"), Some(EventKind::Transition), true).await.unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].region.as_ref(), Some(&primary));
     assert_eq!(events[0].message, "primary/pg: up → degraded (slow)");

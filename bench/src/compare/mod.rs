@@ -256,6 +256,7 @@ pub async fn run(opts: CompareOptions, mut progress: impl FnMut(&str)) -> anyhow
         probe_targets: Some(targets),
         // As in the shipped regions.toml.
         fast_interval: Some(Duration::from_millis(100)),
+        ..Default::default()
     };
     progress("starting the lab (PostgreSQL ×4, PowerDNS, orchestrator) and HAProxy …");
     let lab = Lab::start_tuned("127.0.0.1:0".parse()?, opts.interval, opts.fall, tuning).await?;

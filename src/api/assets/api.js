@@ -1,23 +1,36 @@
-// API calls: the operator token (kept in this tab's sessionStorage only), reads
-// that carry it, and the POST of an operator action with its idempotency key.
+// API calls: the one token of this tab (kept in sessionStorage only, for reads and
+// actions alike), reads that carry it, and the POST of an operator action with its
+// idempotency key. Who holds the token and what to do when it is refused is session.js's.
 
-import { $ } from "./dom.js";
+const TOKEN_KEY = "failover-orchestrator.token";
 
-const TOKEN_KEY = "failover-orchestrator.operator-token";
-
-/** The operator token of this tab; setting or clearing it shows or hides "Forget operator token". */
+/** The token of this tab: sent with every read and action; never put in a URL. */
 export const token = {
   get: () => sessionStorage.getItem(TOKEN_KEY) || "",
-  set: (t) => { sessionStorage.setItem(TOKEN_KEY, t); $("token-forget").hidden = false; },
-  clear: () => { sessionStorage.removeItem(TOKEN_KEY); $("token-forget").hidden = true; },
+  set: (t) => sessionStorage.setItem(TOKEN_KEY, t),
+  clear: () => sessionStorage.removeItem(TOKEN_KEY),
 };
 
-/** fetch() that sends the operator token when there is one (reads stay same-origin). */
-export function apiFetch(url, opts = {}) {
-  const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
-  const t = token.get();
-  if (t && !headers.Authorization) headers.Authorization = `Bearer ${t}`;
-  return fetch(url, Object.assign({}, opts, { headers, cache: "no-store" }));
+// Called with the response when a request that carried the token is answered 401 (session.js).
+let onRefused = () => {};
+
+/** Sets what happens when the server refuses the tab's token (a 401 to a request that sent it). */
+export function whenTokenRefused(fn) {
+  onRefused = fn;
+}
+
+/** Authorization for `tok` (or the tab's token), merged into `headers`. */
+function withToken(headers, tok) {
+  const t = tok === undefined ? token.get() : tok;
+  return t && !headers.Authorization ? Object.assign(headers, { Authorization: `Bearer ${t}` }) : headers;
+}
+
+/** fetch() that sends the tab's token when there is one (`opts.token` overrides it; reads stay same-origin). */
+export async function apiFetch(url, opts = {}) {
+  const headers = withToken(Object.assign({ Accept: "application/json" }, opts.headers || {}), opts.token);
+  const resp = await fetch(url, Object.assign({}, opts, { headers, cache: "no-store" }));
+  if (resp.status === 401 && headers.Authorization && opts.token === undefined) onRefused(resp);
+  return resp;
 }
 
 /** Sends an operator action: JSON body, the given token, and the confirmation's idempotency key. */

@@ -71,7 +71,7 @@ function splitBar(st, key) {
   const segs = (st.regions || []).filter((r) => r[key] > 0).map((r) =>
     h("div", {
       class: `seg${r[key] < 35 ? " narrow" : ""}`, "data-region": r.name, "data-weight": r[key],
-      style: `width:${Number(r[key])}%;background:${regionColour(st, r.name)}`, title: `${r.name} ${r[key]}%`,
+      style: { width: `${Number(r[key])}%`, background: regionColour(st, r.name) }, title: `${r.name} ${r[key]}%`,
     },
     // Narrow segments drop the name first (phones), then the label entirely; the legend below has both.
     r[key] >= 8 ? [h("span", { class: "seg-name" }, `${r.name}\u00a0`), `${r[key]}%`] : ""));
@@ -88,7 +88,7 @@ export function renderSplit(st) {
   patch($("split-legend"), (st.regions || []).map((r) => {
     const moved = r.weight !== r.normal_weight;
     return h("li", { class: moved ? "moved" : "" },
-      h("span", { class: "swatch", style: `background:${regionColour(st, r.name)}`, "aria-hidden": "true" }),
+      h("span", { class: "swatch", style: { background: regionColour(st, r.name) }, "aria-hidden": "true" }),
       " ", h("b", null, r.name), ` ${r.weight}%`, moved ? [" ", h("span", { class: "muted" }, `(normal ${r.normal_weight}%)`)] : "", " ", chip(r.health));
   }));
 }

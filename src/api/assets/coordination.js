@@ -1,7 +1,7 @@
 // Coordination on the page: who leads and in which epoch, the coordination
 // backend's health and the quorum (the header), what each vantage sees of a
-// region (the chips on every card), and the lock a follower puts on operator
-// actions (only the leader acts; the others would answer 409).
+// region (the chips on every card), and the lock on operator actions of a follower
+// (only the leader acts; the others would answer 409) or of a viewer's session.
 //
 // Shapes (src/status.rs, src/coord/mod.rs): `leadership {leader, epoch, holder,
 // leader_api, backend}`, `coordination {backend: {backend, connected, since,
@@ -10,8 +10,10 @@
 // With `single` coordination there is one vantage, always the leader: the
 // header says "single orchestrator" and each card shows that vantage's chip.
 
+import { token } from "./api.js";
 import { $, chip, h, patch, rel } from "./dom.js";
 import { HEALTH_ICON, dayClock, duration, hcls, httpUrl, redactUrls, shortTarget } from "./format.js";
+import { state } from "./state.js";
 
 const isSingle = (st) => ((st.leadership || {}).backend || ((st.coordination || {}).backend || {}).backend) === "single";
 
@@ -31,9 +33,16 @@ export function followerReason(st) {
     : "No orchestrator leads right now: actions would be refused.";
 }
 
-/** Disables every operator action (`data-mutating`) on a follower, with a title saying who leads. */
+/** Why a signed-in caller may not act: a viewer's token; null when its role may (or no one signed in). */
+function roleReason() {
+  const p = state.principal;
+  if (!p || !p.authenticated || !token.get() || p.role === "operator" || p.role === "admin") return null;
+  return `Signed in as ${p.name} (${p.role}): actions need an operator or admin token. Sign out and sign in with one.`;
+}
+
+/** Disables every operator action (`data-mutating`) on a follower or for a viewer, with a title saying why. */
 export function lockActions(st) {
-  const why = followerReason(st);
+  const why = followerReason(st) || roleReason();
   for (const b of document.querySelectorAll("[data-mutating]")) {
     b.disabled = Boolean(why);
     if (why) b.title = why;

@@ -1,11 +1,13 @@
 // The confirmation dialog shared by every operator action: it shows the form and
-// the plan the action is expected to apply, asks for a reason (and the operator
-// token once per tab), sends the action, and says what the orchestrator answered.
+// the plan the action is expected to apply, asks for a reason (and, when the tab
+// holds no token yet, the operator token: kept as the tab's token), sends the
+// action, and says what the orchestrator answered.
 
 import { newKey, postAction, routeMissing, token } from "./api.js";
 import { dashboardLink } from "./coordination.js";
 import { $, fill, h } from "./dom.js";
 import { refreshEvents } from "./events.js";
+import { adoptToken, tokenRefused } from "./session.js";
 
 let dialogSpec = null;
 
@@ -68,8 +70,8 @@ function showAnswer(req, resp, body) {
     dialogError(verdict("Not available in this version.", " This orchestrator has no ", h("code", null, req.url.replace(/\?.*$/, "")),
       ` API yet (HTTP ${resp.status}).`));
   } else if (resp.status === 401) {
-    // The token was refused: forget it and ask again.
-    token.clear();
+    // The token was refused: forget it and ask again (where reads need a token, the session ends).
+    tokenRefused(`HTTP 401: ${message || "the token was not accepted"}`);
     $("dlg-token-row").hidden = false;
     $("dlg-token").required = true;
     dialogError(verdict("Refused (401):", ` ${message || "the operator token was not accepted"}. Enter a valid token.`));
@@ -113,6 +115,8 @@ async function confirmDialog(ev) {
   }
   $("dlg-confirm").disabled = false;
   showAnswer(req, resp, body);
+  // A typed token the server did not refuse is the tab's now: the header and the role follow it.
+  if (typed && resp.status !== 401) adoptToken(typed);
 }
 
 /** Wires the dialog: confirm, live preview, cancel. */

@@ -25,13 +25,18 @@ function append(el, children) {
 
 /**
  * Sets attributes (null and false are left out, true is an empty attribute; a
- * function is an event listener, `onclick` → "click") and appends children.
+ * function is an event listener, `onclick` → "click"; `style` is an object of CSS
+ * properties, set through the CSSOM so that a Content-Security-Policy without
+ * 'unsafe-inline' allows it) and appends children.
  */
 function build(el, attrs, children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v == null || v === false) continue;
     if (typeof v === "function") el.addEventListener(k.replace(/^on/, ""), v);
-    else el.setAttribute(k, v === true ? "" : String(v));
+    else if (k === "style") {
+      if (typeof v !== "object") throw new TypeError("h(): style takes an object of CSS properties, not a string");
+      for (const [prop, value] of Object.entries(v)) el.style.setProperty(prop, String(value));
+    } else el.setAttribute(k, v === true ? "" : String(v));
   }
   append(el, children);
   return el;

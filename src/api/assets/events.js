@@ -71,7 +71,7 @@ export async function refreshEvents(reset) {
     const body = await resp.json().catch(() => null);
     if (filterKey !== `${$("f-region").value}|${$("f-kind").value}`) return; // filters changed meanwhile
     if (resp.status === 401 || resp.status === 403) {
-      $("events-msg").textContent = `This orchestrator requires a token to read events (HTTP ${resp.status}): ${body && body.error ? body.error : "no token or a refused one"}. Enter it in any action dialog; it is kept for this tab.`;
+      $("events-msg").textContent = `These events need another token (HTTP ${resp.status}): ${body && body.error ? body.error : "no token or a refused one"}. Sign in with a token whose role may read them.`;
       return;
     }
     if (!resp.ok) { $("events-msg").textContent = unavailable(resp, body); return; }

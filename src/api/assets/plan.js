@@ -51,7 +51,7 @@ function renderPlan(st) {
   if (!p) { patch($("plan"), h("p", { class: "muted" }, "No plan yet.")); return; }
   const providers = (p.providers || []).map(providerRow);
   const weights = Object.entries(p.weights || {}).map(([r, w]) =>
-    h("li", null, h("span", { class: "swatch", style: `background:${regionColour(st, r)}`, "aria-hidden": "true" }), `${r} `, h("b", null, `${w ?? ""}%`)));
+    h("li", null, h("span", { class: "swatch", style: { background: regionColour(st, r) }, "aria-hidden": "true" }), `${r} `, h("b", null, `${w ?? ""}%`)));
   patch($("plan"),
     h("dl", { class: "kv" },
       kv("kind", h("span", { class: `tag plan-${p.kind ?? ""}` }, p.kind ?? "")),

@@ -63,8 +63,8 @@ function summary(st, r, health) {
         h("span", null, "weight ", h("b", { "data-field": "weight" }, `${r.weight ?? ""}%`), " of traffic"),
         h("span", { class: delta === 0 ? "muted" : "delta" }, `normal ${r.normal_weight ?? ""}%${delta ? ` (${delta > 0 ? "+" : ""}${delta})` : ""}`)),
       h("div", { class: "meter", "aria-hidden": "true" },
-        h("div", { class: "meter-fill", style: `width:${pct}%;background:${regionColour(st, r.name)}` }),
-        h("div", { class: "meter-normal", style: `left:${normalPct}%` }))),
+        h("div", { class: "meter-fill", style: { width: `${pct}%`, background: regionColour(st, r.name) } }),
+        h("div", { class: "meter-normal", style: { left: `${normalPct}%` } }))),
     r.maintenance ? h("p", { class: "maint" }, `🔧 In maintenance (drained): ${r.maintenance}`) : "",
   ];
 }

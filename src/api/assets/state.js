@@ -1,10 +1,12 @@
-// The page's shared state: the last status snapshot and the connection's clock.
+// The page's shared state: the last status snapshot, the connection's clock, and
+// who the tab is signed in as.
 // Each module keeps its own state (cards, events, lag history); only what several
 // modules read lives here.
 
-/** The last snapshot, the clock skew and the connection state. */
+/** The last snapshot, the clock skew, the connection state and the caller (`/api/v1/whoami`). */
 export const state = {
   status: null,
+  principal: null, // { name, role, authenticated, public_reads } once known
   skewMs: 0, // browser clock minus server clock, from generated_at
   receivedAt: 0,
   live: "connecting",

@@ -1,13 +1,17 @@
 //! `[auth]`: where the API tokens come from (a file or an environment
-//! variable, never both) and whether reads and `/healthz` need one.
+//! variable, never both), whether reads and `/healthz` need one, and how long
+//! the audit log is kept.
+
+use std::time::Duration;
 
 use crate::auth::TokenSet;
-use crate::config::AuthConfig;
 use crate::config::error::Problems;
 use crate::config::raw::RawAuth;
+use crate::config::{AuthConfig, DEFAULT_AUDIT_RETENTION};
 
 /// Validates `[auth]`: reads the token lines and parses them.
 pub(super) fn validate(raw: &RawAuth, env: &dyn Fn(&str) -> Option<String>, p: &mut Problems) -> Option<AuthConfig> {
+    let audit_retention = audit_retention(raw, p);
     let (key, text) = token_source(raw, env, p)?;
     match TokenSet::parse(&text) {
         // An empty token set would silently refuse every mutation: say so now.
@@ -19,6 +23,7 @@ pub(super) fn validate(raw: &RawAuth, env: &dyn Fn(&str) -> Option<String>, p: &
             tokens,
             public_reads: raw.public_reads.unwrap_or(false),
             healthz_public: raw.healthz_public.unwrap_or(true),
+            audit_retention: audit_retention?,
         }),
         Err(errors) => {
             for e in errors {
@@ -28,6 +33,25 @@ pub(super) fn validate(raw: &RawAuth, env: &dyn Fn(&str) -> Option<String>, p: &
                     "write `name role hash`, hash = `printf %s TOKEN | sha256sum`",
                 );
             }
+            None
+        }
+    }
+}
+
+/// Audit entries younger than a minute are still being read by whoever caused them.
+const MIN_AUDIT_RETENTION: Duration = Duration::from_secs(1);
+
+/// `auth.audit_retention`: at least a second (default 90 days).
+fn audit_retention(raw: &RawAuth, p: &mut Problems) -> Option<Duration> {
+    match raw.audit_retention {
+        None => Some(DEFAULT_AUDIT_RETENTION),
+        Some(d) if d >= MIN_AUDIT_RETENTION => Some(d),
+        Some(d) => {
+            p.push(
+                "auth.audit_retention",
+                format!("{} keeps nothing", humantime::format_duration(d)),
+                "give how long audit entries are kept, e.g. \"90d\" (the default) or \"400d\"",
+            );
             None
         }
     }

@@ -199,14 +199,15 @@ fn timing(key: &str, c: &RawCheck, p: &mut Problems) -> Timing {
     }
     // A latency threshold at or above the timeout can never be seen: the probe
     // would time out (fail) before it could count as slow (degraded).
-    if let Some(d) = c.degraded_latency {
-        if d >= timeout && !timeout.is_zero() {
-            p.push(
-                format!("{key}.degraded_latency"),
-                format!("({}) must be < timeout ({})", fmt(d), fmt(timeout)),
-                "lower degraded_latency or raise timeout, or slow probes will fail instead of degrading",
-            );
-        }
+    if let Some(d) = c.degraded_latency
+        && d >= timeout
+        && !timeout.is_zero()
+    {
+        p.push(
+            format!("{key}.degraded_latency"),
+            format!("({}) must be < timeout ({})", fmt(d), fmt(timeout)),
+            "lower degraded_latency or raise timeout, or slow probes will fail instead of degrading",
+        );
     }
     Timing { interval, fast_interval, timeout }
 }

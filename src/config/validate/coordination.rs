@@ -56,14 +56,15 @@ pub(super) fn validate(
         None => DEFAULT_PREFIX.to_string(),
     };
     let vantages = vantages(raw, regions, p);
-    if let Some((me, _)) = me {
-        if !vantages.contains(me) && raw.vantages.is_some() {
-            p.push(
-                "coordination.vantages",
-                format!("does not list this orchestrator's region `{me}`"),
-                format!("add \"{me}\", or start this orchestrator with --region set to one of {}", list(&vantages)),
-            );
-        }
+    if let Some((me, _)) = me
+        && !vantages.contains(me)
+        && raw.vantages.is_some()
+    {
+        p.push(
+            "coordination.vantages",
+            format!("does not list this orchestrator's region `{me}`"),
+            format!("add \"{me}\", or start this orchestrator with --region set to one of {}", list(&vantages)),
+        );
     }
     let advertise = match &raw.advertise {
         Some(u) if reqwest::Url::parse(u).is_ok_and(|x| matches!(x.scheme(), "http" | "https")) => {

@@ -13,6 +13,7 @@
 mod auth;
 mod checks;
 mod coordination;
+mod limits;
 mod notifications;
 mod orchestrator;
 mod policy;
@@ -50,6 +51,7 @@ impl Config {
         let me = orchestrator.as_ref().map(|o| (&o.vantage, o.listen));
         let coordination = coordination::validate(&raw.coordination, &names, me, &mut p);
         policy.quorum = coordination::quorum(raw.policy.quorum, &coordination, &mut p);
+        let limits = limits::validate(&raw.limits, &mut p);
         if !p.0.is_empty() {
             return Err(ConfigError::Invalid(p.0));
         }
@@ -72,6 +74,7 @@ impl Config {
             auth,
             replication,
             coordination,
+            limits,
         })
     }
 }

@@ -157,14 +157,14 @@ fn checks(
     let mut names = HashSet::new();
     for (j, c) in r.checks.iter().enumerate() {
         let ck = format!("{key}.checks[{j}]");
-        if let Some(n) = &c.name {
-            if !names.insert(n.clone()) {
-                p.push(
-                    format!("{ck}.name"),
-                    format!("`{n}` is used twice in this region"),
-                    "give every check of a region a unique name",
-                );
-            }
+        if let Some(n) = &c.name
+            && !names.insert(n.clone())
+        {
+            p.push(
+                format!("{ck}.name"),
+                format!("`{n}` is used twice in this region"),
+                "give every check of a region a unique name",
+            );
         }
         out.extend(checks::validate(&ck, c, region, pg, p));
     }

@@ -67,7 +67,7 @@ impl Buffer {
             }
             seen += 1;
             // Keep the newest thinnable write so the series reaches the present.
-            let keep = seen % 2 == 0 || seen == total;
+            let keep = seen.is_multiple_of(2) || seen == total;
             if !keep {
                 dropped += 1;
                 kind = i.write.kind();
@@ -201,9 +201,8 @@ mod tests {
                         if is_lag { b.push(item(lag())) } else { pushed.push(next); b.push(item(audit(next))) }
                         next += 1;
                     }
-                    Op::Pop => if let Some(i) = b.pop() {
-                        if let Write::Audit(a) = i.write { popped.push(a.id.as_u128() as u32) }
-                    },
+                    Op::Pop => if let Some(i) = b.pop()
+                        && let Write::Audit(a) = i.write { popped.push(a.id.as_u128() as u32) },
                 }
                 // The count of thinnable writes stays true.
                 prop_assert_eq!(b.thinnable, b.items.iter().filter(|i| thinnable(&i.write)).count());

@@ -274,10 +274,11 @@ impl StoreWriter {
                 Ok(_) => {
                     item.spilled = true;
                     // While the store is down, durable in the spill file is recorded.
-                    if self.down && sync {
-                        if let Some(ack) = item.ack.take() {
-                            let _ = ack.send(());
-                        }
+                    if self.down
+                        && sync
+                        && let Some(ack) = item.ack.take()
+                    {
+                        let _ = ack.send(());
                     }
                 }
                 Err(e) => {
@@ -330,10 +331,10 @@ impl StoreWriter {
 
     /// The front write is in the store.
     fn landed(&mut self) {
-        if let Some(item) = self.buffer.pop() {
-            if let Some(ack) = item.ack {
-                let _ = ack.send(());
-            }
+        if let Some(item) = self.buffer.pop()
+            && let Some(ack) = item.ack
+        {
+            let _ = ack.send(());
         }
         let was_down = std::mem::replace(&mut self.down, false);
         self.status.send_modify(|s| {
@@ -427,13 +428,13 @@ impl StoreWriter {
         if !self.buffer.is_empty() {
             return;
         }
-        if let Some(spill) = &mut self.spill {
-            if spill.entries() > 0 {
-                if let Err(e) = spill.clear() {
-                    error!(error = %e, "spill file not truncated (its writes are in the store; a replay is harmless)");
-                }
-                self.publish(None);
+        if let Some(spill) = &mut self.spill
+            && spill.entries() > 0
+        {
+            if let Err(e) = spill.clear() {
+                error!(error = %e, "spill file not truncated (its writes are in the store; a replay is harmless)");
             }
+            self.publish(None);
         }
     }
 

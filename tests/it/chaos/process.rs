@@ -41,10 +41,10 @@ async fn wait_child(
 ) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Some(s) = child_status(http, api, token).await {
-            if pred(&s) {
-                return s;
-            }
+        if let Some(s) = child_status(http, api, token).await
+            && pred(&s)
+        {
+            return s;
         }
         if Instant::now() > deadline {
             let log = std::fs::read_to_string(path.with_extension("log")).unwrap_or_default();

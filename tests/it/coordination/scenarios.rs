@@ -230,13 +230,12 @@ async fn a_stale_leader_that_comes_back_writes_nothing_and_is_refused() {
     let deadline = Instant::now() + T;
     let (next, st) = 'found: loop {
         for v in &others {
-            if let Ok(s) = c.status(v).await {
-                if s["leadership"]["leader"] == json!(true)
-                    && s["plan"]["weights"]["primary"] == json!(0)
-                    && !s["plan"]["verified_at"].is_null()
-                {
-                    break 'found (v.clone(), s);
-                }
+            if let Ok(s) = c.status(v).await
+                && s["leadership"]["leader"] == json!(true)
+                && s["plan"]["weights"]["primary"] == json!(0)
+                && !s["plan"]["verified_at"].is_null()
+            {
+                break 'found (v.clone(), s);
             }
         }
         assert!(Instant::now() < deadline, "no new leader failed over\n{}", c.describe().await);

@@ -268,14 +268,14 @@ fn zone_and_record(
 ) -> (Option<String>, Option<String>) {
     let zone = fqdn(key, "zone", zone, p);
     let record = fqdn(key, "record", record, p);
-    if let (Some(z), Some(r)) = (&zone, &record) {
-        if !(r == z || r.ends_with(&format!(".{z}"))) {
-            p.push(
-                format!("{key}.record"),
-                format!("`{r}` is not inside zone `{z}`"),
-                "use a name that ends with the zone",
-            );
-        }
+    if let (Some(z), Some(r)) = (&zone, &record)
+        && !(r == z || r.ends_with(&format!(".{z}")))
+    {
+        p.push(
+            format!("{key}.record"),
+            format!("`{r}` is not inside zone `{z}`"),
+            "use a name that ends with the zone",
+        );
     }
     (zone, record)
 }
