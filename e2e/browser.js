@@ -74,4 +74,22 @@ async function waitFor(probe, timeoutMs, what, describe = async () => "") {
   }
 }
 
-module.exports = { ROOT, ARTIFACTS, launchBrowser, watchConsole, screenshot, getJsonAt, waitFor };
+/**
+ * The single-orchestrator lab scripts/e2e.sh started: `{ url, controlUrl, operatorToken,
+ * viewerToken }` from FO_URL, FO_CONTROL_URL, FO_OPERATOR_TOKEN and FO_VIEWER_TOKEN; throws
+ * when one is missing, so a run without them fails instead of skipping.
+ */
+function singleLab() {
+  const lab = {
+    url: (process.env.FO_URL || "").replace(/\/$/, ""),
+    controlUrl: (process.env.FO_CONTROL_URL || "").replace(/\/$/, ""),
+    operatorToken: process.env.FO_OPERATOR_TOKEN || "",
+    viewerToken: process.env.FO_VIEWER_TOKEN || "",
+  };
+  if (!lab.url || !lab.controlUrl || !lab.operatorToken || !lab.viewerToken) {
+    throw new Error("set FO_URL, FO_CONTROL_URL, FO_OPERATOR_TOKEN and FO_VIEWER_TOKEN (scripts/e2e.sh does)");
+  }
+  return lab;
+}
+
+module.exports = { ROOT, ARTIFACTS, singleLab, launchBrowser, watchConsole, screenshot, getJsonAt, waitFor };

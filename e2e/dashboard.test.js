@@ -13,15 +13,9 @@ const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
-const { ROOT, ARTIFACTS, launchBrowser, watchConsole, screenshot, getJsonAt, waitFor } = require("./browser.js");
+const { ROOT, ARTIFACTS, singleLab, launchBrowser, watchConsole, screenshot, getJsonAt, waitFor } = require("./browser.js");
 
-const FO_URL = (process.env.FO_URL || "").replace(/\/$/, "");
-const FO_CONTROL_URL = (process.env.FO_CONTROL_URL || "").replace(/\/$/, "");
-const OPERATOR_TOKEN = process.env.FO_OPERATOR_TOKEN || "";
-const VIEWER_TOKEN = process.env.FO_VIEWER_TOKEN || "";
-if (!FO_URL || !FO_CONTROL_URL || !OPERATOR_TOKEN || !VIEWER_TOKEN) {
-  throw new Error("set FO_URL, FO_CONTROL_URL, FO_OPERATOR_TOKEN and FO_VIEWER_TOKEN (scripts/e2e.sh does)");
-}
+const { url: FO_URL, controlUrl: FO_CONTROL_URL, operatorToken: OPERATOR_TOKEN, viewerToken: VIEWER_TOKEN } = singleLab();
 
 let browser; // Chromium on a fresh profile
 let page; // the main laptop-sized page

@@ -14,15 +14,9 @@
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { launchBrowser, watchConsole, screenshot, getJsonAt } = require("./browser.js");
+const { singleLab, launchBrowser, watchConsole, screenshot, getJsonAt } = require("./browser.js");
 
-const FO_URL = (process.env.FO_URL || "").replace(/\/$/, "");
-const FO_CONTROL_URL = (process.env.FO_CONTROL_URL || "").replace(/\/$/, "");
-const OPERATOR_TOKEN = process.env.FO_OPERATOR_TOKEN || "";
-const VIEWER_TOKEN = process.env.FO_VIEWER_TOKEN || "";
-if (!FO_URL || !FO_CONTROL_URL || !OPERATOR_TOKEN || !VIEWER_TOKEN) {
-  throw new Error("set FO_URL, FO_CONTROL_URL, FO_OPERATOR_TOKEN and FO_VIEWER_TOKEN (scripts/e2e.sh does)");
-}
+const { url: FO_URL, controlUrl: FO_CONTROL_URL, operatorToken: OPERATOR_TOKEN, viewerToken: VIEWER_TOKEN } = singleLab();
 const STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 const TOKEN_KEY = "failover-orchestrator.token";
 

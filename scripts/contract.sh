@@ -33,57 +33,22 @@ fi
 # The same build as `cargo test --workspace --all-targets`, so after the tests this builds nothing.
 cargo build -q --workspace --all-targets
 
-free_port() {
-    # A port below the kernel's ephemeral range (as fo-lab picks its own), so no outgoing
-    # connection can take it before the lab binds it.
-    "$VENV/bin/python" - <<'PY'
-import random, socket
-low = 32768
-try:
-    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-except OSError:
-    pass
-for _ in range(200):
-    port = random.randrange(10000, low) if low >= 11000 else 0
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(port)
-    break
-else:
-    raise SystemExit("no free port")
-PY
-}
+SCRIPT_NAME=contract
+# shellcheck source=scripts/lab-common.sh
+source "$ROOT/scripts/lab-common.sh"
 
-API_PORT="$(free_port)"
-CTL_PORT="$(free_port)"
-while [[ "$CTL_PORT" == "$API_PORT" ]]; do CTL_PORT="$(free_port)"; done
+read -r API_PORT CTL_PORT < <(two_free_ports)
 URL="http://127.0.0.1:$API_PORT"
 LAB_LOG="$OUT/lab.log"
 LAB_PID=""
 
-stop_lab() {
+on_exit() {
     local status=$?
-    if [[ -n "$LAB_PID" ]] && kill -0 "$LAB_PID" 2>/dev/null; then
-        kill -INT "$LAB_PID" 2>/dev/null || true
-        for _ in $(seq 1 60); do
-            kill -0 "$LAB_PID" 2>/dev/null || break
-            sleep 0.5
-        done
-        if kill -0 "$LAB_PID" 2>/dev/null; then
-            echo "contract: the lab did not stop within 30 s; killing it" >&2
-            kill -KILL "$LAB_PID" 2>/dev/null || true
-        fi
-    fi
-    [[ -n "$LAB_PID" ]] && wait "$LAB_PID" 2>/dev/null || true
+    [[ -n "$LAB_PID" ]] && stop_lab "$LAB_PID" 30
     echo "contract: took $((SECONDS - started)) s" >&2
     exit "$status"
 }
-trap stop_lab EXIT
+trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -91,30 +56,13 @@ target/debug/fo-lab --private --listen "127.0.0.1:$API_PORT" --control "127.0.0.
 LAB_PID=$!
 echo "contract: lab starting on $URL, log in $LAB_LOG" >&2
 
-# The token the lab banner shows for role $1.
-banner_token() {
-    sed -n "s/^ *$1 token  *\([^ ]*\).*$/\1/p" "$LAB_LOG" | head -n 1
-}
-
 # Ready: the banner shows the tokens and the start-up plan is verified.
-for i in $(seq 1 360); do
-    if ! kill -0 "$LAB_PID" 2>/dev/null; then
-        echo "contract: the lab exited during start-up; last lines of its log:" >&2
-        tail -n 30 "$LAB_LOG" >&2
-        exit 1
-    fi
-    TOKEN="$(banner_token operator)"
-    if [[ -n "$TOKEN" ]] && curl -fsS -H "Authorization: Bearer $TOKEN" "$URL/api/v1/status" 2>/dev/null |
-        "$VENV/bin/python" -c 'import json, sys; sys.exit(0 if (json.load(sys.stdin).get("plan") or {}).get("verified_at") else 1)'; then
-        break
-    fi
-    if [[ "$i" -eq 360 ]]; then
-        echo "contract: the lab was not ready within 180 s; last lines of its log:" >&2
-        tail -n 30 "$LAB_LOG" >&2
-        exit 1
-    fi
-    sleep 0.5
-done
+lab_has_a_verified_plan() {
+    TOKEN="$(banner_token operator "$LAB_LOG")"
+    [[ -n "$TOKEN" ]] && curl -fsS -H "Authorization: Bearer $TOKEN" "$URL/api/v1/status" 2>/dev/null |
+        python3 -c 'import json, sys; sys.exit(0 if (json.load(sys.stdin).get("plan") or {}).get("verified_at") else 1)'
+}
+wait_for_lab "$LAB_PID" "$LAB_LOG" 360 lab_has_a_verified_plan
 echo "contract: lab ready; schemathesis with $EXAMPLES examples per operation, seed $SEED" >&2
 
 # `--checks all` includes a response-time limit (10 s by default): set it above the API's own

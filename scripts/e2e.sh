@@ -43,41 +43,12 @@ fi
 # so that after the tests this builds nothing again.
 cargo build --workspace --all-targets
 
-free_port() {
-    # A port below the kernel's ephemeral range (as fo-lab picks its own), so
-    # no outgoing connection can take it before the lab binds it.
-    node -e '
-const net = require("net");
-let low = 32768;
-try { low = Number(require("fs").readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]); } catch (e) {}
-const pick = () => (low >= 11000 ? 10000 + Math.floor(Math.random() * (low - 10000)) : 0);
-const attempt = (left) => {
-    const s = net.createServer();
-    s.once("error", () => { if (left > 0) attempt(left - 1); else process.exit(1); });
-    s.listen(pick(), "127.0.0.1", () => { console.log(s.address().port); s.close(); });
-};
-attempt(200);'
-}
+SCRIPT_NAME=e2e
+# shellcheck source=scripts/lab-common.sh
+source "$ROOT/scripts/lab-common.sh"
 
 # Every lab this script started; each is stopped on exit, whatever happens.
 LAB_PIDS=()
-
-# Stops lab $1 (Ctrl-C, as an operator would; SIGKILL after $2 seconds); a stopped one is left alone.
-stop_lab() {
-    local pid="$1" grace="$2"
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -INT "$pid" 2>/dev/null || true
-        for _ in $(seq 1 $((grace * 2))); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.5
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            echo "e2e: lab $pid did not stop within $grace s; killing it" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 
 stop_all_labs() {
     local status=$?
@@ -88,25 +59,6 @@ trap stop_all_labs EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Runs command "$4 …" every 0.5 s, at most $3 times, until it succeeds, while lab $1 (log in $2)
-# runs; when the lab exits or the tries run out, shows the log's last lines and fails the run.
-wait_for_lab() {
-    local pid="$1" log="$2" tries="$3"
-    shift 3
-    for _ in $(seq 1 "$tries"); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "e2e: the lab exited during start-up; last lines of $log:" >&2
-            tail -n 30 "$log" >&2
-            exit 1
-        fi
-        "$@" && return 0
-        sleep 0.5
-    done
-    echo "e2e: the lab was not ready within $((tries / 2)) s ($1); last lines of $log:" >&2
-    tail -n 30 "$log" >&2
-    exit 1
-}
-
 # Runs test file $2, then stops lab $3 (SIGKILL after $4 s) and says how long part $1 took
 # (since $started); returns the tests' exit status.
 run_tests_then_stop_lab() {
@@ -115,11 +67,6 @@ run_tests_then_stop_lab() {
     stop_lab "$3" "$4"
     echo "e2e: $1 took $((SECONDS - started)) s" >&2
     return "$status"
-}
-
-# The token the lab banner in log $2 shows for role $1 (operator, viewer).
-banner_token() {
-    sed -n "s/^ *$1 token  *\([^ ]*\).*$/\1/p" "$2" | head -n 1
 }
 
 # The status the tests read while the lab starts: with the viewer token once the banner shows it
@@ -139,9 +86,7 @@ single_lab_has_a_verified_plan() {
 # LAB_LOG names the log.
 start_single_lab() {
     local api_port ctl_port
-    api_port="$(free_port)"
-    ctl_port="$(free_port)"
-    while [[ "$ctl_port" == "$api_port" ]]; do ctl_port="$(free_port)"; done
+    read -r api_port ctl_port < <(two_free_ports)
     export FO_URL="http://127.0.0.1:$api_port"
     export FO_CONTROL_URL="http://127.0.0.1:$ctl_port"
     target/debug/fo-lab "$@" --listen "127.0.0.1:$api_port" --control "127.0.0.1:$ctl_port" >"$LAB_LOG" 2>&1 &
