@@ -201,3 +201,33 @@ proptest! {
         prop_assert_eq!(header(name, &value), MASK);
     }
 }
+
+#[test]
+fn a_percent_sign_before_a_multibyte_character_is_kept_as_it_is() {
+    assert_eq!(url("http://h/x?%aé=1&password=p"), "http://h/x?%aé=1&password=***");
+    assert_eq!(url("http://h/x?%é=1"), "http://h/x?%é=1");
+    assert_eq!(text("see http://h/x?%aé=1&token=t now"), "see http://h/x?%aé=1&token=*** now");
+}
+
+proptest! {
+    #![proptest_config(crate::proptest_cases::safety())]
+
+    /// Redaction runs on every error and log line: no input, however broken its escapes,
+    /// quotes or multibyte characters, may make it panic.
+    #[test]
+    fn redaction_never_panics(
+        pieces in prop::collection::vec(
+            prop_oneof![
+                prop::sample::select(vec![
+                    "%", "%a", "%4", "%41", "é", "€", "😀", "://", "http://", "u:p@", "@", "?", "&", "#",
+                    "=", " = ", ":", "'", "\"", "\\", "password", "token", "Bearer ", " ",
+                ]).prop_map(str::to_string),
+                any::<String>(),
+            ],
+            0..12,
+        ),
+    ) {
+        let s = pieces.concat();
+        let _ = (dsn(&s), url(&s), text(&s), header("X-Api-Key", &s), header(&s, "v"));
+    }
+}
