@@ -279,6 +279,7 @@ impl Cluster {
                     pg_dsn: links.db.get(*name).map(|p| format!("postgres://postgres@{}/postgres", p.addr())),
                     pg_expect_recovery: r.pg.as_ref().map(|_| *name != "primary"),
                     pg_extra: Vec::new(),
+                    extra_checks: Vec::new(),
                 }
             })
             .collect();

@@ -143,6 +143,7 @@ impl Lab {
                 pg_dsn: Some(pg.dsn()),
                 pg_expect_recovery: Some(i != 0),
                 pg_extra: Vec::new(),
+                extra_checks: Vec::new(),
             });
             regions.push(LabRegion { name: names[i].into(), ip: ips[i], app, pg: Some(pg) });
         }

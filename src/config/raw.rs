@@ -233,10 +233,11 @@ pub struct RawCheck {
     pub name: Option<String>,
     /// `infra`, `middleware` or `app`.
     pub layer: Option<String>,
-    /// `tcp`, `http` or `postgres`.
+    /// `tcp`, `http`, `postgres`, `metric`, `promql` or `haproxy` (passive).
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    /// `http`: the URL to GET.
+    /// `http`: the URL to GET; `metric`: the exposition endpoint (e.g. node_exporter's
+    /// `http://host:9100/metrics`); `promql`: the Prometheus server (`http://prometheus:9090`).
     pub url: Option<String>,
     /// `tcp`: `host:port` to connect to.
     pub target: Option<String>,
@@ -269,6 +270,41 @@ pub struct RawCheck {
     pub rise: Option<i64>,
     /// Hedged attempts per probe; the probe fails only when all fail (default 3).
     pub attempts: Option<i64>,
+    /// `metric`: the selector of the one sample to judge, `name{label="value",…}`.
+    pub metric: Option<String>,
+    /// `metric`: a node_exporter signal instead of a selector (`cpu_busy_percent`,
+    /// `memory_available_percent`, `filesystem_free_percent`, `load_per_core`).
+    pub node: Option<String>,
+    /// `metric` with `node = "filesystem_free_percent"`: the mount point.
+    pub mountpoint: Option<String>,
+    /// `promql`: the PromQL expression of the instant query.
+    pub query: Option<String>,
+    /// `metric`, `promql`: degraded when the value is above this.
+    pub degraded_above: Option<f64>,
+    /// `metric`, `promql`: down when the value is above this.
+    pub down_above: Option<f64>,
+    /// `metric`, `promql`: degraded when the value is below this.
+    pub degraded_below: Option<f64>,
+    /// `metric`, `promql`: down when the value is below this.
+    pub down_below: Option<f64>,
+    /// `haproxy`: the runtime API as `ip:port`.
+    pub admin_addr: Option<String>,
+    /// `haproxy`: the runtime API as a UNIX socket path.
+    pub admin_socket: Option<String>,
+    /// `haproxy`: the backend holding the region's server.
+    pub backend: Option<String>,
+    /// `haproxy`: the region's server in that backend (default the region name).
+    pub server: Option<String>,
+    /// `haproxy`: degraded at this share of failed sessions between two probes (default 0.05).
+    pub degraded_error_ratio: Option<f64>,
+    /// `haproxy`: down at this share of failed sessions (default 0.5).
+    pub down_error_ratio: Option<f64>,
+    /// `haproxy`: sessions between two probes below which errors are not judged (default 20).
+    pub min_sessions: Option<i64>,
+    /// `haproxy`: degraded at this many requests queued for the server (default: not judged).
+    pub degraded_queue: Option<i64>,
+    /// `haproxy`: down at this many requests queued (default: not judged).
+    pub down_queue: Option<i64>,
 }
 
 /// `[[providers]]`: where plans are applied, tagged by `type`.

@@ -82,6 +82,8 @@ struct CheckRuntime {
     layer: Layer,
     thresholds: Thresholds,
     kind: &'static str,
+    /// A passive check (HAProxy's view): counted in its layer only while degraded or down.
+    passive: bool,
     target: String,
     state: CheckState,
     last: Option<Observation>,

@@ -115,7 +115,9 @@ impl Engine {
         }
     }
 
-    /// The health of each layer of a region (None: no check on that layer).
+    /// The health of each layer of a region (None: no check on that layer). A passive check
+    /// counts only while it is degraded or down: its up, or its not knowing yet, is no evidence
+    /// of health, so it can make a layer worse and never better.
     pub(super) fn layers_of(&self, region: &RegionName) -> Vec<(Layer, Option<Health>)> {
         Layer::ALL
             .iter()
@@ -124,6 +126,7 @@ impl Engine {
                     .checks
                     .iter()
                     .filter(|(id, rt)| &id.region == region && rt.layer == *l)
+                    .filter(|(_, rt)| !rt.passive || matches!(rt.state.health, Health::Degraded | Health::Down))
                     .map(|(_, rt)| rt.state.health);
                 (*l, health::layer_health(hs))
             })

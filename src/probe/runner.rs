@@ -140,6 +140,7 @@ impl Runner {
                 None,
             ),
             Ok(r) if !r.ok => (Outcome::Failed, r.error, r.detail),
+            Ok(r) if r.degraded.is_some() => (Outcome::Degraded, r.degraded, r.detail),
             Ok(r) => match self.check.degraded_latency {
                 Some(limit) if latency > limit => (
                     Outcome::Degraded,

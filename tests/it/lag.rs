@@ -45,6 +45,7 @@ fn config(t: &Topology, tag: &str) -> Arc<Config> {
             pg_expect_recovery: None,
             // pg_basebackup named each standby's WAL receiver after its cluster.
             pg_extra: vec![format!("application_name = \"{tag}-{name}\"")],
+            extra_checks: Vec::new(),
         })
         .collect();
     let mut params =

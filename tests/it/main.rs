@@ -22,6 +22,7 @@ mod route53_provider;
 mod secrets;
 mod security;
 mod shutdown;
+mod signals;
 mod store;
 mod supervision;
 mod webhook_provider;

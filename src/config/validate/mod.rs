@@ -22,6 +22,7 @@ mod providers;
 mod regions;
 mod replication;
 mod schedule;
+mod signal_checks;
 
 use secrecy::SecretString;
 
