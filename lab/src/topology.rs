@@ -320,7 +320,8 @@ impl ConfigParams {
             );
             for body in &r.extra_checks {
                 let keys: Vec<&str> = body.lines().filter_map(|l| l.split_once('=').map(|(k, _)| k.trim())).collect();
-                let timing: Vec<&str> = common.lines().filter(|l| !keys.contains(&l.split(" = ").next().unwrap_or(""))).collect();
+                let timing: Vec<&str> =
+                    common.lines().filter(|l| !keys.contains(&l.split(" = ").next().unwrap_or(""))).collect();
                 let _ = writeln!(s, "[[regions.checks]]\n{}\n{}\n", body.trim_end(), timing.join("\n"));
             }
         }

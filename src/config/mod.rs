@@ -33,8 +33,8 @@ pub use dsn::{ENV_STORE_DSN, region_dsn_env};
 pub use error::{ConfigError, Problem};
 pub use model::{
     AppRole, AuthConfig, Backend, CheckConfig, CheckKind, CoordinationConfig, DEFAULT_ATTEMPTS,
-    DEFAULT_AUDIT_RETENTION, LimitsConfig, MetricSource, OrchestratorConfig, RegionConfig, RegionPostgres, ReplicationConfig,
-    ScheduleConfig, TlsFiles,
+    DEFAULT_AUDIT_RETENTION, LimitsConfig, MetricSource, OrchestratorConfig, RegionConfig, RegionPostgres,
+    ReplicationConfig, ScheduleConfig, TlsFiles,
 };
 pub use providers::{
     AwsKeys, HaproxyAdmin, HaproxyConfig, NotificationConfig, OnDrift, PowerDnsConfig, ProviderConfig, ProviderGuard,

@@ -36,7 +36,13 @@ pub struct MetricProbe {
 
 impl MetricProbe {
     /// A probe of `url` reading `source`, judged by `limits`, each fetch bounded by `timeout`.
-    pub fn new(client: reqwest::Client, url: String, source: MetricSource, limits: ValueLimits, timeout: Duration) -> Self {
+    pub fn new(
+        client: reqwest::Client,
+        url: String,
+        source: MetricSource,
+        limits: ValueLimits,
+        timeout: Duration,
+    ) -> Self {
         Self { client, url, source, limits, timeout, previous: Mutex::new(None) }
     }
 
@@ -57,7 +63,12 @@ impl MetricProbe {
 ///
 /// # Cancel safety
 /// Cancel-safe: dropping the future abandons the request.
-pub(super) async fn get_text(client: &reqwest::Client, url: &str, timeout: Duration, limit: usize) -> Result<String, String> {
+pub(super) async fn get_text(
+    client: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+    limit: usize,
+) -> Result<String, String> {
     let fail = |what: String| format!("GET {}: {what}", crate::redact::url(url));
     let resp = client.get(url).timeout(timeout).send().await.map_err(|e| fail(super::http::describe(&e)))?;
     if !resp.status().is_success() {

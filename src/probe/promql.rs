@@ -53,7 +53,9 @@ impl Probe for PromqlProbe {
         };
         // Prometheus answers a bad query with 400 and a JSON error: read it either way.
         let body = match self.client.get(url).timeout(self.timeout).send().await {
-            Ok(resp) if resp.status().is_success() || resp.status().as_u16() == 400 || resp.status().as_u16() == 422 => {
+            Ok(resp)
+                if resp.status().is_success() || resp.status().as_u16() == 400 || resp.status().as_u16() == 422 =>
+            {
                 read_body(resp, ANSWER_LIMIT).await
             }
             Ok(resp) => Err(format!("status {}", resp.status().as_u16())),

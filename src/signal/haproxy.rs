@@ -74,7 +74,8 @@ pub fn server_stat(csv_text: &str, backend: &str, server: &str) -> Result<Server
     })?;
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
     let header = reader.headers().map_err(|e| format!("unreadable `show stat` header: {e}"))?.clone();
-    let col = |name: &str| header.iter().position(|h| h == name).ok_or_else(|| format!("`show stat` has no `{name}` column"));
+    let col =
+        |name: &str| header.iter().position(|h| h == name).ok_or_else(|| format!("`show stat` has no `{name}` column"));
     let (px, sv) = (col("pxname")?, col("svname")?);
     let cols = [col("status")?, col("check_status")?, col("last_chk")?, col("qcur")?, col("stot")?];
     let errs = [col("econ")?, col("eresp")?, col("hrsp_5xx")?];
@@ -134,7 +135,8 @@ pub fn judge(server: &str, previous: Option<&ServerStat>, now: &ServerStat, limi
     let ratio = previous.and_then(|p| {
         let sessions = now.sessions.checked_sub(p.sessions)?;
         let errors = now.errors.checked_sub(p.errors)?;
-        (sessions >= limits.min_sessions && sessions > 0).then(|| (errors, sessions, (errors as f64 / sessions as f64).min(1.0)))
+        (sessions >= limits.min_sessions && sessions > 0)
+            .then(|| (errors, sessions, (errors as f64 / sessions as f64).min(1.0)))
     });
     if let Some((errors, sessions, r)) = ratio {
         let said = format!("{errors} of {sessions} sessions to {server} failed ({}%)", Number(100.0 * r));
@@ -146,7 +148,10 @@ pub fn judge(server: &str, previous: Option<&ServerStat>, now: &ServerStat, limi
         }
     }
     if let Some(limit) = limits.degraded_queue.filter(|l| now.queue >= *l) {
-        return Reading::Degraded(format!("HAProxy queues {} requests for {server} (degraded limit {limit})", now.queue));
+        return Reading::Degraded(format!(
+            "HAProxy queues {} requests for {server} (degraded limit {limit})",
+            now.queue
+        ));
     }
     let traffic = match ratio {
         Some((errors, sessions, _)) => format!("{errors}/{sessions} sessions failed"),
@@ -167,7 +172,14 @@ app,dr,3,3,0,1,,0,0,0,,0,,,,0,0,UP 1/3,1,1,0,1,0,9,0,,1,3,3,,0,,2,0,,1,L4TOUT,,1
 app,BACKEND,0,0,0,1,26,125,0,0,0,0,,7,1,0,0,UP,2,2,0,,0,9,0,,1,3,0,,125,,1,0,,1,,,,0,117,0,0,0,0,,,,125,0,0,0,0,0,0,0,,\n";
 
     fn stat(status: &str, sessions: u64, errors: u64, queue: u64) -> ServerStat {
-        ServerStat { status: status.into(), check_status: "L7OK".into(), last_chk: String::new(), queue, sessions, errors }
+        ServerStat {
+            status: status.into(),
+            check_status: "L7OK".into(),
+            last_chk: String::new(),
+            queue,
+            sessions,
+            errors,
+        }
     }
 
     #[test]
@@ -177,7 +189,10 @@ app,BACKEND,0,0,0,1,26,125,0,0,0,0,,7,1,0,0,UP,2,2,0,,0,9,0,,1,3,0,,125,,1,0,,1,
         assert_eq!(p.last_chk, "HTTP status check returned code <3C>200<3E>, fine", "a quoted field with a comma");
         assert_eq!((p.sessions, p.errors, p.queue), (120, 3, 0));
         let s = server_stat(STAT, "app", "standby").unwrap();
-        assert_eq!((s.status.as_str(), s.check_status.as_str(), s.last_chk.as_str()), ("DOWN", "L4CON", "Connection refused"));
+        assert_eq!(
+            (s.status.as_str(), s.check_status.as_str(), s.last_chk.as_str()),
+            ("DOWN", "L4CON", "Connection refused")
+        );
         assert_eq!(server_stat(STAT, "app", "dr").unwrap().status, "UP 1/3");
         assert_eq!(server_stat(STAT, "app", "nope").unwrap_err(), "HAProxy has no server app/nope");
         assert!(server_stat("Unknown command", "app", "x").unwrap_err().starts_with("not `show stat` output"));
@@ -188,9 +203,15 @@ app,BACKEND,0,0,0,1,26,125,0,0,0,0,,7,1,0,0,UP,2,2,0,,0,9,0,,1,3,0,,125,,1,0,,1,
     fn haproxy_marking_a_server_down_or_failing_its_checks_is_down_or_degraded() {
         let l = PassiveLimits::default();
         let down = server_stat(STAT, "app", "standby").unwrap();
-        assert_eq!(judge("standby", None, &down, &l), Reading::Failed("HAProxy marks standby DOWN (L4CON: Connection refused)".into()));
+        assert_eq!(
+            judge("standby", None, &down, &l),
+            Reading::Failed("HAProxy marks standby DOWN (L4CON: Connection refused)".into())
+        );
         let going = server_stat(STAT, "app", "dr").unwrap();
-        assert_eq!(judge("dr", None, &going, &l), Reading::Degraded("HAProxy's checks of dr are failing (1/3) (L4TOUT)".into()));
+        assert_eq!(
+            judge("dr", None, &going, &l),
+            Reading::Degraded("HAProxy's checks of dr are failing (1/3) (L4TOUT)".into())
+        );
         assert!(matches!(judge("p", None, &stat("MAINT", 0, 0, 0), &l), Reading::Ok(t) if t.contains("not judged")));
         assert!(matches!(judge("p", None, &stat("DRAIN", 0, 0, 0), &l), Reading::Ok(_)));
     }
@@ -209,7 +230,9 @@ app,BACKEND,0,0,0,1,26,125,0,0,0,0,,7,1,0,0,UP,2,2,0,,0,9,0,,1,3,0,,125,,1,0,,1,
             Reading::Failed("60 of 100 sessions to p failed (60%), down limit 50%".into())
         );
         // 10 sessions, all failed: below min_sessions, not judged.
-        assert!(matches!(judge("p", Some(&before), &stat("UP", 1010, 20, 0), &l), Reading::Ok(t) if t.contains("too little traffic")));
+        assert!(
+            matches!(judge("p", Some(&before), &stat("UP", 1010, 20, 0), &l), Reading::Ok(t) if t.contains("too little traffic"))
+        );
         // Counters went back (HAProxy restarted): not judged.
         assert!(matches!(judge("p", Some(&before), &stat("UP", 10, 0, 0), &l), Reading::Ok(_)));
         assert!(matches!(judge("p", None, &stat("UP", 1100, 70, 0), &l), Reading::Ok(_)), "no ratio from one reading");

@@ -35,7 +35,8 @@ pub enum NodeSignal {
 }
 
 /// The names a configuration uses.
-pub const NAMES: [&str; 4] = ["cpu_busy_percent", "memory_available_percent", "filesystem_free_percent", "load_per_core"];
+pub const NAMES: [&str; 4] =
+    ["cpu_busy_percent", "memory_available_percent", "filesystem_free_percent", "load_per_core"];
 
 impl NodeSignal {
     /// The signal named `name`; `mountpoint` for `filesystem_free_percent` only.
@@ -147,7 +148,10 @@ impl CpuTimes {
         }
         t.cpus = cpus.len();
         if t.cpus == 0 {
-            return Err(format!("no node_cpu_seconds_total among the {} samples scraped (is this node_exporter?)", scrape.samples.len()));
+            return Err(format!(
+                "no node_cpu_seconds_total among the {} samples scraped (is this node_exporter?)",
+                scrape.samples.len()
+            ));
         }
         Ok(t)
     }
@@ -189,7 +193,12 @@ mod tests {
     #[test]
     fn load_per_core_divides_by_the_cpus_node_exporter_lists() {
         assert_eq!(NodeSignal::LoadPerCore.value(None, &scrape(&cpu(1.0, 1.0, 1.0, 1.0))), Ok(1.5));
-        assert!(NodeSignal::LoadPerCore.value(None, &scrape("node_load1 3\n")).unwrap_err().contains("no node_cpu_seconds_total"));
+        assert!(
+            NodeSignal::LoadPerCore
+                .value(None, &scrape("node_load1 3\n"))
+                .unwrap_err()
+                .contains("no node_cpu_seconds_total")
+        );
     }
 
     #[test]

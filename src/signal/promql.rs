@@ -50,9 +50,8 @@ fn labels(series: &Value) -> String {
 /// # Errors
 /// Not Prometheus JSON, an error answer, no series or several, or no single number.
 pub fn single_value(body: &str) -> Result<f64, String> {
-    let answer: Answer = serde_json::from_str(body).map_err(|e| {
-        format!("not a Prometheus query answer ({e}): {}", body.chars().take(120).collect::<String>())
-    })?;
+    let answer: Answer = serde_json::from_str(body)
+        .map_err(|e| format!("not a Prometheus query answer ({e}): {}", body.chars().take(120).collect::<String>()))?;
     if answer.status != "success" {
         return Err(format!(
             "Prometheus answered {}: {} {}",

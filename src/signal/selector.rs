@@ -18,7 +18,9 @@ pub struct Selector {
 /// Whether `s` is a Prometheus metric or label name: `[a-zA-Z_:][a-zA-Z0-9_:]*` (no `:` in
 /// label names, which `colon` says).
 fn is_name(s: &str, colon: bool) -> bool {
-    let ok = |c: char, first: bool| c.is_ascii_alphabetic() || c == '_' || (colon && c == ':') || (!first && c.is_ascii_digit());
+    let ok = |c: char, first: bool| {
+        c.is_ascii_alphabetic() || c == '_' || (colon && c == ':') || (!first && c.is_ascii_digit())
+    };
     let mut chars = s.chars();
     chars.next().is_some_and(|c| ok(c, true)) && chars.all(|c| ok(c, false))
 }
@@ -36,7 +38,9 @@ impl Selector {
         };
         let name = name.trim();
         if !is_name(name, true) {
-            return Err(format!("`{name}` is not a metric name (letters, digits, `_` and `:`, not starting with a digit)"));
+            return Err(format!(
+                "`{name}` is not a metric name (letters, digits, `_` and `:`, not starting with a digit)"
+            ));
         }
         let mut labels = Vec::new();
         if let Some(rest) = rest {
@@ -135,8 +139,11 @@ impl fmt::Display for Selector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name)?;
         if !self.labels.is_empty() {
-            let labels: Vec<String> =
-                self.labels.iter().map(|(l, v)| format!("{l}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))).collect();
+            let labels: Vec<String> = self
+                .labels
+                .iter()
+                .map(|(l, v)| format!("{l}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+                .collect();
             write!(f, "{{{}}}", labels.join(","))?;
         }
         Ok(())
@@ -182,7 +189,10 @@ req_seconds_count 4
         assert_eq!(s.labels, vec![("mountpoint".into(), "/".into()), ("fstype".into(), "ext4".into())]);
         assert_eq!(s.to_string(), r#"node_filesystem_avail_bytes{mountpoint="/",fstype="ext4"}"#);
         assert_eq!(Selector::parse(r#"x{a="q\"uote"}"#).unwrap().labels[0].1, "q\"uote");
-        assert_eq!(Selector::parse(&Selector::parse(r#"x{a="q\"u\\ote"}"#).unwrap().to_string()).unwrap().labels[0].1, "q\"u\\ote");
+        assert_eq!(
+            Selector::parse(&Selector::parse(r#"x{a="q\"u\\ote"}"#).unwrap().to_string()).unwrap().labels[0].1,
+            "q\"u\\ote"
+        );
     }
 
     #[test]
@@ -211,7 +221,8 @@ req_seconds_count 4
         assert_eq!(Selector::parse("app_errors_ratio").unwrap().value_in(&sc), Ok(0.02));
         let e = Selector::parse("node_filesystem_avail_bytes").unwrap().value_in(&sc).unwrap_err();
         assert!(e.contains("ambiguous: 2 samples match") && e.contains("mountpoint=\"/run\""), "{e}");
-        let e = Selector::parse(r#"node_filesystem_avail_bytes{mountpoint="/home"}"#).unwrap().value_in(&sc).unwrap_err();
+        let e =
+            Selector::parse(r#"node_filesystem_avail_bytes{mountpoint="/home"}"#).unwrap().value_in(&sc).unwrap_err();
         assert!(e.starts_with("no sample node_filesystem_avail_bytes{mountpoint=\"/home\"}"), "{e}");
         let e = Selector::parse("req_seconds").unwrap().value_in(&sc).unwrap_err();
         assert!(e.contains("histogram"), "{e}");

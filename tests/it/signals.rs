@@ -65,7 +65,11 @@ async fn a_metric_check_follows_a_real_node_exporter_across_its_limits_and_reads
     let got = said(&probe).await;
     assert!(got.starts_with("failed") && got.contains("no sample fo_test_queue_depth"), "{got}");
 
-    let depth = |v: &str| format!("# TYPE fo_test_queue_depth gauge\nfo_test_queue_depth{{queue=\"orders\"}} {v}\nfo_test_queue_depth{{queue=\"mail\"}} 99\n");
+    let depth = |v: &str| {
+        format!(
+            "# TYPE fo_test_queue_depth gauge\nfo_test_queue_depth{{queue=\"orders\"}} {v}\nfo_test_queue_depth{{queue=\"mail\"}} 99\n"
+        )
+    };
     for (value, want) in [("1", "ok"), ("7", "degraded"), ("25", "failed"), ("3", "ok"), ("NaN", "failed")] {
         node.write_textfile("queue", &depth(value)).unwrap();
         let got = said(&probe).await;
@@ -97,7 +101,14 @@ async fn a_metric_check_follows_a_real_node_exporter_across_its_limits_and_reads
     }
     // Memory cannot be below 0 % available: a limit of 101 % makes it down, with the figure.
     let full = ValueLimits { down_below: Some(101.0), ..ValueLimits::default() };
-    let got = said(&MetricProbe::new(client(), node.url(), MetricSource::Node(NodeSignal::MemoryAvailablePercent), full, timeout)).await;
+    let got = said(&MetricProbe::new(
+        client(),
+        node.url(),
+        MetricSource::Node(NodeSignal::MemoryAvailablePercent),
+        full,
+        timeout,
+    ))
+    .await;
     assert!(got.starts_with("failed memory_available_percent") && got.contains("below the down limit 101"), "{got}");
     // A mount point that does not exist is a failure, not a pass.
     let nowhere = MetricSource::Node(NodeSignal::FilesystemFreePercent { mountpoint: "/no/such/mount".into() });
@@ -113,7 +124,11 @@ async fn a_metric_check_follows_a_real_node_exporter_across_its_limits_and_reads
 #[tokio::test]
 async fn a_promql_check_judges_the_one_value_a_real_prometheus_answers() {
     let node = NodeExporter::start(LO).await.unwrap();
-    let ratio = |v: &str| format!("# TYPE fo_test_error_ratio gauge\nfo_test_error_ratio{{region=\"primary\"}} {v}\nfo_test_error_ratio{{region=\"standby\"}} 0.01\n");
+    let ratio = |v: &str| {
+        format!(
+            "# TYPE fo_test_error_ratio gauge\nfo_test_error_ratio{{region=\"primary\"}} {v}\nfo_test_error_ratio{{region=\"standby\"}} 0.01\n"
+        )
+    };
     node.write_textfile("errors", &ratio("0.001")).unwrap();
     let prom = Prometheus::start(LO, &[node.addr()], Duration::from_millis(200)).await.unwrap();
     let limits = ValueLimits { degraded_above: Some(0.05), down_above: Some(0.2), ..ValueLimits::default() };
@@ -158,9 +173,11 @@ async fn checked_haproxy(servers: Vec<BackendServer>) -> Haproxy {
 #[tokio::test]
 async fn the_passive_haproxy_check_reads_what_a_real_haproxy_sees_of_a_server() {
     let mut app = AppStub::start("primary", "127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let haproxy = checked_haproxy(vec![BackendServer { name: "primary".into(), addr: app.addr(), backup: false }]).await;
+    let haproxy =
+        checked_haproxy(vec![BackendServer { name: "primary".into(), addr: app.addr(), backup: false }]).await;
     let admin = HaproxyAdmin::Tcp(haproxy.admin());
-    let probe = HaproxyProbe::new(admin.clone(), fo_lab::haproxy::BACKEND.into(), "primary".into(), PassiveLimits::default());
+    let probe =
+        HaproxyProbe::new(admin.clone(), fo_lab::haproxy::BACKEND.into(), "primary".into(), PassiveLimits::default());
     let got = until(&probe, "ok HAProxy sees primary UP", Duration::from_secs(10)).await;
     assert!(got.starts_with("ok HAProxy sees primary UP"), "{got}");
 
@@ -179,7 +196,9 @@ async fn the_passive_haproxy_check_reads_what_a_real_haproxy_sees_of_a_server() 
     assert_eq!(said(&unknown).await, "ok no signal: HAProxy has no server app/nobody");
     let gone = haproxy.admin();
     haproxy.stop().await.unwrap();
-    let got = said(&HaproxyProbe::new(HaproxyAdmin::Tcp(gone), "app".into(), "primary".into(), PassiveLimits::default())).await;
+    let got =
+        said(&HaproxyProbe::new(HaproxyAdmin::Tcp(gone), "app".into(), "primary".into(), PassiveLimits::default()))
+            .await;
     assert!(got.starts_with("ok no signal: runtime API"), "{got}");
 }
 
@@ -189,7 +208,8 @@ async fn haproxy_seeing_the_primary_dead_moves_traffic_and_its_up_never_keeps_a_
     // view and the active checks can disagree either way.
     let mut seen_by_haproxy = AppStub::start("primary", "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let haproxy =
-        checked_haproxy(vec![BackendServer { name: "primary".into(), addr: seen_by_haproxy.addr(), backup: false }]).await;
+        checked_haproxy(vec![BackendServer { name: "primary".into(), addr: seen_by_haproxy.addr(), backup: false }])
+            .await;
     let passive = format!(
         "name = \"lb\"\nlayer = \"app\"\ntype = \"haproxy\"\nadmin_addr = \"{}\"\nbackend = \"{}\"\nserver = \"primary\"\ninterval = \"200ms\"\nfast_interval = \"100ms\"\ntimeout = \"150ms\"\nfall = 1\nrise = 1",
         haproxy.admin(),
@@ -211,7 +231,11 @@ async fn haproxy_seeing_the_primary_dead_moves_traffic_and_its_up_never_keeps_a_
         let err = c.last_error.clone().unwrap_or_default();
         assert!(err.starts_with("HAProxy marks primary DOWN"), "{err}");
         assert!(
-            s.regions[0].checks.iter().filter(|c| c.name != "lb").all(|c| c.health == failover_orchestrator::health::Health::Up),
+            s.regions[0]
+                .checks
+                .iter()
+                .filter(|c| c.name != "lb")
+                .all(|c| c.health == failover_orchestrator::health::Health::Up),
             "only HAProxy saw the primary down"
         );
     }

@@ -62,7 +62,11 @@ fn url(key: &str, c: &RawCheck, kind: &str, example: &str, p: &mut Problems) -> 
         Some(u) if reqwest::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) => Some(u.clone()),
         Some(u) => {
             let shown = crate::redact::url(u);
-            p.push(format!("{key}.url"), format!("`{shown}` is not an http(s) URL"), format!("write e.g. \"{example}\""));
+            p.push(
+                format!("{key}.url"),
+                format!("`{shown}` is not an http(s) URL"),
+                format!("write e.g. \"{example}\""),
+            );
             None
         }
         None => {
@@ -103,13 +107,21 @@ fn value_limits(key: &str, c: &RawCheck, p: &mut Problems) -> Option<ValueLimits
     if let (Some(d), Some(x)) = (limits.degraded_above, limits.down_above)
         && d > x
     {
-        p.push(format!("{key}.degraded_above"), format!("({d}) is above down_above ({x})"), "degraded comes first: degraded_above <= down_above");
+        p.push(
+            format!("{key}.degraded_above"),
+            format!("({d}) is above down_above ({x})"),
+            "degraded comes first: degraded_above <= down_above",
+        );
         ok = false;
     }
     if let (Some(d), Some(x)) = (limits.degraded_below, limits.down_below)
         && d < x
     {
-        p.push(format!("{key}.degraded_below"), format!("({d}) is below down_below ({x})"), "degraded comes first: degraded_below >= down_below");
+        p.push(
+            format!("{key}.degraded_below"),
+            format!("({d}) is below down_below ({x})"),
+            "degraded comes first: degraded_below >= down_below",
+        );
         ok = false;
     }
     ok.then_some(limits)
@@ -121,18 +133,30 @@ pub(super) fn metric(key: &str, c: &RawCheck, p: &mut Problems) -> Option<CheckK
     let url = url(key, c, "metric", "http://10.0.0.5:9100/metrics", p);
     let source = match (&c.metric, &c.node) {
         (Some(_), Some(_)) => {
-            p.push(format!("{key}.node"), "both metric and node are set", "keep one: a selector in metric, or a node signal in node");
+            p.push(
+                format!("{key}.node"),
+                "both metric and node are set",
+                "keep one: a selector in metric, or a node signal in node",
+            );
             None
         }
         (Some(m), None) => match Selector::parse(m) {
             Ok(s) => {
                 if c.mountpoint.is_some() {
-                    p.push(format!("{key}.mountpoint"), "means nothing with metric", "put the label in the selector: name{mountpoint=\"/\"}");
+                    p.push(
+                        format!("{key}.mountpoint"),
+                        "means nothing with metric",
+                        "put the label in the selector: name{mountpoint=\"/\"}",
+                    );
                 }
                 Some(MetricSource::Selector(s))
             }
             Err(e) => {
-                p.push(format!("{key}.metric"), e, "write name or name{label=\"value\",…}, e.g. app_error_ratio{region=\"eu\"}");
+                p.push(
+                    format!("{key}.metric"),
+                    e,
+                    "write name or name{label=\"value\",…}, e.g. app_error_ratio{region=\"eu\"}",
+                );
                 None
             }
         },
@@ -185,7 +209,11 @@ fn ratio(key: &str, field: &str, v: Option<f64>, default: Option<f64>, p: &mut P
         None => Some(default),
         Some(r) if r > 0.0 && r <= 1.0 => Some(Some(r)),
         Some(r) => {
-            p.push(format!("{key}.{field}"), format!("{r} is not a share above 0 and at most 1"), "write e.g. 0.05 for 5 %");
+            p.push(
+                format!("{key}.{field}"),
+                format!("{r} is not a share above 0 and at most 1"),
+                "write e.g. 0.05 for 5 %",
+            );
             None
         }
     }
@@ -211,7 +239,11 @@ pub(super) fn haproxy(key: &str, c: &RawCheck, region: Option<&RegionName>, p: &
     let server = match (&c.server, region) {
         (Some(s), _) if !s.is_empty() && !s.contains(char::is_whitespace) => Some(s.clone()),
         (Some(s), _) => {
-            p.push(format!("{key}.server"), format!("`{s}` is not a server name"), "use the name after `server` in haproxy.cfg");
+            p.push(
+                format!("{key}.server"),
+                format!("`{s}` is not a server name"),
+                "use the name after `server` in haproxy.cfg",
+            );
             None
         }
         (None, r) => r.map(ToString::to_string),
@@ -225,7 +257,11 @@ pub(super) fn haproxy(key: &str, c: &RawCheck, region: Option<&RegionName>, p: &
     if let (Some(Some(d)), Some(Some(x))) = (degraded, down)
         && d > x
     {
-        p.push(format!("{key}.degraded_error_ratio"), format!("({d}) is above down_error_ratio ({x})"), "degraded comes first");
+        p.push(
+            format!("{key}.degraded_error_ratio"),
+            format!("({d}) is above down_error_ratio ({x})"),
+            "degraded comes first",
+        );
     }
     if let (Some(Some(d)), Some(Some(x))) = (degraded_queue, down_queue)
         && d > x
