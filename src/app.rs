@@ -252,6 +252,8 @@ impl App {
         let (obs_tx, obs_rx) = mpsc::channel(4096);
         let http = probe::http_client().context("building the probe HTTP client")?;
         let mut reprobe = std::collections::BTreeMap::new();
+        // A synthetic-failure drill's injection, set by the engine, read by every runner.
+        let (injection, injection_rx) = watch::channel(None);
         for r in &self.config.regions {
             reprobe.insert(r.name.clone(), watch::channel(0u64).0);
         }
@@ -260,6 +262,7 @@ impl App {
             let (vantage, obs_tx, metrics) =
                 (self.config.orchestrator.vantage.clone(), obs_tx.clone(), self.metrics.clone());
             let reprobe_rx = reprobe.get(&check.id.region).map(|tx| tx.subscribe());
+            let injection_rx = injection_rx.clone();
             let (check, token) = (check.clone(), work.child_token());
             let task = Task::Probe(check.id.clone());
             // A restart builds a fresh runner on the same channels.
@@ -270,7 +273,7 @@ impl App {
                 if let Some(rx) = &reprobe_rx {
                     runner = runner.with_reprobe(rx.clone());
                 }
-                runner.run(t.clone())
+                runner.with_injection(injection_rx.clone()).run(t.clone())
             });
             spawn(task, run.boxed());
         }
@@ -338,6 +341,7 @@ impl App {
                 notify: notify_tx,
                 coord: Links { standing, peers, plans, view, health, fence: Arc::new(coord::AlwaysLeader) },
                 reprobe,
+                injection,
             },
             self.metrics.clone(),
             self.resume,

@@ -547,6 +547,8 @@ pub struct RawScheduledDrill {
     pub hold: Option<Duration>,
     /// Plan and record only (default false).
     pub dry_run: Option<bool>,
+    /// Inject a synthetic failure of `evacuate` and let the automation move traffic (default false).
+    pub synthetic_failure: Option<bool>,
     /// Reason recorded with each run.
     pub reason: Option<String>,
     /// Windows in which the drill is skipped: `"22:00-06:00"` daily (local) or `"<RFC 3339>/<RFC 3339>"`.

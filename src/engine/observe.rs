@@ -46,6 +46,7 @@ impl Engine {
         rt.last = Some(obs.clone());
         self.incident_probe(&obs);
         self.note_drill_observation(&obs);
+        self.note_synthetic_observation(&obs);
         if let Some(t) = transition {
             self.incident_transition(&obs.check.region, Some(&obs.check.name), t.from, t.to, obs.at);
             info!(region = %obs.check.region, check = %obs.check.name, from = %t.from, to = %t.to, error = obs.error.as_deref(), "check health changed");

@@ -88,6 +88,7 @@ impl Engine {
         }
         if newly_verified {
             self.on_plan_verified(rep.plan_id, rep.at);
+            self.note_synthetic_verified(rep.plan_id, rep.at);
         }
         self.store.send(Write::PlanOutcome {
             plan_id: rep.plan_id,
@@ -120,6 +121,7 @@ impl Engine {
             }
         }
         if let Some(p) = &rep.propagation {
+            self.note_synthetic_propagation(rep.plan_id, p.converged, rep.at);
             for i in self.incidents.propagated(rep.plan_id, &rep.provider, p.converged, p.elapsed.as_millis(), rep.at) {
                 self.store_incident(i);
             }

@@ -118,6 +118,7 @@ impl Engine {
             maintenance,
             lag: BTreeMap::new(),
             drill,
+            synthetic: None,
             hold,
             switchover: None,
             open_ops: Vec::new(),

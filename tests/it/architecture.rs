@@ -18,6 +18,7 @@ const PURE: &[&str] = &[
     "lag/reconcile.rs",
     "drill/mod.rs",
     "drill/phase.rs",
+    "drill/synthetic.rs",
     "policy.rs",
     "alarm.rs",
     "coord/view.rs",

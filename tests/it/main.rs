@@ -25,4 +25,5 @@ mod shutdown;
 mod signals;
 mod store;
 mod supervision;
+mod synthetic;
 mod webhook_provider;
