@@ -386,6 +386,24 @@ impl Cluster {
         Ok((code, resp.json().await.unwrap_or(Value::Null)))
     }
 
+    /// GETs `path` of `vantage`'s API with the operator token; returns the status code and the
+    /// JSON body (null when there is none).
+    ///
+    /// # Errors
+    /// When there is no such vantage or it does not answer.
+    pub async fn get(&self, vantage: &str, path: &str) -> Result<(u16, Value)> {
+        let url = format!("{}{path}", self.url(vantage)?);
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.lab.tokens.operator)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let code = resp.status().as_u16();
+        Ok((code, resp.json().await.unwrap_or(Value::Null)))
+    }
+
     /// The vantages whose orchestrator answers and says it leads (`.leadership.leader`).
     pub async fn leaders(&self) -> Vec<String> {
         let mut out = Vec::new();
