@@ -174,7 +174,7 @@ impl Cluster {
                 opts.orchestrator_bin.display()
             );
         }
-        let tuning = LabTuning { probe_targets: None, ..opts.tuning };
+        let tuning = LabTuning { probe_targets: None, ..opts.tuning.clone() };
         let lab = Lab::start_tuned(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), opts.interval, opts.fall, tuning)
             .await
             .context("starting the lab")?;
