@@ -92,6 +92,7 @@ pub struct Metrics {
     store_thinned: Family<KindLabels, Counter>,
     store_spill_entries: Gauge,
     leader: Gauge,
+    synthetic_injected: Gauge,
     task_restarts: Family<TaskLabels, Counter>,
     http_auth_refused: Family<ReasonLabels, Counter>,
     http_rate_limited: Family<LimitLabels, Counter>,
@@ -190,6 +191,12 @@ impl Metrics {
         );
         let leader = Gauge::default();
         registry.register("leader", "1 when this orchestrator is the leader", leader.clone());
+        let synthetic_injected = Gauge::default();
+        registry.register(
+            "synthetic_failure_injected",
+            "1 while a synthetic-failure drill's failure is injected into this orchestrator's probes (alerts on failovers can leave such rehearsals out)",
+            synthetic_injected.clone(),
+        );
         let task_restarts = Family::<TaskLabels, Counter>::default();
         registry.register(
             "task_restarts",
@@ -229,6 +236,7 @@ impl Metrics {
             store_thinned,
             store_spill_entries,
             leader,
+            synthetic_injected,
             task_restarts,
             http_auth_refused,
             http_rate_limited,
@@ -339,6 +347,11 @@ impl Metrics {
     /// Sets leadership.
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
+    }
+
+    /// Whether a synthetic-failure drill's failure is injected into this orchestrator's probes.
+    pub fn set_synthetic_injected(&self, injected: bool) {
+        self.synthetic_injected.set(i64::from(injected));
     }
 
     /// Counts a restart of a supervised task after a panic.

@@ -71,9 +71,10 @@ impl Engine {
     pub(super) fn update_region(&mut self, region: &RegionName, at: DateTime<Utc>, detail: Option<String>) {
         let layers = self.layers_of(region);
         let h = health::region_health(&layers);
+        let note = self.synthetic_note(region);
         let Some(rt) = self.regions.get_mut(region) else { return };
         if rt.health != h {
-            info!(region = %region, from = %rt.health, to = %h, "region health changed");
+            info!(region = %region, from = %rt.health, to = %h, synthetic = note.as_deref(), "region health changed");
             self.store.send(Write::Transition(TransitionRecord {
                 id: Uuid::new_v4(),
                 at,
@@ -86,7 +87,10 @@ impl Engine {
                 detail,
             }));
             let from = rt.health;
-            let text = format!("region {region}: {from} → {h}");
+            let text = match &note {
+                Some(n) => format!("region {region}: {from} → {h} ({n})"),
+                None => format!("region {region}: {from} → {h}"),
+            };
             rt.health = h;
             rt.since = Some(at);
             self.metrics.set_region_health(region, h);

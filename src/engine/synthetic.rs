@@ -99,6 +99,15 @@ impl Engine {
             *cur = want.clone();
             true
         });
+        self.metrics.set_synthetic_injected(want.is_some());
+    }
+
+    /// The words a health notification or log of `region` carries while its failure is injected.
+    pub(super) fn synthetic_note(&self, region: &RegionName) -> Option<String> {
+        let i = self.ch.injection.borrow();
+        i.as_ref()
+            .filter(|i| &i.region == region)
+            .map(|i| format!("synthetic failure injected by drill {}, not a real one", i.drill))
     }
 
     /// Every reason not to start a synthetic drill of `region` now (empty: go).
