@@ -27,6 +27,7 @@ impl Engine {
             self.dirty = true;
         }
         self.note_drill_lag(&sample);
+        self.metrics.set_lag(&sample.region, &sample.reading());
         self.lag.insert(sample.region.clone(), sample);
     }
 
@@ -67,9 +68,13 @@ impl Engine {
         }
     }
 
-    /// Recomputes a region's health from its layers; records, notifies and counts a change.
+    /// Recomputes a region's health from its layers (exported per layer); records, notifies and
+    /// counts a change.
     pub(super) fn update_region(&mut self, region: &RegionName, at: DateTime<Utc>, detail: Option<String>) {
         let layers = self.layers_of(region);
+        for (layer, lh) in &layers {
+            self.metrics.set_layer_health(region, *layer, *lh);
+        }
         let h = health::region_health(&layers);
         let note = self.synthetic_note(region);
         let Some(rt) = self.regions.get_mut(region) else { return };

@@ -327,6 +327,7 @@ impl Worker {
                 }
                 Permit::Call => {
                     let mut standing = self.standing.clone();
+                    let attempt_started = Instant::now();
                     let result = tokio::select! {
                         r = self.attempt(plan) => r,
                         () = stepped_down(&mut standing, plan) => Err(ProviderError::Fenced {
@@ -335,6 +336,7 @@ impl Worker {
                             retryable: false,
                         }),
                     };
+                    self.metrics.observe_provider_apply(self.name(), attempt_started.elapsed(), result.is_ok());
                     let _ = backoff.next_wait(); // count the attempt
                     let attempts = backoff.attempts();
                     match result {

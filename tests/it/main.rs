@@ -13,6 +13,7 @@ mod durability;
 mod failover;
 mod haproxy_provider;
 mod lag;
+mod observability;
 mod old_primary_fence;
 mod operator_api;
 mod powerdns_provider;
