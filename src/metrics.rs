@@ -181,10 +181,15 @@ impl Metrics {
         let plans_applied = Family::<KindLabels, Counter>::default();
         // Every kind from zero, so that `increase()` sees the first failover (a counter series that
         // appears at 1 has no increase in Prometheus).
-        for kind in PlanKind::ALL {
-            let _ = plans_applied.get_or_create(&KindLabels { kind: kind.as_str().to_string() });
+        // A synthetic-failure drill's failover is `synthetic_failover`, apart from real ones.
+        for kind in PlanKind::ALL.iter().map(|k| k.as_str()).chain(["synthetic_failover"]) {
+            let _ = plans_applied.get_or_create(&KindLabels { kind: kind.to_string() });
         }
-        registry.register("plans_applied", "Plans applied and verified, by kind", plans_applied.clone());
+        registry.register(
+            "plans_applied",
+            "Plans applied and verified, by kind (a synthetic-failure drill's failover: synthetic_failover)",
+            plans_applied.clone(),
+        );
         let provider_errors = Family::<ProviderLabels, Counter>::default();
         registry.register("provider_errors", "Failed provider calls (apply or read-back)", provider_errors.clone());
         let provider_apply = Family::<ApplyLabels, Histogram, fn() -> Histogram>::new_with_constructor(

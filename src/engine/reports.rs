@@ -62,7 +62,11 @@ impl Engine {
         let newly_verified = all_verified && cur.verified_at.is_none();
         if newly_verified {
             cur.verified_at = Some(rep.at);
-            self.metrics.plan_applied(cur.plan.kind.as_str());
+            // A synthetic-failure drill's failover is counted apart, so that alerts on real
+            // failovers leave rehearsals out.
+            let synthetic = self.synthetic.as_ref().and_then(|s| s.record.report.synthetic.as_ref()?.automatic_plan);
+            let kind = if synthetic == Some(cur.plan.id) { "synthetic_failover" } else { cur.plan.kind.as_str() };
+            self.metrics.plan_applied(kind);
             for (r, w) in cur.plan.weights.iter() {
                 self.metrics.set_weight(r, w);
             }
