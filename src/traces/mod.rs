@@ -420,6 +420,29 @@ mod tests {
         assert_eq!(book.drain().iter().map(|i| i.id).collect::<Vec<_>>(), [Uuid::from_u128(3)]);
     }
 
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            "[orchestrator]\nvantage = \"primary\"\nstore_dsn = \"postgres://fo@127.0.0.1/fo\"\n\
+             [[regions]]\nname = \"primary\"\nrole = \"primary\"\nweight = 100\n\
+             [[regions.checks]]\nname = \"tcp\"\nlayer = \"infra\"\ntype = \"tcp\"\ntarget = \"127.0.0.1:1\"\n\
+             [[regions]]\nname = \"standby\"\nrole = \"standby\"\nweight = 0\n\
+             [[regions.checks]]\nname = \"tcp\"\nlayer = \"infra\"\ntype = \"tcp\"\ntarget = \"127.0.0.1:2\"\n\
+             [[providers]]\ntype = \"file\"\npath = \"/tmp/plan.json\"\n{extra}"
+        );
+        Config::parse(&text, "test", &|_| None).expect("valid")
+    }
+
+    #[test]
+    fn without_an_endpoint_there_is_no_exporter_and_with_one_it_waits_the_longest_check() {
+        let metrics = Arc::new(Metrics::new());
+        assert!(channel(&config(""), metrics.clone()).expect("off is no error").is_none());
+        let on = config("[traces]\notlp_endpoint = \"http://127.0.0.1:4318\"\n");
+        let (exporter, _sink) = channel(&on, metrics).expect("built").expect("on");
+        // The file provider's guard has the default propagation bound, 30 s.
+        assert_eq!(exporter.propagation_wait, Duration::from_secs(30) + PROPAGATION_MARGIN);
+        assert_eq!(exporter.endpoint, "http://127.0.0.1:4318/v1/traces");
+    }
+
     #[test]
     fn the_sent_ids_are_bounded() {
         let (mut book, now, plan) = (Book::default(), Instant::now(), PlanId::new());

@@ -25,4 +25,5 @@ mod shutdown;
 mod signals;
 mod store;
 mod supervision;
+mod traces;
 mod webhook_provider;
