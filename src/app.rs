@@ -326,12 +326,12 @@ impl App {
         };
         // Incident traces, when an OTLP endpoint is configured: a bounded queue from the engine,
         // which never waits on it. The exporter ends once the engine is gone, after sending
-        // what still waits (so it is not cancelled with the others).
+        // what still waits; cancellation only stops its retries.
         let traces = match crate::traces::channel(&self.config, self.metrics.clone())
             .context("building the incident trace exporter ([traces])")?
         {
             Some((exporter, sink)) => {
-                spawn(Task::Traces, sup.critical(Task::Traces, exporter.run()).boxed());
+                spawn(Task::Traces, sup.critical(Task::Traces, exporter.run(work.child_token())).boxed());
                 Some(sink)
             }
             None => None,

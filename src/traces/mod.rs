@@ -22,7 +22,8 @@
 //! tried once within half of `orchestrator.shutdown_timeout`. The endpoint is only ever logged
 //! redacted.
 //!
-//! The task ends when the engine (the sink's only holder) is gone, after sending what waits.
+//! The task ends when the engine (the sink's only holder) is gone, after sending what waits;
+//! once shutdown has begun a failed request is not tried again.
 
 pub mod spans;
 
@@ -36,6 +37,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanExporter as _;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
@@ -120,6 +122,8 @@ pub struct TraceExporter {
     metrics: Arc<Metrics>,
     /// The endpoint, redacted, for logs.
     endpoint: String,
+    /// Cancelled when shutdown begins: no more retries.
+    stop: CancellationToken,
 }
 
 /// The exporter and its sink when `[traces]` (or the environment) names an endpoint; `None`
@@ -158,13 +162,17 @@ pub fn channel(config: &Config, metrics: Arc<Metrics>) -> Result<Option<(TraceEx
         flush_timeout: t.timeout.min(config.orchestrator.shutdown_timeout / 2),
         metrics: metrics.clone(),
         endpoint,
+        stop: CancellationToken::new(),
     };
     Ok(Some((exporter, TraceSink { tx, metrics })))
 }
 
 impl TraceExporter {
     /// Sends incidents as they end, until the engine is gone; then sends what still waits.
-    pub async fn run(mut self) {
+    /// Once `stop` is cancelled (shutdown has begun) a failed export is not tried again, so
+    /// the task follows the engine out within one request's `timeout`.
+    pub async fn run(mut self, stop: CancellationToken) {
+        self.stop = stop;
         info!(endpoint = %self.endpoint, "incident traces go over OTLP/HTTP");
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -213,10 +221,13 @@ impl TraceExporter {
                 Ok(Err(e)) => redact::text(&e.to_string()),
                 Err(_) => format!("no answer within {}", humantime::format_duration(timeout)),
             };
-            match waits.next() {
+            match waits.next().filter(|_| !self.stop.is_cancelled()) {
                 Some(wait) => {
                     debug!(incidents = ?ids, %error, "incident traces not exported; trying again");
-                    tokio::time::sleep(*wait).await;
+                    tokio::select! {
+                        _ = self.stop.cancelled() => {}
+                        _ = tokio::time::sleep(*wait) => {}
+                    }
                 }
                 None => {
                     for _ in incidents {
@@ -441,6 +452,29 @@ mod tests {
         // The file provider's guard has the default propagation bound, 30 s.
         assert_eq!(exporter.propagation_wait, Duration::from_secs(30) + PROPAGATION_MARGIN);
         assert_eq!(exporter.endpoint, "http://127.0.0.1:4318/v1/traces");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_receiver_costs_the_traces_never_the_engine_and_shutdown_ends_it() {
+        let metrics = Arc::new(Metrics::new());
+        // Nothing listens on port 1: every request is refused.
+        let on = config("[traces]\notlp_endpoint = \"http://127.0.0.1:1\"\n");
+        let (exporter, sink) = channel(&on, metrics.clone()).expect("built").expect("on");
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(exporter.run(stop.clone()));
+        // The sink never waits: past the queue's bound, snapshots are dropped and counted.
+        let plan = PlanId::new();
+        for id in 0..(QUEUE as u128 + 10) {
+            sink.incident(&incident(id, plan, VERIFIED, false));
+        }
+        // Shutdown: no more retries; the task ends once the engine (the sink) is gone.
+        stop.cancel();
+        drop(sink);
+        tokio::time::timeout(Duration::from_secs(120), task).await.expect("the exporter ends").expect("no panic");
+        let text = metrics.encode();
+        assert!(text.contains("fo_incident_traces_total{outcome=\"dropped\"} 10"), "{text}");
+        assert!(text.contains(&format!("fo_incident_traces_total{{outcome=\"failed\"}} {QUEUE}")), "{text}");
+        assert!(!text.contains("outcome=\"sent\""), "{text}");
     }
 
     #[test]
