@@ -11,7 +11,8 @@
 //! always hands each request its client's address (`ConnectInfo`) for the limits.
 //! Shutdown order (on cancellation or a critical task's end): the root token is cancelled → the
 //! HTTP server drains → probe runners, applier and engine stop (the engine records the last
-//! reports) → the housekeeping scheduler stops → tracked tasks are awaited under
+//! reports), then the trace exporter sends the incidents still waiting → the housekeeping
+//! scheduler stops → tracked tasks are awaited under
 //! `shutdown_timeout` (names still running are logged) → the store writer flushes its buffer →
 //! the pool closes.
 
@@ -326,7 +327,19 @@ impl App {
             spawn(Task::Notifier, sup.critical(Task::Notifier, notifier.run(token)).boxed());
             Some(tx)
         };
-        let engine = Engine::new(
+        // Incident traces, when an OTLP endpoint is configured: a bounded queue from the engine,
+        // which never waits on it. The exporter ends once the engine is gone, after sending
+        // what still waits; cancellation only stops its retries.
+        let traces = match crate::traces::channel(&self.config, self.metrics.clone())
+            .context("building the incident trace exporter ([traces])")?
+        {
+            Some((exporter, sink)) => {
+                spawn(Task::Traces, sup.critical(Task::Traces, exporter.run(work.child_token())).boxed());
+                Some(sink)
+            }
+            None => None,
+        };
+        let mut engine = Engine::new(
             self.config.clone(),
             store_handle.clone(),
             EngineChannels {
@@ -347,6 +360,9 @@ impl App {
             self.resume,
         )
         .with_heartbeat(vitals.heartbeat());
+        if let Some(sink) = traces {
+            engine = engine.with_traces(sink);
+        }
         let token = work.child_token();
         spawn(Task::Engine, sup.critical(Task::Engine, engine.run(token)).boxed());
 

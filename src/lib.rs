@@ -42,6 +42,8 @@
 //!   drift detection and DNS propagation check.
 //! - [`notify`] POSTs health transitions, plans, drills and alarms to webhooks, deduplicated,
 //!   signed by [`signed_post`] like the webhook provider.
+//! - [`traces`] sends each incident once as one OpenTelemetry trace over OTLP/HTTP (off without
+//!   an endpoint); its span tree is built from the stored timeline by the pure [`traces::spans`].
 //! - [`store`] is the only place with SQL: migrations, typed rows, buffered writes that survive a
 //!   store outage; [`pg_error`] describes a PostgreSQL error without leaking a DSN.
 //! - [`retry`] is the one backoff with jitter that the applier, store writer and notifier share.
@@ -100,4 +102,5 @@ pub mod signed_post;
 pub mod status;
 pub mod store;
 pub mod supervise;
+pub mod traces;
 pub mod traffic;

@@ -79,6 +79,11 @@ struct LimitLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TraceLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NotifyLabels {
     target: String,
     outcome: String,
@@ -105,6 +110,7 @@ pub struct Metrics {
     provider_drift: Family<ProviderLabels, Gauge>,
     provider_breaker: Family<ProviderLabels, Gauge>,
     notifications: Family<NotifyLabels, Counter>,
+    incident_traces: Family<TraceLabels, Counter>,
     alarms: Family<KindLabels, Gauge>,
     store_pending: Gauge,
     store_dead_letters: Counter,
@@ -218,6 +224,13 @@ impl Metrics {
             "Notifications by target and outcome (sent, suppressed, failed)",
             notifications.clone(),
         );
+        let incident_traces = Family::<TraceLabels, Counter>::default();
+        registry.register(
+            "incident_traces",
+            "Incident traces by outcome: sent (OTLP receiver accepted it), failed (dropped after \
+             its retries), dropped (a snapshot the full queue could not take)",
+            incident_traces.clone(),
+        );
         let alarms = Family::<KindLabels, Gauge>::default();
         registry.register("alarms", "Active alarms by kind", alarms.clone());
         let store_pending = Gauge::default();
@@ -289,6 +302,7 @@ impl Metrics {
             provider_drift,
             provider_breaker,
             notifications,
+            incident_traces,
             alarms,
             store_pending,
             store_dead_letters,
@@ -408,6 +422,11 @@ impl Metrics {
         self.notifications
             .get_or_create(&NotifyLabels { target: target.to_string(), outcome: outcome.to_string() })
             .inc();
+    }
+
+    /// Counts an incident trace outcome (`sent`, `failed`, `dropped`).
+    pub fn incident_trace(&self, outcome: &str) {
+        self.incident_traces.get_or_create(&TraceLabels { outcome: outcome.to_string() }).inc();
     }
 
     /// Sets the number of active alarms of a kind.

@@ -143,6 +143,20 @@ pub struct OrchestratorConfig {
     pub tls: Option<TlsFiles>,
 }
 
+/// `[traces]`, validated: where incident traces go. Only built when an endpoint is given (in
+/// the file or the standard environment variables); without one nothing is exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracesConfig {
+    /// The OTLP/HTTP traces URL the spans are POSTed to (`…/v1/traces`).
+    pub endpoint: String,
+    /// Where the endpoint came from: `traces.otlp_endpoint` or the environment variable's name.
+    pub endpoint_from: &'static str,
+    /// `service.name` of the exported resource.
+    pub service_name: String,
+    /// Bound of one export request.
+    pub timeout: Duration,
+}
+
 /// `orchestrator.tls_cert` and `tls_key`: PEM files, both readable and parsed at validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {

@@ -40,6 +40,25 @@ pub struct RawConfig {
     /// Rate limits and bounds of the API.
     #[serde(default)]
     pub limits: RawLimits,
+    /// OpenTelemetry export of incident traces (off unless an endpoint is given).
+    #[serde(default)]
+    pub traces: RawTraces,
+}
+
+/// `[traces]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTraces {
+    /// Base URL of an OTLP/HTTP receiver, e.g. `"http://127.0.0.1:4318"` (`/v1/traces` is
+    /// added). Default: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (as it is), else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (with `/v1/traces` added); none of them: no export.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported traces (default `OTEL_SERVICE_NAME`, else
+    /// `"failover-orchestrator"`).
+    pub service_name: Option<String>,
+    /// Bound of one export request (default `"10s"`).
+    #[serde(default, with = "humantime_serde::option")]
+    pub timeout: Option<Duration>,
 }
 
 /// `[limits]`

@@ -171,6 +171,8 @@ pub struct Engine {
     last_publish: Option<Instant>,
     /// Open incident timelines (issue 7).
     incidents: crate::incidents::Tracker,
+    /// Where incident timelines go to be exported as traces (None: traces are off).
+    traces: Option<crate::traces::TraceSink>,
     /// Peers, votes, takeover and the suspect-path bookkeeping.
     coordination: coordination::CoordState,
     /// Beaten after every completed cycle (liveness).

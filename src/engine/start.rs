@@ -135,6 +135,7 @@ impl Engine {
             dirty: true,
             last_publish: None,
             incidents: crate::incidents::Tracker::new(),
+            traces: None,
             coordination: Default::default(),
             heartbeat: None,
         }

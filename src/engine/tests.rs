@@ -215,6 +215,7 @@ impl Harness {
             at,
             breaker: BreakerPhase::Closed,
             propagation: None,
+            propagation_follows: false,
         });
     }
 

@@ -28,6 +28,7 @@ const PURE: &[&str] = &[
     "signal/node.rs",
     "signal/promql.rs",
     "signal/haproxy.rs",
+    "traces/spans.rs",
 ];
 /// Crates whose presence in a pure module means I/O, a clock source or a runtime.
 const IO_CRATES: &[&str] = &["tokio", "sqlx", "reqwest", "axum", "hyper", "std::fs", "std::net", "tracing"];

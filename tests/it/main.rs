@@ -27,4 +27,5 @@ mod signals;
 mod store;
 mod supervision;
 mod synthetic;
+mod traces;
 mod webhook_provider;
