@@ -151,6 +151,9 @@ pub struct Incident {
     pub timeline: Vec<Milestone>,
     /// When the plan was verified on every provider (the incident's flip).
     pub verified_at: Option<DateTime<Utc>>,
+    /// The synthetic-failure drill that injected the failure: a rehearsal, not a real incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic_drill: Option<Uuid>,
 }
 
 impl Incident {
@@ -165,6 +168,7 @@ impl Incident {
             to_weights: None,
             timeline: Vec::new(),
             verified_at: None,
+            synthetic_drill: None,
         }
     }
 
@@ -232,6 +236,17 @@ impl Tracker {
     /// Open incidents and candidates.
     pub fn open(&self) -> impl Iterator<Item = &Incident> {
         self.open.values()
+    }
+
+    /// Marks the open incident of `region` as injected by synthetic-failure drill `drill`; every
+    /// copy returned from then on carries the mark. Returns the mark of incident `id`.
+    pub fn mark_synthetic(&mut self, region: &RegionName, drill: Option<Uuid>, id: Uuid) -> Option<Uuid> {
+        if let Some(d) = drill
+            && let Some(i) = self.open.get_mut(region)
+        {
+            i.synthetic_drill.get_or_insert(d);
+        }
+        self.open.values().find(|i| i.id == id).and_then(|i| i.synthetic_drill)
     }
 
     /// A probe of `region` failed (or was slow) while the region was `region_up`.

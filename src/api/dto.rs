@@ -632,6 +632,8 @@ pub struct IncidentDto {
     /// Milliseconds from the first milestone to detection, decision, flip and DNS.
     #[schema(value_type = Object)]
     pub figures: serde_json::Value,
+    /// Present when a synthetic-failure drill injected the failure: the drill's id (a rehearsal).
+    pub synthetic_drill: Option<uuid::Uuid>,
 }
 
 /// `GET /api/v1/incidents`.

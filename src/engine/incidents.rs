@@ -22,7 +22,11 @@ impl Engine {
     }
 
     /// Upserts an incident's timeline (and hands it to the trace exporter).
-    pub(super) fn store_incident(&self, incident: crate::incidents::Incident) {
+    pub(super) fn store_incident(&mut self, mut incident: crate::incidents::Incident) {
+        // A failure a synthetic-failure drill injected is marked as such, in the store and the trace.
+        let injected = self.ch.injection.borrow().as_ref().filter(|i| i.region == incident.region).map(|i| i.drill.0);
+        let mark = self.incidents.mark_synthetic(&incident.region, injected, incident.id);
+        incident.synthetic_drill = incident.synthetic_drill.or(mark).or(injected);
         if let Some(t) = &self.traces {
             t.incident(&incident);
         }

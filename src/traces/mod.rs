@@ -368,6 +368,7 @@ mod tests {
             to_weights: None,
             verified_at: steps.contains(&Step::ReadBackVerified).then(|| at(100)),
             timeline,
+            synthetic_drill: None,
         }
     }
 

@@ -171,6 +171,9 @@ fn incident_attributes(i: &Incident) -> Vec<KeyValue> {
     if let Some(plan) = i.plan_id {
         a.push(KeyValue::new("failover.plan_id", plan.to_string()));
     }
+    if let Some(drill) = i.synthetic_drill {
+        a.push(KeyValue::new("failover.synthetic_drill", drill.to_string()));
+    }
     if let Some(kind) = &i.kind {
         a.push(KeyValue::new("failover.plan_kind", kind.clone()));
     }
@@ -320,6 +323,7 @@ mod tests {
                 m(Step::DnsPropagationSeen, 640, Some(work("pdns", 600, 0, WorkOutcome::Propagated, None))),
             ],
             verified_at: Some(t(600)),
+            synthetic_drill: None,
         }
     }
 
@@ -364,7 +368,13 @@ mod tests {
         assert_eq!(attr(root, "failover.plan_kind"), Some(&Value::from("failover")));
         assert_eq!(attr(root, "failover.weights_to"), Some(&Value::from("primary=0 standby=100")));
         assert_eq!(attr(root, "failover.flip_ms"), Some(&Value::I64(600)));
+        assert_eq!(attr(root, "failover.synthetic_drill"), None, "a real failure names no drill");
         assert_eq!(root.status, Status::Ok);
+        // A synthetic-failure drill's rehearsal says so on its root span.
+        let drill = Uuid::from_u128(42);
+        let rehearsal = incident_spans(&Incident { synthetic_drill: Some(drill), ..failover() }, &scope());
+        let root = named(&rehearsal, "incident");
+        assert_eq!(attr(root, "failover.synthetic_drill"), Some(&Value::from(drill.to_string())));
         let pdns = named(&spans, "apply pdns");
         assert_eq!(attr(pdns, "failover.provider"), Some(&Value::from("pdns")));
         assert_eq!(attr(pdns, "failover.attempts"), Some(&Value::I64(2)));

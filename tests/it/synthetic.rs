@@ -67,6 +67,10 @@ async fn a_synthetic_failure_of_a_healthy_primary_runs_the_automatic_failover_fo
     .await
     .unwrap();
     assert!(marked >= 1, "the primary's check transition names the synthetic failure");
+    let (code, inc) = app.get("/api/v1/incidents").await;
+    assert_eq!(code, 200, "{inc}");
+    let rehearsal = inc["incidents"].as_array().unwrap().iter().find(|i| i["plan_id"] == json!(plan));
+    assert_eq!(rehearsal.map(|i| i["synthetic_drill"].clone()), Some(json!(id)), "the incident names the drill: {inc}");
 
     // Rolled back: normal weights verified, the primary answered again, and another synthetic
     // drill may start at once (the rehearsal spent no failover budget and left no evacuation).
