@@ -360,6 +360,30 @@ test("drills: a dry-run drill from the page shows in the timeline; a live drill 
   await page.keyboard.press("Escape");
   await page.locator('[data-banner="drill"]').waitFor({ state: "detached", timeout: 60000 });
   await waitForStatus((s) => s.regions.map((r) => r.weight).join() === "80,20,0", 30000, "rolled back to 80/20");
+  // Synthetic failure: the (healthy) primary's probes are reported failed, the automation fails it
+  // over for real with the banners saying so, and the drill rolls back by itself.
+  await waitForStatus((s) => !s.drill && s.regions.every((r) => r.health === "up"), 30000, "every region up before the synthetic drill");
+  await page.locator("#drill-start").click();
+  await page.selectOption("#dr-region", "primary");
+  await page.locator("#dr-hold").fill("3");
+  await page.locator('input[name="dr-mode"][value="synthetic"]').check();
+  assert.match(await page.locator("#dlg-body .preview").innerText(), /automatic failover[\s\S]*rollback/);
+  assert.equal(await page.locator("#dlg-confirm").innerText(), "Start SYNTHETIC-FAILURE drill");
+  await page.locator("#dlg-reason").fill("e2e synthetic-failure drill");
+  await page.locator("#dlg-confirm").click();
+  await page.locator("#dlg-ok").waitFor({ state: "visible", timeout: 10000 });
+  await page.keyboard.press("Escape");
+  await page.locator('[data-banner="drill"]', { hasText: "SYNTHETIC DRILL" }).waitFor({ timeout: 15000 });
+  await waitForStatus((s) => s.regions.map((r) => r.weight).join() === "0,100,0" && s.plan && s.plan.verified_at, 30000, "the automation failed the primary over");
+  await page.locator('[data-banner="failed-over"]', { hasText: "(SYNTHETIC DRILL)" }).waitFor({ timeout: 10000 });
+  await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-synthetic-drill.png"), fullPage: false });
+  await page.locator('[data-banner="drill"]').waitFor({ state: "detached", timeout: 60000 });
+  await waitForStatus((s) => s.regions.map((r) => r.weight).join() === "80,20,0", 30000, "the synthetic drill rolled back to 80/20");
+  const { body: drills } = await getJson("/api/v1/drills");
+  const last = drills.drills[0];
+  assert.equal(last.spec.synthetic, true, JSON.stringify(last));
+  assert.equal(last.state, "completed", JSON.stringify(last));
+  assert.ok(last.report.synthetic.rto_ms > 0, JSON.stringify(last.report));
 });
 
 test("drills: a refused token shows the server's 401 message in the dialog", { timeout: 30000 }, async () => {

@@ -12,6 +12,9 @@
 #   etcd-server           etcd 3.4 (/usr/bin/etcd): the coordination backend's
 #                         tests and the three-orchestrator lab start their own members
 #   protobuf-compiler     protoc, needed at build time by the etcd-client crate
+#   prometheus-node-exporter  node_exporter, for the metric checks' tests
+#   prometheus            Prometheus and promtool: the PromQL check's tests, and
+#                         `promtool check rules` / `test rules` on the shipped alert rules
 #   python3-venv          only when `python3 -m venv` does not work already
 # and moto[server] (the AWS API emulator the Route 53 provider is tested
 # against) from PyPI into a virtualenv at target/moto-venv, not globally.
@@ -22,7 +25,8 @@
 #
 # Note: Debian's postinst scripts may create and start a "main" PostgreSQL
 # cluster on port 5432 and a pdns service on port 53 where an init system is
-# running, and etcd-server's an etcd service on 127.0.0.1:2379/2380.  The lab
+# running, etcd-server's an etcd service on 127.0.0.1:2379/2380, and the
+# prometheus packages theirs on :9090 and :9100.  The lab
 # never uses these (it runs its own servers on free ports of 127.0.0.x), so
 # they are left alone.
 set -euo pipefail
@@ -77,6 +81,8 @@ fi
 command -v tsig-keygen >/dev/null 2>&1 || missing+=(bind9-utils)
 [ -x /usr/bin/etcd ] || missing+=(etcd-server)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+[ -x /usr/bin/prometheus-node-exporter ] || missing+=(prometheus-node-exporter)
+{ [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || missing+=(prometheus)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     missing+=(python3-venv)
 fi

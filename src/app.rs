@@ -11,7 +11,8 @@
 //! always hands each request its client's address (`ConnectInfo`) for the limits.
 //! Shutdown order (on cancellation or a critical task's end): the root token is cancelled → the
 //! HTTP server drains → probe runners, applier and engine stop (the engine records the last
-//! reports) → the housekeeping scheduler stops → tracked tasks are awaited under
+//! reports), then the trace exporter sends the incidents still waiting → the housekeeping
+//! scheduler stops → tracked tasks are awaited under
 //! `shutdown_timeout` (names still running are logged) → the store writer flushes its buffer →
 //! the pool closes.
 
@@ -252,6 +253,8 @@ impl App {
         let (obs_tx, obs_rx) = mpsc::channel(4096);
         let http = probe::http_client().context("building the probe HTTP client")?;
         let mut reprobe = std::collections::BTreeMap::new();
+        // A synthetic-failure drill's injection, set by the engine, read by every runner.
+        let (injection, injection_rx) = watch::channel(None);
         for r in &self.config.regions {
             reprobe.insert(r.name.clone(), watch::channel(0u64).0);
         }
@@ -260,6 +263,7 @@ impl App {
             let (vantage, obs_tx, metrics) =
                 (self.config.orchestrator.vantage.clone(), obs_tx.clone(), self.metrics.clone());
             let reprobe_rx = reprobe.get(&check.id.region).map(|tx| tx.subscribe());
+            let injection_rx = injection_rx.clone();
             let (check, token) = (check.clone(), work.child_token());
             let task = Task::Probe(check.id.clone());
             // A restart builds a fresh runner on the same channels.
@@ -270,7 +274,7 @@ impl App {
                 if let Some(rx) = &reprobe_rx {
                     runner = runner.with_reprobe(rx.clone());
                 }
-                runner.run(t.clone())
+                runner.with_injection(injection_rx.clone()).run(t.clone())
             });
             spawn(task, run.boxed());
         }
@@ -323,7 +327,19 @@ impl App {
             spawn(Task::Notifier, sup.critical(Task::Notifier, notifier.run(token)).boxed());
             Some(tx)
         };
-        let engine = Engine::new(
+        // Incident traces, when an OTLP endpoint is configured: a bounded queue from the engine,
+        // which never waits on it. The exporter ends once the engine is gone, after sending
+        // what still waits; cancellation only stops its retries.
+        let traces = match crate::traces::channel(&self.config, self.metrics.clone())
+            .context("building the incident trace exporter ([traces])")?
+        {
+            Some((exporter, sink)) => {
+                spawn(Task::Traces, sup.critical(Task::Traces, exporter.run(work.child_token())).boxed());
+                Some(sink)
+            }
+            None => None,
+        };
+        let mut engine = Engine::new(
             self.config.clone(),
             store_handle.clone(),
             EngineChannels {
@@ -338,11 +354,15 @@ impl App {
                 notify: notify_tx,
                 coord: Links { standing, peers, plans, view, health, fence: Arc::new(coord::AlwaysLeader) },
                 reprobe,
+                injection,
             },
             self.metrics.clone(),
             self.resume,
         )
         .with_heartbeat(vitals.heartbeat());
+        if let Some(sink) = traces {
+            engine = engine.with_traces(sink);
+        }
         let token = work.child_token();
         spawn(Task::Engine, sup.critical(Task::Engine, engine.run(token)).boxed());
 

@@ -45,6 +45,22 @@ pub enum Step {
     DnsPropagationSeen,
 }
 
+impl Step {
+    /// The step's name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::FirstFailedProbe => "first_failed_probe",
+            Step::CheckTransition => "check_transition",
+            Step::RegionTransition => "region_transition",
+            Step::QuorumReached => "quorum_reached",
+            Step::PlanDecided => "plan_decided",
+            Step::ProviderWrite => "provider_write",
+            Step::ReadBackVerified => "read_back_verified",
+            Step::DnsPropagationSeen => "dns_propagation_seen",
+        }
+    }
+}
+
 /// One milestone: a step, when, and what.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Milestone {
@@ -54,6 +70,64 @@ pub struct Milestone {
     pub at: DateTime<Utc>,
     /// Details (check, from → to, provider, attempts …).
     pub detail: String,
+    /// The provider's work, as values, on the steps that are one provider's doing
+    /// (`provider_write`, `dns_propagation_seen`); absent on the others and in timelines
+    /// stored before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderWork>,
+}
+
+/// What one provider did for a milestone: which provider, since when, how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderWork {
+    /// The provider's name.
+    pub provider: String,
+    /// When this work began: the provider's first apply attempt of the plan, or the start of
+    /// its propagation check (after its verified write).
+    pub began: DateTime<Utc>,
+    /// Apply attempts so far (0 for a propagation check).
+    pub attempts: u32,
+    /// How it ended.
+    pub outcome: WorkOutcome,
+    /// The secret-free error of a write that failed or was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// A verified write whose provider checks DNS propagation next: a
+    /// `dns_propagation_seen` step may follow.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub propagation_follows: bool,
+}
+
+/// How a provider's work for a milestone ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkOutcome {
+    /// Written and read back as planned.
+    Verified,
+    /// An attempt failed; the applier retries.
+    Failed,
+    /// Refused for good (stale epoch, no longer leading).
+    Refused,
+    /// Not called: its circuit breaker is open.
+    CircuitOpen,
+    /// A newer plan replaced this one first.
+    Superseded,
+    /// Every DNS server (and resolver) answers the plan.
+    Propagated,
+}
+
+impl WorkOutcome {
+    /// The outcome's name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkOutcome::Verified => "verified",
+            WorkOutcome::Failed => "failed",
+            WorkOutcome::Refused => "refused",
+            WorkOutcome::CircuitOpen => "circuit_open",
+            WorkOutcome::Superseded => "superseded",
+            WorkOutcome::Propagated => "propagated",
+        }
+    }
 }
 
 /// A failover (or degrade shift, drain, drill) as one timeline.
@@ -77,6 +151,9 @@ pub struct Incident {
     pub timeline: Vec<Milestone>,
     /// When the plan was verified on every provider (the incident's flip).
     pub verified_at: Option<DateTime<Utc>>,
+    /// The synthetic-failure drill that injected the failure: a rehearsal, not a real incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic_drill: Option<Uuid>,
 }
 
 impl Incident {
@@ -91,11 +168,16 @@ impl Incident {
             to_weights: None,
             timeline: Vec::new(),
             verified_at: None,
+            synthetic_drill: None,
         }
     }
 
     fn push(&mut self, step: Step, at: DateTime<Utc>, detail: impl Into<String>) {
-        self.timeline.push(Milestone { step, at, detail: detail.into() });
+        self.timeline.push(Milestone { step, at, detail: detail.into(), provider: None });
+    }
+
+    fn push_work(&mut self, step: Step, at: DateTime<Utc>, detail: impl Into<String>, work: &ProviderWork) {
+        self.timeline.push(Milestone { step, at, detail: detail.into(), provider: Some(work.clone()) });
     }
 
     /// The first time `step` happened.
@@ -154,6 +236,17 @@ impl Tracker {
     /// Open incidents and candidates.
     pub fn open(&self) -> impl Iterator<Item = &Incident> {
         self.open.values()
+    }
+
+    /// Marks the open incident of `region` as injected by synthetic-failure drill `drill`; every
+    /// copy returned from then on carries the mark. Returns the mark of incident `id`.
+    pub fn mark_synthetic(&mut self, region: &RegionName, drill: Option<Uuid>, id: Uuid) -> Option<Uuid> {
+        if let Some(d) = drill
+            && let Some(i) = self.open.get_mut(region)
+        {
+            i.synthetic_drill.get_or_insert(d);
+        }
+        self.open.values().find(|i| i.id == id).and_then(|i| i.synthetic_drill)
     }
 
     /// A probe of `region` failed (or was slow) while the region was `region_up`.
@@ -248,12 +341,13 @@ impl Tracker {
         out
     }
 
-    /// A provider reported on a plan. `all_verified` is true once every provider verified it;
-    /// the incident is then complete and closed. Returns the incidents to store.
+    /// A provider reported on a plan: `work` says what it did, `outcome` in words. `all_verified`
+    /// is true once every provider verified it; the incident is then complete and closed.
+    /// Returns the incidents to store.
     pub fn report(
         &mut self,
         plan: PlanId,
-        provider: &str,
+        work: &ProviderWork,
         outcome: &str,
         first_report: bool,
         all_verified: bool,
@@ -265,7 +359,7 @@ impl Tracker {
         for r in regions {
             let Some(i) = self.open.get_mut(&r) else { continue };
             if first_report {
-                i.push(Step::ProviderWrite, at, format!("{provider}: {outcome}"));
+                i.push_work(Step::ProviderWrite, at, format!("{}: {outcome}", work.provider), work);
             }
             if all_verified && i.verified_at.is_none() {
                 i.push(Step::ReadBackVerified, at, "every provider read the plan back");
@@ -298,18 +392,36 @@ impl Tracker {
         at: DateTime<Utc>,
     ) -> Vec<Incident> {
         let mut out = Vec::new();
+        let work = ProviderWork {
+            provider: provider.to_string(),
+            began: ms_before(at, elapsed_ms),
+            attempts: 0,
+            outcome: WorkOutcome::Propagated,
+            error: None,
+            propagation_follows: false,
+        };
         for i in self.verified.iter_mut().chain(self.open.values_mut()).filter(|i| i.plan_id == Some(plan)) {
             if converged && i.first(Step::DnsPropagationSeen).is_none() {
-                i.push(
+                i.push_work(
                     Step::DnsPropagationSeen,
                     at,
                     format!("{provider}: every server answers the new plan ({elapsed_ms} ms after the write)"),
+                    &work,
                 );
                 out.push(i.clone());
             }
         }
         out
     }
+}
+
+/// `at` less `ms` milliseconds; `at` itself when that is out of range.
+fn ms_before(at: DateTime<Utc>, ms: u128) -> DateTime<Utc> {
+    i64::try_from(ms)
+        .ok()
+        .and_then(chrono::Duration::try_milliseconds)
+        .and_then(|d| at.checked_sub_signed(d))
+        .unwrap_or(at)
 }
 
 #[cfg(test)]
@@ -326,6 +438,17 @@ mod tests {
 
     fn w(p: u32, s: u32) -> Weights {
         Weights::from_pairs([(RegionName::new("primary"), p), (RegionName::new("standby"), s)])
+    }
+
+    fn verified(provider: &str, began: DateTime<Utc>) -> ProviderWork {
+        ProviderWork {
+            provider: provider.into(),
+            began,
+            attempts: 1,
+            outcome: WorkOutcome::Verified,
+            error: None,
+            propagation_follows: false,
+        }
     }
 
     fn plan(weights: Weights, at: DateTime<Utc>) -> TrafficPlan {
@@ -353,9 +476,9 @@ mod tests {
         let quorum = BTreeMap::from([(p.clone(), (1, 1))]);
         let stored = tr.plan_decided(&pl, &w(80, 20), &quorum, t(210));
         assert_eq!(stored.len(), 1);
-        let stored = tr.report(pl.id, "pdns", "verified", true, false, t(300));
+        let stored = tr.report(pl.id, &verified("pdns", t(220)), "verified", true, false, t(300));
         assert_eq!(stored.len(), 1);
-        let stored = tr.report(pl.id, "file", "verified", true, true, t(320));
+        let stored = tr.report(pl.id, &verified("file", t(220)), "verified", true, true, t(320));
         let i = &stored[0];
         let steps: Vec<Step> = i.timeline.iter().map(|m| m.step).collect();
         assert_eq!(
@@ -378,6 +501,21 @@ mod tests {
         let stored = tr.propagated(pl.id, "pdns", true, 40, t(360));
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].timeline.last().map(|m| m.step), Some(Step::DnsPropagationSeen));
+        // The provider steps carry their work as values: who, since when, how it ended.
+        let writes: Vec<&ProviderWork> = stored[0]
+            .timeline
+            .iter()
+            .filter(|m| m.step == Step::ProviderWrite)
+            .filter_map(|m| m.provider.as_ref())
+            .collect();
+        assert_eq!(writes.iter().map(|w| w.provider.as_str()).collect::<Vec<_>>(), ["pdns", "file"]);
+        let seen = stored[0].timeline.last().and_then(|m| m.provider.clone()).unwrap();
+        assert_eq!((seen.provider.as_str(), seen.began, seen.outcome), ("pdns", t(320), WorkOutcome::Propagated));
+        assert!(stored[0].timeline.iter().filter(|m| m.step == Step::PlanDecided).all(|m| m.provider.is_none()));
+        // Every step is in this timeline: each one's name is the name it is stored under.
+        for m in &stored[0].timeline {
+            assert_eq!(serde_json::to_value(m.step).unwrap(), json!(m.step.as_str()));
+        }
         assert_eq!(stored[0].figures().dns_ms, Some(360));
         assert!(tr.propagated(pl.id, "pdns", true, 40, t(400)).is_empty(), "recorded once");
         assert!(tr.propagated(PlanId::new(), "pdns", true, 40, t(400)).is_empty(), "other plans untouched");
@@ -408,6 +546,29 @@ mod tests {
         let stored = tr.plan_decided(&pl, &w(80, 20), &BTreeMap::new(), t(0));
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].timeline[0].step, Step::PlanDecided);
+    }
+
+    #[test]
+    fn a_timeline_stored_before_provider_work_existed_still_reads() {
+        let old = json!({ "step": "provider_write", "at": "2024-01-01T00:00:00Z", "detail": "pdns: verified" });
+        let m: Milestone = serde_json::from_value(old).unwrap();
+        assert_eq!(m.provider, None);
+        // And a milestone without provider work is stored as before.
+        assert!(serde_json::to_value(&m).unwrap().get("provider").is_none());
+    }
+
+    #[test]
+    fn a_propagation_time_out_of_range_begins_at_the_step_itself() {
+        assert_eq!(ms_before(t(0), u128::MAX), t(0));
+        assert_eq!(ms_before(t(500), 200), t(300));
+    }
+
+    #[test]
+    fn outcome_names_are_the_stored_names() {
+        use WorkOutcome::*;
+        for o in [Verified, Failed, Refused, CircuitOpen, Superseded, Propagated] {
+            assert_eq!(serde_json::to_value(o).unwrap(), json!(o.as_str()));
+        }
     }
 
     #[test]

@@ -11,13 +11,17 @@
 //! **Inputs**
 //! - [`config`] reads and validates `regions.toml` into typed values (the model, a summary, one
 //!   validator per section); nothing else parses it.
-//! - [`probe`] runs one task per check (HTTP, TCP, PostgreSQL) and turns every result, failures
-//!   included, into an [`observation::Observation`].
+//! - [`probe`] runs one task per check (HTTP, TCP, PostgreSQL, metric scrape, PromQL query,
+//!   HAProxy's view of the live traffic) and turns every result, failures included, into an
+//!   [`observation::Observation`]; [`haproxy_runtime`] sends one command to HAProxy's runtime
+//!   API for the passive check and the haproxy provider.
 //! - [`replication`] samples the lag of every standby and promotes a standby when asked, after
 //!   fencing the old primary (its application roles locked out) or finding it unreachable.
 //!
 //! **The judgement (pure: values in, values out, time as an argument)**
 //! - [`health`] applies fall/rise hysteresis per check and combines layers into region health.
+//! - [`signal`] parses metric scrapes, PromQL answers and HAProxy's `show stat`, and judges the
+//!   one number a metric, PromQL or passive HAProxy check asks for against its limits.
 //! - [`lag`] holds lag samples and the maths that turns primary and standby views into one.
 //! - [`policy`] holds the thresholds and rules, each fact once, and the RPO gate.
 //! - [`decide`] turns policy, region health, lag, quorum, the current plan and `now` into the
@@ -38,6 +42,8 @@
 //!   drift detection and DNS propagation check.
 //! - [`notify`] POSTs health transitions, plans, drills and alarms to webhooks, deduplicated,
 //!   signed by [`signed_post`] like the webhook provider.
+//! - [`traces`] sends each incident once as one OpenTelemetry trace over OTLP/HTTP (off without
+//!   an endpoint); its span tree is built from the stored timeline by the pure [`traces::spans`].
 //! - [`store`] is the only place with SQL: migrations, typed rows, buffered writes that survive a
 //!   store outage; [`pg_error`] describes a PostgreSQL error without leaking a DSN.
 //! - [`retry`] is the one backoff with jitter that the applier, store writer and notifier share.
@@ -69,6 +75,7 @@ pub mod coord;
 pub mod decide;
 pub mod drill;
 pub mod engine;
+pub mod haproxy_runtime;
 pub mod health;
 pub mod incidents;
 pub mod lag;
@@ -90,8 +97,10 @@ pub mod retry;
 pub mod selfcheck;
 pub mod serde_util;
 pub mod shutdown;
+pub mod signal;
 pub mod signed_post;
 pub mod status;
 pub mod store;
 pub mod supervise;
+pub mod traces;
 pub mod traffic;

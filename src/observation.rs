@@ -43,4 +43,7 @@ pub struct Observation {
     pub vantage: Vantage,
     /// When the probe finished.
     pub at: DateTime<Utc>,
+    /// Set when a synthetic-failure drill injected this failure: what the probe really found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<Outcome>,
 }

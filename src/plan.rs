@@ -112,6 +112,17 @@ pub enum PlanKind {
 }
 
 impl PlanKind {
+    /// Every kind, in declaration order (the metrics export each from zero).
+    pub const ALL: [PlanKind; 7] = [
+        PlanKind::Normal,
+        PlanKind::DegradeShift,
+        PlanKind::Failover,
+        PlanKind::Failback,
+        PlanKind::Maintenance,
+        PlanKind::Manual,
+        PlanKind::Drill,
+    ];
+
     /// Stable name for storage and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -145,4 +156,27 @@ pub struct TrafficPlan {
     pub inputs: serde_json::Value,
     /// When it was decided.
     pub decided_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PlanKind;
+
+    #[test]
+    fn all_lists_every_kind_once_in_declaration_order() {
+        // Exhaustive: a new kind does not compile until it has a place here (and in `ALL`).
+        fn position(k: PlanKind) -> usize {
+            match k {
+                PlanKind::Normal => 0,
+                PlanKind::DegradeShift => 1,
+                PlanKind::Failover => 2,
+                PlanKind::Failback => 3,
+                PlanKind::Maintenance => 4,
+                PlanKind::Manual => 5,
+                PlanKind::Drill => 6,
+            }
+        }
+        let positions: Vec<usize> = PlanKind::ALL.iter().map(|k| position(*k)).collect();
+        assert_eq!(positions, (0..PlanKind::ALL.len()).collect::<Vec<_>>());
+    }
 }

@@ -353,6 +353,7 @@ mod tests {
                 at: at(),
                 breaker,
                 propagation: None,
+                propagation_follows: false,
             })
             .collect();
         st.plan = Some(PlanStatus { plan, recorded: true, providers, verified_at: None });

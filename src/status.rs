@@ -107,6 +107,8 @@ pub struct DrillStatus {
     pub hold_until: Option<DateTime<Utc>>,
     /// Errors seen so far.
     pub error_count: u64,
+    /// A synthetic-failure drill: the automation, not the drill, moves traffic.
+    pub synthetic: bool,
 }
 
 /// Why the orchestrator does what it does right now.

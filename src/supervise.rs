@@ -57,6 +57,8 @@ pub enum Task {
     LagSampler,
     /// The notifier.
     Notifier,
+    /// The exporter of incident traces.
+    Traces,
     /// The migrations applied once the store is back.
     StoreMigrate,
     /// Forgets idle clients of the API's rate limits.
@@ -79,6 +81,7 @@ impl fmt::Display for Task {
             Task::Http => f.write_str("http"),
             Task::LagSampler => f.write_str("lag-sampler"),
             Task::Notifier => f.write_str("notifier"),
+            Task::Traces => f.write_str("traces"),
             Task::StoreMigrate => f.write_str("store-migrate"),
             Task::ApiLimits => f.write_str("api-limits"),
             Task::AuditPrune => f.write_str("audit-prune"),

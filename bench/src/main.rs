@@ -6,11 +6,14 @@
 //! `fo-bench decide`  decisions per second of the pure decision core
 //! `fo-bench api`     `GET /api/v1/status` p50/p99 at a fixed rate while the lab's probes run
 //! `fo-bench compare` ours against HAProxy health checks and PowerDNS `ifurlup` (same targets)
+//! `fo-bench signals` detection-to-flip of a metric check and of the passive HAProxy signal, and
+//!                    the RTO of synthetic-failure drills
 //! `fo-bench all`     everything, plus a markdown table in `artifacts/bench/RESULTS.md`
 
 #![allow(clippy::print_stdout)]
 
 mod compare;
+mod signals;
 mod throughput;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -106,6 +109,15 @@ enum Cmd {
         #[arg(long, default_value_t = 2)]
         rise: u32,
     },
+    /// Detection-to-flip of a metric check and of the passive HAProxy signal; synthetic drills' RTO.
+    Signals {
+        /// Flips per signal.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        /// Synthetic-failure drills.
+        #[arg(long, default_value_t = 5)]
+        drills: usize,
+    },
     /// Everything, with a markdown summary.
     All,
 }
@@ -148,6 +160,11 @@ async fn main() -> anyhow::Result<()> {
             let r = report::compare(opts, machine()).await?;
             write(&cli.out, "compare.json", &r)?;
         }
+        Cmd::Signals { runs, drills } => {
+            let s = signals_all(runs, drills).await?;
+            write(&cli.out, "signals.json", &s)?;
+            println!("\n{}", signals_markdown(&s));
+        }
         Cmd::All => {
             let started = Instant::now();
             let mut took = Vec::new();
@@ -175,6 +192,9 @@ async fn main() -> anyhow::Result<()> {
             let c = report::compare(compare::CompareOptions { runs: 10, ..report::defaults() }, machine()).await?;
             write(&cli.out, "compare.json", &c)?;
             lap("compare", &mut t);
+            let s = signals_all(10, 5).await?;
+            write(&cli.out, "signals.json", &s)?;
+            lap("signals", &mut t);
             let md = format!(
                 "# Benchmarks\n\n{} build on {}, {}; `make bench` took {:.0} min ({}).\n\n",
                 profile(),
@@ -184,12 +204,44 @@ async fn main() -> anyhow::Result<()> {
                 took.join(", ")
             ) + &markdown(&f, &l)
                 + &markdown_more(&p, &d, &a)
-                + &report::markdown(&c);
+                + &report::markdown(&c)
+                + &signals_markdown(&s);
             std::fs::write(cli.out.join("RESULTS.md"), &md)?;
             println!("\n{md}");
         }
     }
     Ok(())
+}
+
+async fn signals_all(runs: usize, drills: usize) -> anyhow::Result<serde_json::Value> {
+    let metric = signals::metric_flips(runs).await?;
+    let passive = signals::passive_flips(runs).await?;
+    let synthetic = signals::synthetic_rto(drills).await?;
+    Ok(
+        json!({ "machine": machine(), "profile": profile(), "metric": metric, "passive": passive, "synthetic": synthetic }),
+    )
+}
+
+fn signals_markdown(s: &serde_json::Value) -> String {
+    let mut md = format!(
+        "\n| signals ({}, {}) | runs | p50 | p95 | min | max |\n|---|---|---|---|---|---|\n",
+        s["profile"].as_str().unwrap_or_default(),
+        s["machine"].as_str().unwrap_or_default()
+    );
+    let rows = [&s["metric"], &s["passive"]].into_iter().chain(s["synthetic"]["rows"].as_array().into_iter().flatten());
+    for r in rows {
+        let m = |k: &str| r["summary"][k].as_f64().unwrap_or(0.0);
+        md += &format!(
+            "| {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms |\n",
+            r["what"].as_str().unwrap_or_default(),
+            r["runs"],
+            m("p50_ms"),
+            m("p95_ms"),
+            m("min_ms"),
+            m("max_ms")
+        );
+    }
+    md
 }
 
 fn write(dir: &std::path::Path, name: &str, v: &serde_json::Value) -> anyhow::Result<()> {

@@ -41,6 +41,7 @@ pub fn placeholder_region(
         pg_dsn,
         pg_expect_recovery: None,
         pg_extra,
+        extra_checks: Vec::new(),
     }
 }
 

@@ -174,7 +174,7 @@ impl Cluster {
                 opts.orchestrator_bin.display()
             );
         }
-        let tuning = LabTuning { probe_targets: None, ..opts.tuning };
+        let tuning = LabTuning { probe_targets: None, ..opts.tuning.clone() };
         let lab = Lab::start_tuned(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), opts.interval, opts.fall, tuning)
             .await
             .context("starting the lab")?;
@@ -279,6 +279,7 @@ impl Cluster {
                     pg_dsn: links.db.get(*name).map(|p| format!("postgres://postgres@{}/postgres", p.addr())),
                     pg_expect_recovery: r.pg.as_ref().map(|_| *name != "primary"),
                     pg_extra: Vec::new(),
+                    extra_checks: Vec::new(),
                 }
             })
             .collect();
@@ -381,6 +382,24 @@ impl Cluster {
             .send()
             .await
             .with_context(|| format!("POST {url}"))?;
+        let code = resp.status().as_u16();
+        Ok((code, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// GETs `path` of `vantage`'s API with the operator token; returns the status code and the
+    /// JSON body (null when there is none).
+    ///
+    /// # Errors
+    /// When there is no such vantage or it does not answer.
+    pub async fn get(&self, vantage: &str, path: &str) -> Result<(u16, Value)> {
+        let url = format!("{}{path}", self.url(vantage)?);
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.lab.tokens.operator)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
         let code = resp.status().as_u16();
         Ok((code, resp.json().await.unwrap_or(Value::Null)))
     }

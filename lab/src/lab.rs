@@ -58,7 +58,7 @@ pub struct Lab {
 }
 
 /// Policy timings of the lab's configuration (the benchmarks shorten failback to run many flips).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LabTuning {
     /// `policy.dwell`.
     pub dwell: Duration,
@@ -74,6 +74,9 @@ pub struct LabTuning {
     /// `[auth] public_reads`: true (the default) lets the dashboard read without a token;
     /// false is what a real deployment gets (`fo-lab --private`).
     pub public_reads: bool,
+    /// More `[[regions.checks]]` bodies per region (primary, standby, dr), e.g. metric or
+    /// passive HAProxy checks a benchmark measures.
+    pub extra_checks: [Vec<String>; 3],
 }
 
 impl Default for LabTuning {
@@ -85,6 +88,7 @@ impl Default for LabTuning {
             probe_targets: None,
             fast_interval: None,
             public_reads: true,
+            extra_checks: Default::default(),
         }
     }
 }
@@ -143,6 +147,7 @@ impl Lab {
                 pg_dsn: Some(pg.dsn()),
                 pg_expect_recovery: Some(i != 0),
                 pg_extra: Vec::new(),
+                extra_checks: tuning.extra_checks[i].clone(),
             });
             regions.push(LabRegion { name: names[i].into(), ip: ips[i], app, pg: Some(pg) });
         }

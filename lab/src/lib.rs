@@ -10,7 +10,8 @@
 //!   `--measure-flips`, `--measure-drills`); [`measure`] breaks things and times the orchestrator.
 //! - [`topology`] renders a `regions.toml` for a set of regions and providers.
 //! - [`process`] supervises child processes; [`postgres`], [`powerdns`], [`haproxy`], [`bind`]
-//!   and [`moto`] start one real server each on free loopback ports; [`etcd`] starts an etcd
+//!   and [`moto`] start one real server each on free loopback ports, [`prometheus`] Debian's
+//!   node_exporter and Prometheus; [`etcd`] starts an etcd
 //!   cluster (one member per region).
 //! - [`cluster`] is the three-orchestrator lab: the [`lab`] plus etcd, three orchestrator
 //!   processes (one per region, each with its own store) and fault proxies on every probe path
@@ -34,4 +35,5 @@ pub mod moto;
 pub mod postgres;
 pub mod powerdns;
 pub mod process;
+pub mod prometheus;
 pub mod topology;

@@ -53,6 +53,39 @@ pub async fn flips(
     dns: SocketAddr,
     n: usize,
 ) -> anyhow::Result<Vec<Duration>> {
+    flips_with(
+        lab,
+        status,
+        dns,
+        n,
+        || async {
+            lab.lock().await.regions[0].app.break_health();
+            Ok(())
+        },
+        || async { lab.lock().await.regions[0].app.restore().await },
+    )
+    .await
+}
+
+/// [`flips`] with another way to fail the primary (`fail`) and to heal it (`heal`): a metric
+/// crossing its limit, a server HAProxy marks down …
+///
+/// # Errors
+/// As [`flips`], and when `fail` or `heal` does.
+pub async fn flips_with<F, FF, H, HF>(
+    lab: &Shared,
+    status: &mut watch::Receiver<Arc<Status>>,
+    dns: SocketAddr,
+    n: usize,
+    mut fail: F,
+    mut heal: H,
+) -> anyhow::Result<Vec<Duration>>
+where
+    F: FnMut() -> FF,
+    FF: std::future::Future<Output = anyhow::Result<()>>,
+    H: FnMut() -> HF,
+    HF: std::future::Future<Output = anyhow::Result<()>>,
+{
     let primary_ip = lab.lock().await.regions[0].ip;
     let mut times = Vec::new();
     for _ in 0..n {
@@ -64,7 +97,7 @@ pub async fn flips(
         .context("waiting for the normal split")?;
         tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 500)).await;
         let t0 = Instant::now();
-        lab.lock().await.regions[0].app.break_health();
+        fail().await?;
         let mut streak_start = None;
         let mut streak = 0;
         let flipped = loop {
@@ -85,7 +118,7 @@ pub async fn flips(
             }
         };
         times.push(flipped);
-        lab.lock().await.regions[0].app.restore().await?;
+        heal().await?;
     }
     Ok(times)
 }

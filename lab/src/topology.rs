@@ -30,6 +30,9 @@ pub struct RegionSpec {
     pub pg_expect_recovery: Option<bool>,
     /// Extra lines for the region's `[regions.postgres]` table (e.g. `max_lag = "2s"`).
     pub pg_extra: Vec<String>,
+    /// More checks of the region, each the body of a `[[regions.checks]]` table (`name = …`
+    /// lines), written after the standard ones with the same timing unless a line sets it.
+    pub extra_checks: Vec<String>,
 }
 
 /// The PowerDNS provider section.
@@ -315,6 +318,12 @@ impl ConfigParams {
                 r.app_url,
                 d(self.degraded_latency)
             );
+            for body in &r.extra_checks {
+                let keys: Vec<&str> = body.lines().filter_map(|l| l.split_once('=').map(|(k, _)| k.trim())).collect();
+                let timing: Vec<&str> =
+                    common.lines().filter(|l| !keys.contains(&l.split(" = ").next().unwrap_or(""))).collect();
+                let _ = writeln!(s, "[[regions.checks]]\n{}\n{}\n", body.trim_end(), timing.join("\n"));
+            }
         }
         if let Some(p) = &self.powerdns {
             let _ = writeln!(

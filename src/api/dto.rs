@@ -174,6 +174,12 @@ pub struct DrillRequestDto {
     /// Compute and record every step's plan without touching a provider.
     #[serde(default)]
     pub dry_run: bool,
+    /// Rehearse the automation: inject a synthetic failure of `evacuate` into every vantage's
+    /// observations, let detection, quorum, decision and the providers move traffic for real,
+    /// then lift it and roll back. Takes no `target`, `steps` or `dry_run`; `hold_seconds`
+    /// (default 5, at most 600) is the hold after the flip. Refused while any region is unhealthy.
+    #[serde(default)]
+    pub synthetic_failure: bool,
     /// Why (required).
     #[schema(schema_with = reason_schema)]
     pub reason: String,
@@ -626,6 +632,8 @@ pub struct IncidentDto {
     /// Milliseconds from the first milestone to detection, decision, flip and DNS.
     #[schema(value_type = Object)]
     pub figures: serde_json::Value,
+    /// Present when a synthetic-failure drill injected the failure: the drill's id (a rehearsal).
+    pub synthetic_drill: Option<uuid::Uuid>,
 }
 
 /// `GET /api/v1/incidents`.

@@ -173,11 +173,12 @@ pub async fn start_drill(
                 steps: req.steps.map(|s| s.into_iter().map(|w| w.0).collect()),
                 hold_seconds: req.hold_seconds,
                 dry_run: req.dry_run,
+                synthetic_failure: req.synthetic_failure,
                 reason: req.reason,
             };
             let spec = drill::validate(&s.config.policy, &request).map_err(|e| ApiError::field(e.field, e.message))?;
             note.target = spec.evacuate.as_ref().or(spec.target.as_ref()).map(|r| r.to_string());
-            note.details = json!({ "reason": spec.reason, "dry_run": spec.dry_run, "steps": spec.steps });
+            note.details = json!({ "reason": spec.reason, "dry_run": spec.dry_run, "steps": spec.steps, "synthetic": spec.synthetic });
             let actor = p.name.clone();
             match ask(s, |reply| Command::StartDrill { spec, actor, reply }).await? {
                 Ok(rec) => {

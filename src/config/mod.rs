@@ -33,8 +33,8 @@ pub use dsn::{ENV_STORE_DSN, region_dsn_env};
 pub use error::{ConfigError, Problem};
 pub use model::{
     AppRole, AuthConfig, Backend, CheckConfig, CheckKind, CoordinationConfig, DEFAULT_ATTEMPTS,
-    DEFAULT_AUDIT_RETENTION, LimitsConfig, OrchestratorConfig, RegionConfig, RegionPostgres, ReplicationConfig,
-    ScheduleConfig, TlsFiles,
+    DEFAULT_AUDIT_RETENTION, LimitsConfig, MetricSource, OrchestratorConfig, RegionConfig, RegionPostgres,
+    ReplicationConfig, ScheduleConfig, TlsFiles, TracesConfig,
 };
 pub use providers::{
     AwsKeys, HaproxyAdmin, HaproxyConfig, NotificationConfig, OnDrift, PowerDnsConfig, ProviderConfig, ProviderGuard,
@@ -70,6 +70,8 @@ pub struct Config {
     pub coordination: CoordinationConfig,
     /// Rate limits and bounds of the API.
     pub limits: LimitsConfig,
+    /// Export of incident traces over OTLP; None: off.
+    pub traces: Option<TracesConfig>,
 }
 
 impl Config {

@@ -6,16 +6,22 @@
 //! `providers.rs`; the decision policy (weights, RPO gates, failover order) in
 //! [`crate::policy`].
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::providers::HaproxyAdmin;
 use crate::auth::TokenSet;
 use crate::drill::schedule::ScheduledDrill;
 use crate::policy::LagLimit;
 use crate::redact;
 use crate::region::{CheckId, Layer, RegionName, Role};
+use crate::signal::ValueLimits;
+use crate::signal::haproxy::PassiveLimits;
+use crate::signal::node::NodeSignal;
+use crate::signal::selector::Selector;
 
 /// `[auth]`, validated.
 #[derive(Debug, Clone)]
@@ -137,6 +143,20 @@ pub struct OrchestratorConfig {
     pub tls: Option<TlsFiles>,
 }
 
+/// `[traces]`, validated: where incident traces go. Only built when an endpoint is given (in
+/// the file or the standard environment variables); without one nothing is exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracesConfig {
+    /// The OTLP/HTTP traces URL the spans are POSTed to (`…/v1/traces`).
+    pub endpoint: String,
+    /// Where the endpoint came from: `traces.otlp_endpoint` or the environment variable's name.
+    pub endpoint_from: &'static str,
+    /// `service.name` of the exported resource.
+    pub service_name: String,
+    /// Bound of one export request.
+    pub timeout: Duration,
+}
+
 /// `orchestrator.tls_cert` and `tls_key`: PEM files, both readable and parsed at validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -239,15 +259,86 @@ pub enum CheckKind {
         /// Expected recovery state, if any.
         expect_recovery: Option<bool>,
     },
+    /// A number from a Prometheus exposition endpoint (node_exporter, the app's `/metrics`),
+    /// judged against limits.
+    Metric {
+        /// The endpoint to scrape.
+        url: String,
+        /// Which number.
+        source: MetricSource,
+        /// Its limits.
+        limits: ValueLimits,
+    },
+    /// The single value of a Prometheus instant query, judged against limits.
+    Promql {
+        /// The Prometheus server (the query goes to `<url>/api/v1/query`).
+        url: String,
+        /// The PromQL expression.
+        query: String,
+        /// Its limits.
+        limits: ValueLimits,
+    },
+    /// Passive: what an HAProxy carrying the region's traffic sees of its server. Only ever
+    /// makes the region worse (see [`CheckKind::is_passive`]).
+    Haproxy {
+        /// The runtime API.
+        admin: HaproxyAdmin,
+        /// The backend.
+        backend: String,
+        /// The region's server in it.
+        server: String,
+        /// When HAProxy's view counts as degraded or down.
+        limits: PassiveLimits,
+    },
+}
+
+/// The number a `metric` check reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricSource {
+    /// The one sample a selector matches.
+    Selector(Selector),
+    /// A node_exporter host signal.
+    Node(NodeSignal),
+}
+
+impl fmt::Display for MetricSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetricSource::Selector(s) => write!(f, "{s}"),
+            MetricSource::Node(n) => write!(f, "{n}"),
+        }
+    }
 }
 
 impl CheckKind {
-    /// Short type name: `tcp`, `http`, `postgres`.
+    /// Short type name: `tcp`, `http`, `postgres`, `metric`, `promql`, `haproxy`.
     pub fn type_name(&self) -> &'static str {
         match self {
             CheckKind::Tcp { .. } => "tcp",
             CheckKind::Http { .. } => "http",
             CheckKind::Postgres { .. } => "postgres",
+            CheckKind::Metric { .. } => "metric",
+            CheckKind::Promql { .. } => "promql",
+            CheckKind::Haproxy { .. } => "haproxy",
+        }
+    }
+
+    /// Whether the check is passive: it reports what something else saw (HAProxy's view of the
+    /// live traffic), so its up is no evidence of health. A region's layers count a passive
+    /// check only while it is degraded or down.
+    pub fn is_passive(&self) -> bool {
+        matches!(self, CheckKind::Haproxy { .. })
+    }
+
+    /// What it probes, safe to print (no secrets).
+    pub fn target(&self) -> String {
+        match self {
+            CheckKind::Tcp { target } => target.clone(),
+            CheckKind::Http { url, .. } | CheckKind::Metric { url, .. } | CheckKind::Promql { url, .. } => {
+                redact::url(url)
+            }
+            CheckKind::Postgres { dsn, .. } => redact::dsn(dsn.expose_secret()),
+            CheckKind::Haproxy { admin, backend, server, .. } => format!("{admin} {backend}/{server}"),
         }
     }
 
@@ -257,6 +348,13 @@ impl CheckKind {
             CheckKind::Tcp { target } => format!("tcp {target}"),
             CheckKind::Http { url, expect_status, .. } => format!("http GET {} → {expect_status}", redact::url(url)),
             CheckKind::Postgres { dsn, .. } => format!("postgres {}", redact::dsn(dsn.expose_secret())),
+            CheckKind::Metric { url, source, limits } => {
+                format!("metric {source} from {} ({})", redact::url(url), limits.describe())
+            }
+            CheckKind::Promql { url, query, limits } => {
+                format!("promql `{query}` on {} ({})", redact::url(url), limits.describe())
+            }
+            CheckKind::Haproxy { .. } => format!("haproxy (passive) {}", self.target()),
         }
     }
 }

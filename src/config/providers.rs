@@ -61,11 +61,7 @@ impl ProviderConfig {
             ProviderConfig::File { name, path } => format!("{name} (file {})", path.display()),
             ProviderConfig::PowerDns(d) => format!("{} (powerdns {} {})", d.name, redact::url(&d.api_url), d.record),
             ProviderConfig::Haproxy(h) => {
-                let admin = match &h.admin {
-                    HaproxyAdmin::Tcp(a) => a.to_string(),
-                    HaproxyAdmin::Unix(p) => p.display().to_string(),
-                };
-                format!("{} (haproxy {admin} backend {})", h.name, h.backend)
+                format!("{} (haproxy {} backend {})", h.name, h.admin, h.backend)
             }
             ProviderConfig::Rfc2136(d) => {
                 format!("{} (rfc2136 {} {} key {})", d.name, d.server, d.record, d.tsig_key_name)
@@ -161,6 +157,15 @@ pub enum HaproxyAdmin {
     Tcp(SocketAddr),
     /// `stats socket /path level admin`.
     Unix(PathBuf),
+}
+
+impl std::fmt::Display for HaproxyAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HaproxyAdmin::Tcp(a) => write!(f, "{a}"),
+            HaproxyAdmin::Unix(p) => write!(f, "{}", p.display()),
+        }
+    }
 }
 
 /// HAProxy provider settings.

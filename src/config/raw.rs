@@ -40,6 +40,25 @@ pub struct RawConfig {
     /// Rate limits and bounds of the API.
     #[serde(default)]
     pub limits: RawLimits,
+    /// OpenTelemetry export of incident traces (off unless an endpoint is given).
+    #[serde(default)]
+    pub traces: RawTraces,
+}
+
+/// `[traces]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTraces {
+    /// Base URL of an OTLP/HTTP receiver, e.g. `"http://127.0.0.1:4318"` (`/v1/traces` is
+    /// added). Default: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (as it is), else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (with `/v1/traces` added); none of them: no export.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported traces (default `OTEL_SERVICE_NAME`, else
+    /// `"failover-orchestrator"`).
+    pub service_name: Option<String>,
+    /// Bound of one export request (default `"10s"`).
+    #[serde(default, with = "humantime_serde::option")]
+    pub timeout: Option<Duration>,
 }
 
 /// `[limits]`
@@ -233,10 +252,11 @@ pub struct RawCheck {
     pub name: Option<String>,
     /// `infra`, `middleware` or `app`.
     pub layer: Option<String>,
-    /// `tcp`, `http` or `postgres`.
+    /// `tcp`, `http`, `postgres`, `metric`, `promql` or `haproxy` (passive).
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    /// `http`: the URL to GET.
+    /// `http`: the URL to GET; `metric`: the exposition endpoint (e.g. node_exporter's
+    /// `http://host:9100/metrics`); `promql`: the Prometheus server (`http://prometheus:9090`).
     pub url: Option<String>,
     /// `tcp`: `host:port` to connect to.
     pub target: Option<String>,
@@ -269,6 +289,41 @@ pub struct RawCheck {
     pub rise: Option<i64>,
     /// Hedged attempts per probe; the probe fails only when all fail (default 3).
     pub attempts: Option<i64>,
+    /// `metric`: the selector of the one sample to judge, `name{label="value",…}`.
+    pub metric: Option<String>,
+    /// `metric`: a node_exporter signal instead of a selector (`cpu_busy_percent`,
+    /// `memory_available_percent`, `filesystem_free_percent`, `load_per_core`).
+    pub node: Option<String>,
+    /// `metric` with `node = "filesystem_free_percent"`: the mount point.
+    pub mountpoint: Option<String>,
+    /// `promql`: the PromQL expression of the instant query.
+    pub query: Option<String>,
+    /// `metric`, `promql`: degraded when the value is above this.
+    pub degraded_above: Option<f64>,
+    /// `metric`, `promql`: down when the value is above this.
+    pub down_above: Option<f64>,
+    /// `metric`, `promql`: degraded when the value is below this.
+    pub degraded_below: Option<f64>,
+    /// `metric`, `promql`: down when the value is below this.
+    pub down_below: Option<f64>,
+    /// `haproxy`: the runtime API as `ip:port`.
+    pub admin_addr: Option<String>,
+    /// `haproxy`: the runtime API as a UNIX socket path.
+    pub admin_socket: Option<String>,
+    /// `haproxy`: the backend holding the region's server.
+    pub backend: Option<String>,
+    /// `haproxy`: the region's server in that backend (default the region name).
+    pub server: Option<String>,
+    /// `haproxy`: degraded at this share of failed sessions between two probes (default 0.05).
+    pub degraded_error_ratio: Option<f64>,
+    /// `haproxy`: down at this share of failed sessions (default 0.5).
+    pub down_error_ratio: Option<f64>,
+    /// `haproxy`: sessions between two probes below which errors are not judged (default 20).
+    pub min_sessions: Option<i64>,
+    /// `haproxy`: degraded at this many requests queued for the server (default: not judged).
+    pub degraded_queue: Option<i64>,
+    /// `haproxy`: down at this many requests queued (default: not judged).
+    pub down_queue: Option<i64>,
 }
 
 /// `[[providers]]`: where plans are applied, tagged by `type`.
@@ -511,6 +566,8 @@ pub struct RawScheduledDrill {
     pub hold: Option<Duration>,
     /// Plan and record only (default false).
     pub dry_run: Option<bool>,
+    /// Inject a synthetic failure of `evacuate` and let the automation move traffic (default false).
+    pub synthetic_failure: Option<bool>,
     /// Reason recorded with each run.
     pub reason: Option<String>,
     /// Windows in which the drill is skipped: `"22:00-06:00"` daily (local) or `"<RFC 3339>/<RFC 3339>"`.

@@ -39,6 +39,14 @@ impl Config {
         s.push_str("providers: ");
         s.push_str(&self.providers.iter().map(ProviderConfig::describe).collect::<Vec<_>>().join(", "));
         s.push('\n');
+        if let Some(t) = &self.traces {
+            s.push_str(&format!(
+                "traces: OTLP/HTTP to {} (from {}) · service {}\n",
+                redact::url(&t.endpoint),
+                t.endpoint_from,
+                t.service_name
+            ));
+        }
         s
     }
 }

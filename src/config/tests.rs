@@ -518,3 +518,76 @@ fn tls_needs_both_files_readable_and_in_pem_and_names_the_key() {
     assert!(p.iter().any(|x| x.key == "orchestrator.tls_cert" && x.what.contains("no PEM certificate")), "{p:?}");
     assert!(p.iter().all(|x| !x.what.contains("secret-looking") && !x.what.contains("PRIVATE KEY-----")), "{p:?}");
 }
+
+#[test]
+fn traces_are_off_without_an_endpoint_in_the_file_or_the_environment() {
+    let c = Config::parse(GOOD, "t", &no_env).expect("valid");
+    assert_eq!(c.traces, None);
+    // An empty standard variable counts as unset.
+    let empty = |k: &str| (k == "OTEL_EXPORTER_OTLP_ENDPOINT").then(String::new);
+    assert_eq!(Config::parse(GOOD, "t", &empty).expect("valid").traces, None);
+}
+
+#[test]
+fn traces_endpoint_comes_from_the_file_first_then_the_standard_variables() {
+    let env = |k: &str| match k {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://env-base:4318/".to_string()),
+        "OTEL_SERVICE_NAME" => Some("fo-eu".to_string()),
+        _ => None,
+    };
+    let t = Config::parse(GOOD, "t", &env).expect("valid").traces.expect("on through the environment");
+    assert_eq!(
+        (t.endpoint.as_str(), t.endpoint_from),
+        ("http://env-base:4318/v1/traces", "OTEL_EXPORTER_OTLP_ENDPOINT")
+    );
+    assert_eq!((t.service_name.as_str(), t.timeout), ("fo-eu", Duration::from_secs(10)));
+    // The per-signal variable is the whole URL and wins over the base one.
+    let signal = |k: &str| match k {
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" => Some("https://collector:4318/custom".to_string()),
+        other => env(other),
+    };
+    let t = Config::parse(GOOD, "t", &signal).expect("valid").traces.unwrap();
+    assert_eq!(t.endpoint, "https://collector:4318/custom");
+    // The file wins over both; a path already ending in /v1/traces is kept.
+    let text = format!(
+        "{GOOD}\n[traces]\notlp_endpoint = \"http://127.0.0.1:4318/otlp/v1/traces\"\nservice_name = \"fo\"\ntimeout = \"2s\"\n"
+    );
+    let t = Config::parse(&text, "t", &signal).expect("valid").traces.unwrap();
+    assert_eq!(
+        (t.endpoint.as_str(), t.endpoint_from),
+        ("http://127.0.0.1:4318/otlp/v1/traces", "traces.otlp_endpoint")
+    );
+    assert_eq!((t.service_name.as_str(), t.timeout), ("fo", Duration::from_secs(2)));
+}
+
+#[test]
+fn a_bad_traces_endpoint_names_the_key_or_variable_and_the_fix_without_its_secret() {
+    let with = |v: &str| format!("{GOOD}\n[traces]\notlp_endpoint = \"{v}\"\n");
+    for (value, what) in [
+        ("collector:4318", "not an http(s) URL"),
+        ("grpc://collector:4317", "not an http(s) URL"),
+        ("not a url", "not a URL"),
+        ("", "is empty"),
+        ("http://otel:hunter2@collector:4318", "credentials"),
+        ("http://collector:4318/#x", "fragment"),
+    ] {
+        let p = problems(&with(value));
+        let t = p.iter().find(|p| p.key == "traces.otlp_endpoint").unwrap_or_else(|| panic!("{value}: {p:?}"));
+        assert!(t.what.contains(what), "{value}: {}", t.what);
+        assert!(!t.fix.is_empty());
+        assert!(!format!("{p:?}").contains("hunter2"), "the password is never shown: {p:?}");
+    }
+    // From the environment, the problem names the variable.
+    let env = |k: &str| (k == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "ftp://x".to_string());
+    let p = match Config::parse(GOOD, "t", &env) {
+        Err(ConfigError::Invalid(p)) => p,
+        other => panic!("expected Invalid, got {other:?}"),
+    };
+    assert!(p.iter().any(|p| p.key == "OTEL_EXPORTER_OTLP_ENDPOINT" && p.fix.contains("4318")), "{p:?}");
+    // The other keys are checked too, all at once.
+    let p = problems(&format!(
+        "{GOOD}\n[traces]\notlp_endpoint = \"http://c:4318\"\nservice_name = \"\"\ntimeout = \"0s\"\n"
+    ));
+    let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["traces.service_name", "traces.timeout"]);
+}

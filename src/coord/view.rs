@@ -11,6 +11,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::drill::synthetic::Injection;
 use crate::health::Health;
 use crate::region::RegionName;
 
@@ -23,6 +24,9 @@ pub struct View {
     pub at: DateTime<Utc>,
     /// One entry per region.
     pub regions: Vec<RegionView>,
+    /// The leader's synthetic-failure drill, injected into every vantage's probes while set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<Injection>,
 }
 
 /// One vantage's view of one region.
@@ -48,7 +52,7 @@ impl View {
 
     /// The view without its timestamp, to tell a change from a heartbeat.
     pub fn same_content(&self, other: &View) -> bool {
-        self.vantage == other.vantage && self.regions == other.regions
+        self.vantage == other.vantage && self.regions == other.regions && self.synthetic == other.synthetic
     }
 }
 
@@ -165,6 +169,7 @@ mod tests {
                 .iter()
                 .map(|(n, h)| RegionView { name: rn(n), health: *h, since: None, suspect: false, reasons: vec![] })
                 .collect(),
+            synthetic: None,
         }
     }
 

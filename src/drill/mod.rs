@@ -13,6 +13,7 @@
 
 pub mod phase;
 pub mod schedule;
+pub mod synthetic;
 
 use std::fmt;
 use std::time::Duration;
@@ -87,6 +88,8 @@ pub struct DrillRequest {
     pub hold_seconds: Option<f64>,
     /// Plan and record only.
     pub dry_run: bool,
+    /// Inject a synthetic failure of `evacuate` and let the automation move traffic ([`synthetic`]).
+    pub synthetic_failure: bool,
     /// Why.
     pub reason: String,
 }
@@ -111,6 +114,9 @@ pub struct DrillSpec {
     /// The weights of each step, planned at preflight from the baseline.
     #[serde(default)]
     pub planned: Vec<Weights>,
+    /// A synthetic-failure drill: the automation moves traffic, not the drill's steps.
+    #[serde(default)]
+    pub synthetic: bool,
 }
 
 impl DrillSpec {
@@ -146,6 +152,9 @@ pub fn validate(policy: &Policy, req: &DrillRequest) -> Result<DrillSpec, FieldE
     if evacuate.is_some() && evacuate == target {
         return Err(bad("target", "must differ from `evacuate`"));
     }
+    if req.synthetic_failure {
+        return validate_synthetic(req, evacuate, target);
+    }
     let raw_steps = req.steps.clone().unwrap_or_else(|| vec![100]);
     if raw_steps.is_empty() {
         return Err(bad("steps", "give at least one step, e.g. [50, 100]"));
@@ -163,13 +172,75 @@ pub fn validate(policy: &Policy, req: &DrillRequest) -> Result<DrillSpec, FieldE
         steps.push(*s as u32);
     }
     steps.sort_unstable();
-    let hold = req.hold_seconds.unwrap_or(30.0);
+    let hold_ms = hold_ms(req.hold_seconds, Duration::from_secs(30), MAX_HOLD)?;
+    Ok(DrillSpec {
+        evacuate,
+        target,
+        steps,
+        hold_ms,
+        dry_run: req.dry_run,
+        reason: reason(req)?,
+        schedule: None,
+        planned: Vec::new(),
+        synthetic: false,
+    })
+}
+
+/// A synthetic-failure drill names the region whose failure is injected, and nothing the
+/// automation decides itself (the target, the steps).
+fn validate_synthetic(
+    req: &DrillRequest,
+    evacuate: Option<RegionName>,
+    target: Option<RegionName>,
+) -> Result<DrillSpec, FieldError> {
+    if evacuate.is_none() {
+        return Err(bad("evacuate", "name the region whose failure is injected"));
+    }
+    if target.is_some() {
+        return Err(bad(
+            "target",
+            "leave it out: in a synthetic-failure drill the automation chooses where traffic goes",
+        ));
+    }
+    if req.steps.is_some() {
+        return Err(bad(
+            "steps",
+            "leave it out: in a synthetic-failure drill the automation moves traffic as it would in a real failure",
+        ));
+    }
+    if req.dry_run {
+        return Err(bad(
+            "dry_run",
+            "a synthetic-failure drill runs the real path; for a plan only, drop `synthetic_failure`",
+        ));
+    }
+    Ok(DrillSpec {
+        evacuate,
+        target: None,
+        steps: vec![100],
+        hold_ms: hold_ms(req.hold_seconds, synthetic::DEFAULT_HOLD, synthetic::MAX_HOLD)?,
+        dry_run: false,
+        reason: reason(req)?,
+        schedule: None,
+        planned: Vec::new(),
+        synthetic: true,
+    })
+}
+
+/// The hold in milliseconds: `default` when not given, at most `max`.
+fn hold_ms(seconds: Option<f64>, default: Duration, max: Duration) -> Result<u64, FieldError> {
+    let hold = seconds.unwrap_or(default.as_secs_f64());
     if !hold.is_finite() || hold < 0.0 {
         return Err(bad("hold_seconds", format!("{hold} must be a non-negative number of seconds")));
     }
-    if hold > MAX_HOLD.as_secs_f64() {
-        return Err(bad("hold_seconds", format!("{hold} is over the maximum of {} s", MAX_HOLD.as_secs())));
+    if hold > max.as_secs_f64() {
+        return Err(bad("hold_seconds", format!("{hold} is over the maximum of {} s", max.as_secs())));
     }
+    Ok((hold * 1000.0).round() as u64)
+}
+
+/// The reason, trimmed; required, and bounded as sent.
+fn reason(req: &DrillRequest) -> Result<String, FieldError> {
     // Counted in characters as sent (as the API document's `maxLength`), then kept trimmed.
     if req.reason.chars().count() > MAX_REASON_CHARS {
         return Err(bad("reason", format!("at most {MAX_REASON_CHARS} characters")));
@@ -178,16 +249,7 @@ pub fn validate(policy: &Policy, req: &DrillRequest) -> Result<DrillSpec, FieldE
     if reason.is_empty() {
         return Err(bad("reason", "say why (it goes into the audit log and the drill record)"));
     }
-    Ok(DrillSpec {
-        evacuate,
-        target,
-        steps,
-        hold_ms: (hold * 1000.0).round() as u64,
-        dry_run: req.dry_run,
-        reason: reason.to_string(),
-        schedule: None,
-        planned: Vec::new(),
-    })
+    Ok(reason.to_string())
 }
 
 /// The target when the request named none: the first region in failover order,
@@ -360,6 +422,9 @@ pub struct DrillReport {
     pub rpo: Option<String>,
     /// Why it ended as it did.
     pub outcome_reason: Option<String>,
+    /// A synthetic-failure drill's measured path (detection, decision, RTO, propagation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<synthetic::Figures>,
 }
 
 impl DrillReport {
@@ -420,18 +485,27 @@ pub enum DrillEventKind {
     RollbackVerified,
     /// The drill ended (its outcome in the detail).
     Finished,
+    /// A synthetic failure was injected into every vantage's probes.
+    Injected,
+    /// The quorum of vantages saw the injected region down.
+    Detected,
+    /// The synthetic failure was lifted.
+    Lifted,
 }
 
 impl DrillEventKind {
     /// Every kind, in timeline order.
-    pub const ALL: [DrillEventKind; 9] = [
+    pub const ALL: [DrillEventKind; 12] = [
         Self::Preflight,
+        Self::Injected,
+        Self::Detected,
         Self::StepPlanned,
         Self::StepSent,
         Self::StepVerified,
         Self::HoldDone,
         Self::RollbackSent,
         Self::Abort,
+        Self::Lifted,
         Self::RollbackVerified,
         Self::Finished,
     ];
@@ -448,6 +522,9 @@ impl DrillEventKind {
             Self::Abort => "abort",
             Self::RollbackVerified => "rollback_verified",
             Self::Finished => "finished",
+            Self::Injected => "injected",
+            Self::Detected => "detected",
+            Self::Lifted => "lifted",
         }
     }
 }

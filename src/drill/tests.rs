@@ -55,8 +55,29 @@ fn req(evacuate: Option<&str>, target: Option<&str>, steps: Option<Vec<i64>>, ho
         steps,
         hold_seconds: hold,
         dry_run: true,
+        synthetic_failure: false,
         reason: "game day".into(),
     }
+}
+
+fn synthetic(evacuate: Option<&str>) -> DrillRequest {
+    DrillRequest { synthetic_failure: true, dry_run: false, ..req(evacuate, None, None, None) }
+}
+
+#[test]
+fn a_synthetic_drill_names_the_failed_region_and_nothing_the_automation_decides() {
+    let p = policy();
+    let spec = validate(&p, &synthetic(Some("primary"))).unwrap();
+    assert!(spec.synthetic);
+    assert_eq!(spec.hold(), super::synthetic::DEFAULT_HOLD);
+    assert_eq!(spec.target, None);
+    let field = |r: DrillRequest| validate(&p, &r).unwrap_err().field;
+    assert_eq!(field(synthetic(None)), "evacuate");
+    assert_eq!(field(DrillRequest { target: Some("dr".into()), ..synthetic(Some("primary")) }), "target");
+    assert_eq!(field(DrillRequest { steps: Some(vec![50]), ..synthetic(Some("primary")) }), "steps");
+    assert_eq!(field(DrillRequest { dry_run: true, ..synthetic(Some("primary")) }), "dry_run");
+    assert_eq!(field(DrillRequest { hold_seconds: Some(601.0), ..synthetic(Some("primary")) }), "hold_seconds");
+    assert_eq!(field(DrillRequest { reason: " ".into(), ..synthetic(Some("primary")) }), "reason");
 }
 
 #[test]

@@ -52,6 +52,7 @@ impl Engine {
         let was = self.leadership.leader;
         self.leadership = standing.leadership.clone();
         self.metrics.set_leader(self.leadership.leader);
+        self.follow_injection();
         if self.leadership.leader && !was {
             if let Some(p) = &standing.plan {
                 adopt_plan(&mut self.memory, &p.plan, &self.config);
@@ -95,6 +96,7 @@ impl Engine {
         }
         self.coordination.nudged = suspected;
         self.coordination.peers = peers;
+        self.follow_injection();
         self.dirty = true;
     }
 
@@ -169,7 +171,12 @@ impl Engine {
                 }
             })
             .collect();
-        View { vantage: self.config.orchestrator.vantage.clone(), at: now, regions }
+        View {
+            vantage: self.config.orchestrator.vantage.clone(),
+            at: now,
+            regions,
+            synthetic: self.published_injection(),
+        }
     }
 
     /// Sends the own view to the backend when its content changed (the backend heartbeats it).

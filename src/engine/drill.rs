@@ -58,6 +58,7 @@ impl ActiveDrill {
             requested_at: self.record.requested_at,
             hold_until: self.phase.hold_until(),
             error_count: self.record.report.error_count,
+            synthetic: false,
         }
     }
 }
@@ -306,21 +307,32 @@ impl Engine {
 
     /// Ends the drill: final state and reason recorded, notified, the lock released.
     pub(super) fn finish_drill(&mut self, now: DateTime<Utc>, outcome: DrillState, why: String) {
-        let Some(mut d) = self.drill.take() else { return };
-        d.record.state = outcome;
-        d.record.finished_at = Some(now);
-        d.record.updated_at = now;
-        d.record.report.outcome_reason = Some(why.clone());
-        info!(drill = %d.record.id, outcome = %outcome, why = %why, report = ?d.record.report, "drill finished");
+        let Some(d) = self.drill.take() else { return };
+        self.close_drill(d.record, now, outcome, why);
+    }
+
+    /// Records a drill's end (state, reason, timeline entry) and notifies.
+    pub(super) fn close_drill(
+        &mut self,
+        mut record: DrillRecord,
+        now: DateTime<Utc>,
+        outcome: DrillState,
+        why: String,
+    ) {
+        record.state = outcome;
+        record.finished_at = Some(now);
+        record.updated_at = now;
+        record.report.outcome_reason = Some(why.clone());
+        info!(drill = %record.id, outcome = %outcome, why = %why, report = ?record.report, "drill finished");
         self.notify(
             NotifyKind::Drill,
-            format!("drill:{}:finished", d.record.id),
-            format!("drill {} finished: {outcome}: {why}", d.record.id),
+            format!("drill:{}:finished", record.id),
+            format!("drill {} finished: {outcome}: {why}", record.id),
             now,
-            serde_json::json!({ "drill_id": d.record.id, "outcome": outcome.to_string(), "reason": why }),
+            serde_json::json!({ "drill_id": record.id, "outcome": outcome.to_string(), "reason": why }),
         );
         self.store.send(Write::DrillEvent(Box::new(event(
-            d.record.id,
+            record.id,
             now,
             DrillEventKind::Finished,
             None,
@@ -328,7 +340,7 @@ impl Engine {
             None,
             format!("{outcome}: {why}"),
         ))));
-        self.store.send(Write::Drill(Box::new(d.record)));
+        self.store.send(Write::Drill(Box::new(record)));
         self.dirty = true;
     }
 
@@ -360,8 +372,9 @@ impl Engine {
         plan: Option<(PlanId, Weights)>,
         detail: String,
     ) {
-        let Some(d) = &self.drill else { return };
-        let id = d.record.id;
+        let Some(id) = self.drill.as_ref().map(|d| d.record.id).or(self.synthetic.as_ref().map(|s| s.record.id)) else {
+            return;
+        };
         let (plan_id, weights) = plan.map_or((None, None), |(p, w)| (Some(p), Some(w)));
         self.notify(
             NotifyKind::Drill,
@@ -375,16 +388,17 @@ impl Engine {
 
     /// Writes the running drill's row as it is now.
     pub(super) fn persist_drill(&mut self, now: DateTime<Utc>) {
-        if let Some(d) = &mut self.drill {
-            d.record.updated_at = now;
-            self.store.send(Write::Drill(Box::new(d.record.clone())));
+        let record = self.drill.as_mut().map(|d| &mut d.record).or(self.synthetic.as_mut().map(|s| &mut s.record));
+        if let Some(r) = record {
+            r.updated_at = now;
+            self.store.send(Write::Drill(Box::new(r.clone())));
         }
         self.dirty = true;
     }
 }
 
 /// One timeline entry with a fresh id.
-fn event(
+pub(super) fn event(
     drill_id: DrillId,
     at: DateTime<Utc>,
     kind: DrillEventKind,

@@ -1,11 +1,13 @@
 //! Incident hooks: the engine tells the pure [`crate::incidents::Tracker`] what it saw
 //! (failed probes, transitions, plans decided, apply reports) and stores every
-//! incident timeline it returns (issue 7).
+//! incident timeline it returns (issue 7); with traces on, each stored timeline and each
+//! plan sent also go to the trace exporter (issue 14), which never makes the engine wait.
 
 use chrono::{DateTime, Utc};
 
 use super::Engine;
 use crate::health::Health;
+use crate::incidents::{ProviderWork, WorkOutcome};
 use crate::observation::{Observation, Outcome};
 use crate::plan::TrafficPlan;
 use crate::region::RegionName;
@@ -13,8 +15,21 @@ use crate::store::records::Write;
 use crate::traffic::applier::{ApplyReport, ApplyResult};
 
 impl Engine {
-    /// Upserts an incident's timeline.
-    pub(super) fn store_incident(&self, incident: crate::incidents::Incident) {
+    /// Hands every incident timeline and every plan sent to `sink`, to be exported as traces.
+    pub fn with_traces(mut self, sink: crate::traces::TraceSink) -> Self {
+        self.traces = Some(sink);
+        self
+    }
+
+    /// Upserts an incident's timeline (and hands it to the trace exporter).
+    pub(super) fn store_incident(&mut self, mut incident: crate::incidents::Incident) {
+        // A failure a synthetic-failure drill injected is marked as such, in the store and the trace.
+        let injected = self.ch.injection.borrow().as_ref().filter(|i| i.region == incident.region).map(|i| i.drill.0);
+        let mark = self.incidents.mark_synthetic(&incident.region, injected, incident.id);
+        incident.synthetic_drill = incident.synthetic_drill.or(mark).or(injected);
+        if let Some(t) = &self.traces {
+            t.incident(&incident);
+        }
         self.store.send(Write::Incident(Box::new(incident)));
     }
 
@@ -60,6 +75,9 @@ impl Engine {
             .map(|(name, _)| (name.clone(), (1, self.config.policy.quorum)))
             .collect();
         let before = self.memory.current.clone();
+        if let Some(t) = &self.traces {
+            t.plan_sent(plan.id);
+        }
         for i in self.incidents.plan_decided(plan, &before, &quorum, plan.decided_at) {
             self.store_incident(i);
         }
@@ -77,8 +95,32 @@ impl Engine {
             }
             ApplyResult::Drift { live, .. } => format!("drift: serves {live}"),
         };
-        for i in self.incidents.report(rep.plan_id, &rep.provider, &outcome, first_report, all_verified, rep.at) {
+        let work = provider_work(rep);
+        for i in self.incidents.report(rep.plan_id, &work, &outcome, first_report, all_verified, rep.at) {
             self.store_incident(i);
         }
+    }
+}
+
+/// An apply report as the timeline's values: who, since when (its first attempt), how it ended.
+fn provider_work(rep: &ApplyReport) -> ProviderWork {
+    let (outcome, error) = match &rep.result {
+        ApplyResult::Verified => (WorkOutcome::Verified, None),
+        ApplyResult::Failed { error, .. } => (WorkOutcome::Failed, Some(error.clone())),
+        ApplyResult::Refused { error } => (WorkOutcome::Refused, Some(error.clone())),
+        ApplyResult::CircuitOpen { .. } => (WorkOutcome::CircuitOpen, None),
+        ApplyResult::Superseded => (WorkOutcome::Superseded, None),
+        // Drift reports never reach the timeline (the engine handles them first); shown as failed.
+        ApplyResult::Drift { live, .. } => (WorkOutcome::Failed, Some(format!("drift: serves {live}"))),
+    };
+    let began =
+        chrono::Duration::from_std(rep.elapsed).ok().and_then(|d| rep.at.checked_sub_signed(d)).unwrap_or(rep.at);
+    ProviderWork {
+        provider: rep.provider.clone(),
+        began,
+        attempts: rep.attempts,
+        outcome,
+        error,
+        propagation_follows: rep.propagation_follows,
     }
 }

@@ -65,6 +65,7 @@ mod reports;
 mod snapshot;
 mod start;
 mod switchover;
+mod synthetic;
 #[cfg(test)]
 mod tests;
 
@@ -82,6 +83,8 @@ struct CheckRuntime {
     layer: Layer,
     thresholds: Thresholds,
     kind: &'static str,
+    /// A passive check (HAProxy's view): counted in its layer only while degraded or down.
+    passive: bool,
     target: String,
     state: CheckState,
     last: Option<Observation>,
@@ -124,6 +127,8 @@ pub struct EngineChannels {
     pub coord: Links,
     /// Per region: bumped to make that region's probe runners probe at once.
     pub reprobe: BTreeMap<RegionName, watch::Sender<u64>>,
+    /// A synthetic-failure drill's injection, read by every probe runner.
+    pub injection: watch::Sender<Option<crate::drill::synthetic::Injection>>,
 }
 
 /// The engine actor.
@@ -140,6 +145,8 @@ pub struct Engine {
     lag: BTreeMap<RegionName, LagSample>,
     /// The live drill, if one runs (or is being rolled back).
     drill: Option<drill::ActiveDrill>,
+    /// The live synthetic-failure drill, if one runs.
+    synthetic: Option<synthetic::SyntheticDrill>,
     /// Weights pinned by a manual failover or switchover.
     hold: Option<HoldRecord>,
     /// A switchover waiting for its target's lag to drain.
@@ -164,6 +171,8 @@ pub struct Engine {
     last_publish: Option<Instant>,
     /// Open incident timelines (issue 7).
     incidents: crate::incidents::Tracker,
+    /// Where incident timelines go to be exported as traces (None: traces are off).
+    traces: Option<crate::traces::TraceSink>,
     /// Peers, votes, takeover and the suspect-path bookkeeping.
     coordination: coordination::CoordState,
     /// Beaten after every completed cycle (liveness).
@@ -227,11 +236,20 @@ impl Engine {
                 let _ = reply.send(r);
             }
             Command::StartDrill { spec, actor, reply } => {
-                let r = self.start_drill(spec, actor, now).await;
+                let r = if spec.synthetic {
+                    self.start_synthetic(spec, actor, now).await
+                } else {
+                    self.start_drill(spec, actor, now).await
+                };
                 let _ = reply.send(r);
             }
             Command::AbortDrill { id, actor, reason, reply } => {
-                let r = self.abort_drill_command(id, &actor, &reason, now).await;
+                let r = match self.synthetic.as_ref().filter(|s| s.record.id == id) {
+                    Some(_) => self.abort_synthetic(&actor, &reason, now).ok_or_else(|| {
+                        CommandError::NoSuchDrill(format!("drill {id} is not running (finished, or never started)"))
+                    }),
+                    None => self.abort_drill_command(id, &actor, &reason, now).await,
+                };
                 let _ = reply.send(r);
             }
             Command::Failover { target, force, reason, actor, reply } => {
@@ -303,7 +321,7 @@ impl Engine {
             } else {
                 "start-up: applying the configured weights".to_string()
             };
-            let plan = TrafficPlan {
+            let mut plan = TrafficPlan {
                 id: PlanId::new(),
                 epoch: self.leadership.epoch,
                 weights: decision.weights.clone(),
@@ -313,6 +331,8 @@ impl Engine {
                 inputs: json!({ "regions": inputs.regions, "policy_quorum": self.config.policy.quorum }),
                 decided_at: now,
             };
+            let before = self.memory.current.clone();
+            self.note_synthetic_plan(&mut plan, &before);
             self.send_plan(plan.clone()).await;
             self.synced = true;
             sent = Some(plan);
@@ -320,6 +340,7 @@ impl Engine {
         if self.leadership.leader {
             self.memory = decision.memory.clone();
         }
+        self.follow_injection();
         self.publish_view(now);
         self.track_suspect_paths(now);
         for (r, w) in decision.weights.iter() {

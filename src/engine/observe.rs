@@ -27,6 +27,7 @@ impl Engine {
             self.dirty = true;
         }
         self.note_drill_lag(&sample);
+        self.metrics.set_lag(&sample.region, &sample.reading());
         self.lag.insert(sample.region.clone(), sample);
     }
 
@@ -46,6 +47,7 @@ impl Engine {
         rt.last = Some(obs.clone());
         self.incident_probe(&obs);
         self.note_drill_observation(&obs);
+        self.note_synthetic_observation(&obs);
         if let Some(t) = transition {
             self.incident_transition(&obs.check.region, Some(&obs.check.name), t.from, t.to, obs.at);
             info!(region = %obs.check.region, check = %obs.check.name, from = %t.from, to = %t.to, error = obs.error.as_deref(), "check health changed");
@@ -66,13 +68,18 @@ impl Engine {
         }
     }
 
-    /// Recomputes a region's health from its layers; records, notifies and counts a change.
+    /// Recomputes a region's health from its layers (exported per layer); records, notifies and
+    /// counts a change.
     pub(super) fn update_region(&mut self, region: &RegionName, at: DateTime<Utc>, detail: Option<String>) {
         let layers = self.layers_of(region);
+        for (layer, lh) in &layers {
+            self.metrics.set_layer_health(region, *layer, *lh);
+        }
         let h = health::region_health(&layers);
+        let note = self.synthetic_note(region);
         let Some(rt) = self.regions.get_mut(region) else { return };
         if rt.health != h {
-            info!(region = %region, from = %rt.health, to = %h, "region health changed");
+            info!(region = %region, from = %rt.health, to = %h, synthetic = note.as_deref(), "region health changed");
             self.store.send(Write::Transition(TransitionRecord {
                 id: Uuid::new_v4(),
                 at,
@@ -85,7 +92,10 @@ impl Engine {
                 detail,
             }));
             let from = rt.health;
-            let text = format!("region {region}: {from} → {h}");
+            let text = match &note {
+                Some(n) => format!("region {region}: {from} → {h} ({n})"),
+                None => format!("region {region}: {from} → {h}"),
+            };
             rt.health = h;
             rt.since = Some(at);
             self.metrics.set_region_health(region, h);
@@ -115,7 +125,9 @@ impl Engine {
         }
     }
 
-    /// The health of each layer of a region (None: no check on that layer).
+    /// The health of each layer of a region (None: no check on that layer). A passive check
+    /// counts only while it is degraded or down: its up, or its not knowing yet, is no evidence
+    /// of health, so it can make a layer worse and never better.
     pub(super) fn layers_of(&self, region: &RegionName) -> Vec<(Layer, Option<Health>)> {
         Layer::ALL
             .iter()
@@ -124,6 +136,7 @@ impl Engine {
                     .checks
                     .iter()
                     .filter(|(id, rt)| &id.region == region && rt.layer == *l)
+                    .filter(|(_, rt)| !rt.passive || matches!(rt.state.health, Health::Degraded | Health::Down))
                     .map(|(_, rt)| rt.state.health);
                 (*l, health::layer_health(hs))
             })

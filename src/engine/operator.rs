@@ -58,6 +58,7 @@ impl Engine {
     pub(super) async fn drive_operations(&mut self, now: DateTime<Utc>) {
         self.drive_switchover(now).await;
         self.drive_drill(now).await;
+        self.drive_synthetic(now).await;
     }
 
     /// Sends `weights` as an operator plan; `decide` may still move toward safety on top of them.
@@ -98,6 +99,9 @@ impl Engine {
 
     /// Who holds the operation lock, described.
     pub(super) fn busy(&self) -> Option<String> {
+        if let Some(s) = &self.synthetic {
+            return Some(format!("synthetic-failure drill {} ({})", s.record.id, s.record.state));
+        }
         if let Some(d) = &self.drill {
             return Some(format!(
                 "drill {} ({}, step {} of {})",

@@ -35,6 +35,9 @@ impl Engine {
             return;
         }
         let Some(tx) = self.ch.replication.clone() else { return };
+        if self.synthetic_blocks_promotion(format!("would have promoted {target} (old writer {})", self.writer)) {
+            return;
+        }
         if let Err(why) =
             self.config.policy.failover_gate(&target, self.lag.get(&target).map(LagSample::reading).as_ref())
         {

@@ -62,7 +62,11 @@ impl Engine {
         let newly_verified = all_verified && cur.verified_at.is_none();
         if newly_verified {
             cur.verified_at = Some(rep.at);
-            self.metrics.plan_applied(cur.plan.kind.as_str());
+            // A synthetic-failure drill's failover is counted apart, so that alerts on real
+            // failovers leave rehearsals out.
+            let synthetic = self.synthetic.as_ref().and_then(|s| s.record.report.synthetic.as_ref()?.automatic_plan);
+            let kind = if synthetic == Some(cur.plan.id) { "synthetic_failover" } else { cur.plan.kind.as_str() };
+            self.metrics.plan_applied(kind);
             for (r, w) in cur.plan.weights.iter() {
                 self.metrics.set_weight(r, w);
             }
@@ -88,6 +92,7 @@ impl Engine {
         }
         if newly_verified {
             self.on_plan_verified(rep.plan_id, rep.at);
+            self.note_synthetic_verified(rep.plan_id, rep.at);
         }
         self.store.send(Write::PlanOutcome {
             plan_id: rep.plan_id,
@@ -120,6 +125,7 @@ impl Engine {
             }
         }
         if let Some(p) = &rep.propagation {
+            self.note_synthetic_propagation(rep.plan_id, p.converged, rep.at);
             for i in self.incidents.propagated(rep.plan_id, &rep.provider, p.converged, p.elapsed.as_millis(), rep.at) {
                 self.store_incident(i);
             }

@@ -118,7 +118,7 @@ impl Engine {
             store: self.store.status(),
             drift: self.drift.values().cloned().collect(),
             failed_over,
-            drill: self.drill.as_ref().map(|d| d.status()),
+            drill: self.drill.as_ref().map(|d| d.status()).or_else(|| self.synthetic.as_ref().map(|s| s.status())),
             operator_hold: self.hold.clone(),
             writer: self.writer.clone(),
             promotion: self.promotion.clone(),

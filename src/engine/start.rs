@@ -8,13 +8,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use chrono::Utc;
-use secrecy::ExposeSecret;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::drill::ActiveDrill;
 use super::{CheckRuntime, Engine, EngineChannels, RegionRuntime};
-use crate::config::{CheckKind, Config};
+use crate::config::Config;
 use crate::decide::Memory;
 use crate::drill::DrillRecord;
 use crate::health::{CheckState, Health, Thresholds};
@@ -52,17 +51,14 @@ impl Engine {
         let checks = config
             .checks()
             .map(|c| {
-                let target = match &c.kind {
-                    CheckKind::Tcp { target } => target.clone(),
-                    CheckKind::Http { url, .. } => crate::redact::url(url),
-                    CheckKind::Postgres { dsn, .. } => crate::redact::dsn(dsn.expose_secret()),
-                };
+                let target = c.kind.target();
                 (
                     c.id.clone(),
                     CheckRuntime {
                         layer: c.layer,
                         thresholds: Thresholds { fall: c.fall, rise: c.rise },
                         kind: c.kind.type_name(),
+                        passive: c.kind.is_passive(),
                         target,
                         state: CheckState::default(),
                         last: None,
@@ -122,6 +118,7 @@ impl Engine {
             maintenance,
             lag: BTreeMap::new(),
             drill,
+            synthetic: None,
             hold,
             switchover: None,
             open_ops: Vec::new(),
@@ -138,6 +135,7 @@ impl Engine {
             dirty: true,
             last_publish: None,
             incidents: crate::incidents::Tracker::new(),
+            traces: None,
             coordination: Default::default(),
             heartbeat: None,
         }

@@ -177,6 +177,7 @@ impl Harness {
             notify: None,
             coord: links,
             reprobe: Default::default(),
+            injection: tokio::sync::watch::channel(None).0,
         };
         let engine = Engine::new(config, handle, ch, Arc::new(Metrics::new()), Resume::default());
         Self { engine, store, plans, coord, _senders: (obs_tx, rep_tx, cmd_tx) }
@@ -193,6 +194,7 @@ impl Harness {
             detail: None,
             vantage: rn("primary"),
             at,
+            synthetic: None,
         });
     }
 
@@ -213,6 +215,7 @@ impl Harness {
             at,
             breaker: BreakerPhase::Closed,
             propagation: None,
+            propagation_follows: false,
         });
     }
 
@@ -444,7 +447,10 @@ fn peer(vantage: &str, seen: &[(&str, Health)]) -> (RegionName, Peer) {
         .collect();
     (
         rn(vantage),
-        Peer { view: View { vantage: rn(vantage), at: t(0), regions }, received: tokio::time::Instant::now() },
+        Peer {
+            view: View { vantage: rn(vantage), at: t(0), regions, synthetic: None },
+            received: tokio::time::Instant::now(),
+        },
     )
 }
 

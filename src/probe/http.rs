@@ -186,7 +186,7 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// What went wrong in reqwest, with its innermost cause, so that the reason of a failure can be
 /// told from the observation.
-fn describe(e: &reqwest::Error) -> String {
+pub(super) fn describe(e: &reqwest::Error) -> String {
     let what = match (e.is_timeout(), e.is_connect()) {
         (true, _) => "timed out",
         (false, true) => "connection failed",

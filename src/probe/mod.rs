@@ -1,4 +1,7 @@
-//! Probes: one target at one layer, probed with a hard timeout.
+//! Probes: one target at one layer, probed with a hard timeout: a TCP connect, an HTTP GET, a
+//! PostgreSQL query; a number scraped from a metrics endpoint or asked of Prometheus and judged
+//! against limits ([`metric`], [`promql`]); and, passive, HAProxy's view of the live traffic
+//! ([`haproxy`]).
 //!
 //! A [`Probe`] answers with a [`ProbeResult`]; a refused connection, a wrong
 //! status or a timeout is a result, never an `Err`. The [`runner`] turns
@@ -7,8 +10,11 @@
 //! another.
 
 pub mod attempts;
+pub mod haproxy;
 pub mod http;
+pub mod metric;
 pub mod postgres;
+pub mod promql;
 pub mod runner;
 pub mod tcp;
 
@@ -31,18 +37,36 @@ pub struct ProbeResult {
     /// The latency of the attempt that answered, when it differs from the whole
     /// probe's (see [`attempts`]); None: the runner measures the whole probe.
     pub latency: Option<Duration>,
+    /// Answered, but what it answered is past a degraded limit (a metric check's value):
+    /// why. The runner records the probe as degraded whatever its latency.
+    pub degraded: Option<String>,
 }
 
 impl ProbeResult {
     /// A correct answer.
     pub fn ok(detail: Option<String>) -> Self {
-        Self { ok: true, error: None, detail, latency: None }
+        Self { ok: true, error: None, detail, latency: None, degraded: None }
+    }
+
+    /// A correct answer whose content is past a degraded limit, with the reason.
+    pub fn degraded(reason: impl Into<String>, detail: Option<String>) -> Self {
+        Self { ok: true, error: None, detail, latency: None, degraded: Some(crate::redact::text(&reason.into())) }
+    }
+
+    /// The probe result of a judged [`Reading`](crate::signal::Reading): the value's text
+    /// becomes the detail of a pass.
+    pub fn of_reading(reading: crate::signal::Reading) -> Self {
+        match reading {
+            crate::signal::Reading::Ok(detail) => Self::ok(Some(detail)),
+            crate::signal::Reading::Degraded(why) => Self::degraded(why, None),
+            crate::signal::Reading::Failed(why) => Self::failed(why),
+        }
     }
 
     /// A failure with its reason, redacted ([`crate::redact::text`]): an HTTP
     /// client's error names the URL, credentials included.
     pub fn failed(error: impl Into<String>) -> Self {
-        Self { ok: false, error: Some(crate::redact::text(&error.into())), detail: None, latency: None }
+        Self { ok: false, error: Some(crate::redact::text(&error.into())), detail: None, latency: None, degraded: None }
     }
 }
 
@@ -70,6 +94,15 @@ pub fn build(check: &CheckConfig, http: &reqwest::Client) -> Arc<dyn Probe> {
         )),
         CheckKind::Postgres { dsn, expect_recovery } => {
             Arc::new(postgres::PostgresProbe::new(dsn.clone(), *expect_recovery, check.timeout))
+        }
+        CheckKind::Metric { url, source, limits } => {
+            Arc::new(metric::MetricProbe::new(http.clone(), url.clone(), source.clone(), *limits, check.timeout))
+        }
+        CheckKind::Promql { url, query, limits } => {
+            Arc::new(promql::PromqlProbe::new(http.clone(), url, query.clone(), *limits, check.timeout))
+        }
+        CheckKind::Haproxy { admin, backend, server, limits } => {
+            Arc::new(haproxy::HaproxyProbe::new(admin.clone(), backend.clone(), server.clone(), *limits))
         }
     };
     if check.attempts > 1 { Arc::new(attempts::Attempts::new(probe, check.attempts, check.timeout)) } else { probe }

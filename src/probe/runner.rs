@@ -37,6 +37,7 @@ use tracing::{debug, instrument};
 
 use super::Probe;
 use crate::config::CheckConfig;
+use crate::drill::synthetic::Injection;
 use crate::metrics::Metrics;
 use crate::observation::{Observation, Outcome};
 use crate::region::Vantage;
@@ -49,6 +50,7 @@ pub struct Runner {
     tx: mpsc::Sender<Observation>,
     metrics: Arc<Metrics>,
     reprobe: Option<watch::Receiver<u64>>,
+    injection: Option<watch::Receiver<Option<Injection>>>,
 }
 
 impl Runner {
@@ -60,7 +62,7 @@ impl Runner {
         tx: mpsc::Sender<Observation>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { check, probe, vantage, tx, metrics, reprobe: None }
+        Self { check, probe, vantage, tx, metrics, reprobe: None, injection: None }
     }
 
     /// Enters confirmation (a probe at once, not sooner than `fast_interval` after the
@@ -68,6 +70,14 @@ impl Runner {
     /// changes: a peer has started to see this check's region fail.
     pub fn with_reprobe(mut self, reprobe: watch::Receiver<u64>) -> Self {
         self.reprobe = Some(reprobe);
+        self
+    }
+
+    /// Reports this check's probes failed while a synthetic-failure drill injects a failure of
+    /// its region (`drill::synthetic`); the real outcome goes into the observation and the
+    /// probe metrics.
+    pub fn with_injection(mut self, injection: watch::Receiver<Option<Injection>>) -> Self {
+        self.injection = Some(injection);
         self
     }
 
@@ -140,6 +150,7 @@ impl Runner {
                 None,
             ),
             Ok(r) if !r.ok => (Outcome::Failed, r.error, r.detail),
+            Ok(r) if r.degraded.is_some() => (Outcome::Degraded, r.degraded, r.detail),
             Ok(r) => match self.check.degraded_latency {
                 Some(limit) if latency > limit => (
                     Outcome::Degraded,
@@ -151,6 +162,14 @@ impl Runner {
         };
         self.metrics.observe_probe(&self.check.id, self.check.layer, latency, outcome);
         debug!(outcome = ?outcome, latency_ms = latency.as_millis() as u64, error = error.as_deref(), "probe");
+        let at = Utc::now();
+        let injected = self.injection.as_ref().and_then(|rx| rx.borrow().clone());
+        let (outcome, error, synthetic) = match injected {
+            Some(i) if i.applies(&self.check.id.region, at) => {
+                (Outcome::Failed, Some(i.error(error.as_deref())), Some(outcome))
+            }
+            _ => (outcome, error, None),
+        };
         Observation {
             check: self.check.id.clone(),
             layer: self.check.layer,
@@ -159,7 +178,8 @@ impl Runner {
             error,
             detail,
             vantage: self.vantage.clone(),
-            at: Utc::now(),
+            at,
+            synthetic,
         }
     }
 }
@@ -472,5 +492,27 @@ mod tests {
         // Ok in a row confirm), then the normal interval again.
         assert_eq!(gaps, vec![300, 100, 100, 1000], "{starts:?}");
         cancel.cancel();
+    }
+
+    #[tokio::test]
+    async fn an_injection_reports_its_regions_probes_failed_with_the_real_outcome_kept() {
+        let fake = Fake::new(vec![Step::After(0, true)]);
+        let (tx, _rx) = mpsc::channel(4);
+        let (inject, injection) = watch::channel(None);
+        let runner = Runner::new(check(3, 2), fake, RegionName::new("here"), tx, Arc::new(Metrics::new()))
+            .with_injection(injection);
+        assert_eq!(runner.tick().await.outcome, Outcome::Ok);
+        let drill = crate::drill::DrillId::new();
+        let until = Utc::now() + chrono::Duration::seconds(60);
+        inject.send_replace(Some(Injection { drill, region: RegionName::new("primary"), until }));
+        let obs = runner.tick().await;
+        assert_eq!((obs.outcome, obs.synthetic), (Outcome::Failed, Some(Outcome::Ok)));
+        assert!(obs.error.unwrap().contains(&drill.to_string()));
+        // Another region's injection, or one past its deadline, changes nothing.
+        inject.send_replace(Some(Injection { drill, region: RegionName::new("dr"), until }));
+        assert_eq!(runner.tick().await.synthetic, None);
+        let past = Utc::now() - chrono::Duration::seconds(1);
+        inject.send_replace(Some(Injection { drill, region: RegionName::new("primary"), until: past }));
+        assert_eq!(runner.tick().await.outcome, Outcome::Ok);
     }
 }

@@ -126,12 +126,7 @@ fn serde_word<T: serde::Serialize>(v: T) -> String {
     serde_json::to_value(v).ok().and_then(|j| j.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
-text_column!(
-    PlanKind,
-    "plan kind",
-    |k| k.as_str(),
-    [Normal, DegradeShift, Failover, Failback, Maintenance, Manual, Drill]
-);
+text_column!(PlanKind, "plan kind", |k| k.as_str(), all = PlanKind::ALL);
 text_column!(
     DrillState,
     "drill state",

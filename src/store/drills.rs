@@ -65,6 +65,7 @@ impl TryFrom<DrillRow> for DrillRecord {
             reason: r.reason,
             schedule: None,
             planned: Vec::new(),
+            synthetic: false,
         });
         Ok(DrillRecord {
             id: DrillId(r.id),

@@ -93,6 +93,10 @@ pub struct ApplyReport {
     /// DNS providers: how long until every server served the new answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub propagation: Option<PropagationReport>,
+    /// A verified write after which this provider checks DNS propagation: a report with
+    /// `propagation` follows.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub propagation_follows: bool,
 }
 
 /// Timing of retries.
@@ -276,7 +280,7 @@ impl Worker {
     }
 
     async fn report(&self, plan: &TrafficPlan, result: ApplyResult, attempts: u32, started: Instant) {
-        self.report_with(plan, result, attempts, started, None).await;
+        self.report_with(plan, result, attempts, started, None, false).await;
     }
 
     async fn report_with(
@@ -286,6 +290,7 @@ impl Worker {
         attempts: u32,
         started: Instant,
         propagation: Option<PropagationReport>,
+        propagation_follows: bool,
     ) {
         self.metrics.set_breaker(self.name(), self.breaker.phase());
         // A provider's error text may name its URL with credentials.
@@ -307,6 +312,7 @@ impl Worker {
                 at: Utc::now(),
                 breaker: self.breaker.phase(),
                 propagation,
+                propagation_follows,
             })
             .await;
     }
@@ -327,6 +333,7 @@ impl Worker {
                 }
                 Permit::Call => {
                     let mut standing = self.standing.clone();
+                    let attempt_started = Instant::now();
                     let result = tokio::select! {
                         r = self.attempt(plan) => r,
                         () = stepped_down(&mut standing, plan) => Err(ProviderError::Fenced {
@@ -335,6 +342,7 @@ impl Worker {
                             retryable: false,
                         }),
                     };
+                    self.metrics.observe_provider_apply(self.name(), attempt_started.elapsed(), result.is_ok());
                     let _ = backoff.next_wait(); // count the attempt
                     let attempts = backoff.attempts();
                     match result {
@@ -343,8 +351,12 @@ impl Worker {
                             self.drifted = None;
                             self.metrics.set_drift(self.name(), false);
                             info!(attempts, elapsed_ms = started.elapsed().as_millis() as u64, weights = %plan.weights, "plan applied and verified");
-                            self.report(plan, ApplyResult::Verified, attempts, started).await;
-                            self.check_propagation(plan, attempts, started).await;
+                            let target = self.slot.provider.propagation_target(plan);
+                            self.report_with(plan, ApplyResult::Verified, attempts, started, None, target.is_some())
+                                .await;
+                            if let Some(target) = target {
+                                self.check_propagation(plan, &target, attempts, started).await;
+                            }
                             return Ended::Verified;
                         }
                         Err(e) => {
@@ -419,10 +431,15 @@ impl Worker {
     }
 
     /// For DNS providers: waits until every server serves the plan (bounded) and reports how long it took.
-    async fn check_propagation(&self, plan: &TrafficPlan, attempts: u32, started: Instant) {
-        let Some(target) = self.slot.provider.propagation_target(plan) else { return };
+    async fn check_propagation(
+        &self,
+        plan: &TrafficPlan,
+        target: &propagation::Target,
+        attempts: u32,
+        started: Instant,
+    ) {
         let guard = &self.slot.guard;
-        let report = propagation::check(&target, &guard.resolvers, guard.propagation_timeout).await;
+        let report = propagation::check(target, &guard.resolvers, guard.propagation_timeout).await;
         if report.converged {
             info!(elapsed_ms = report.elapsed.as_millis() as u64, servers = report.servers.len(), "plan propagated");
         } else {
@@ -430,7 +447,7 @@ impl Worker {
                 report.servers.iter().filter(|s| !s.converged).map(|s| s.server.to_string()).collect();
             warn!(?late, bound = ?guard.propagation_timeout, "plan not propagated within the bound");
         }
-        self.report_with(plan, ApplyResult::Verified, attempts, started, Some(report)).await;
+        self.report_with(plan, ApplyResult::Verified, attempts, started, Some(report), false).await;
     }
 
     /// Reads the provider back and compares with the plan; reports drift and

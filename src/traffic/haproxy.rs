@@ -19,18 +19,15 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{LiveState, ProviderError, TrafficProvider};
-use crate::config::{HaproxyAdmin, HaproxyConfig};
+use crate::config::HaproxyConfig;
 use crate::plan::{Epoch, TrafficPlan, Weights};
 use crate::region::RegionName;
 
 /// Admin-state bits of `show servers state` meaning "takes no new traffic":
 /// maintenance (forced, inherited, config, resolution, hostname) and drain (forced, inherited).
 const ADMIN_NO_TRAFFIC: u32 = 0x01 | 0x02 | 0x04 | 0x08 | 0x10 | 0x20 | 0x40;
-/// Largest response read from one command.
-const MAX_RESPONSE: u64 = 1 << 20;
 
 /// Drives one backend's server weights.
 #[derive(Debug)]
@@ -124,19 +121,7 @@ impl HaproxyProvider {
 
     /// Sends one command and returns the answer (the runtime API closes after each).
     async fn command(&self, cmd: &str) -> Result<String, ProviderError> {
-        let work = async {
-            match &self.cfg.admin {
-                HaproxyAdmin::Tcp(addr) => {
-                    let s = tokio::net::TcpStream::connect(addr).await?;
-                    exchange(s, cmd).await
-                }
-                HaproxyAdmin::Unix(path) => {
-                    let s = tokio::net::UnixStream::connect(path).await?;
-                    exchange(s, cmd).await
-                }
-            }
-        };
-        match tokio::time::timeout(self.cfg.timeout, work).await {
+        match tokio::time::timeout(self.cfg.timeout, crate::haproxy_runtime::command(&self.cfg.admin, cmd)).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(e)) => Err(self.unreachable(format!("runtime API: {e}"))),
             Err(_) => Err(self.unreachable(format!("runtime API timed out after {:?}", self.cfg.timeout))),
@@ -159,14 +144,6 @@ impl HaproxyProvider {
             _ => Ok(()),
         }
     }
-}
-
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, cmd: &str) -> std::io::Result<String> {
-    s.write_all(format!("{cmd}\n").as_bytes()).await?;
-    s.flush().await?;
-    let mut out = String::new();
-    (&mut s).take(MAX_RESPONSE).read_to_string(&mut out).await?;
-    Ok(out)
 }
 
 #[async_trait]

@@ -18,10 +18,17 @@ const PURE: &[&str] = &[
     "lag/reconcile.rs",
     "drill/mod.rs",
     "drill/phase.rs",
+    "drill/synthetic.rs",
     "policy.rs",
     "alarm.rs",
     "coord/view.rs",
     "selfcheck.rs",
+    "signal/mod.rs",
+    "signal/selector.rs",
+    "signal/node.rs",
+    "signal/promql.rs",
+    "signal/haproxy.rs",
+    "traces/spans.rs",
 ];
 /// Crates whose presence in a pure module means I/O, a clock source or a runtime.
 const IO_CRATES: &[&str] = &["tokio", "sqlx", "reqwest", "axum", "hyper", "std::fs", "std::net", "tracing"];
@@ -165,7 +172,8 @@ fn the_judgement_core_does_no_io() {
     let src_dir = workspace_dir("");
     let mut checked = 0;
     for file in PURE {
-        let Ok(src) = std::fs::read_to_string(src_dir.join(file)) else { continue };
+        let src = std::fs::read_to_string(src_dir.join(file))
+            .unwrap_or_else(|e| panic!("pure module {file} listed but not readable: {e}"));
         checked += 1;
         let code = non_test(&src);
         for krate in IO_CRATES {

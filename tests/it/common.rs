@@ -127,6 +127,8 @@ pub struct Spec {
     pub extra: String,
     /// Extra `[regions.postgres]` lines per region (primary, standby, dr).
     pub pg_extra: [Vec<String>; 3],
+    /// More checks per region (primary, standby, dr): `[[regions.checks]]` bodies.
+    pub region_checks: [Vec<String>; 3],
     /// Put a `FaultProxy` between the orchestrator and each region's app (and database).
     pub fault_proxies: bool,
     /// Put a `FaultProxy` between the orchestrator and its store.
@@ -164,6 +166,7 @@ impl Default for Spec {
             auth: true,
             extra: String::new(),
             pg_extra: Default::default(),
+            region_checks: Default::default(),
             fault_proxies: false,
             store_proxy: false,
             provider_proxy: false,
@@ -268,6 +271,7 @@ pub async fn spawn_app_with(spec: Spec, opts: AppOptions) -> TestApp {
             pg_dsn,
             pg_expect_recovery: spec.region_dsns.as_ref().map(|_| i != 0),
             pg_extra: spec.pg_extra[i].clone(),
+            extra_checks: spec.region_checks[i].clone(),
         });
         addresses.push(address);
         apps.push(app);

@@ -21,7 +21,8 @@ async fn evacuate_primary_and_hold(app: &mut crate::common::TestApp, hold_second
     d["id"].as_str().unwrap().to_string()
 }
 
-fn kinds(d: &serde_json::Value) -> Vec<String> {
+/// The kinds of a drill's timeline entries, in order.
+pub(crate) fn kinds(d: &serde_json::Value) -> Vec<String> {
     d["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect()
 }
 

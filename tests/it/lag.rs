@@ -15,13 +15,14 @@ use sqlx::Row;
 
 use crate::common::{Spec, spawn_app, w};
 
-struct Topology {
+/// A primary and two streaming standbys of it (standby and DR), named after `tag`.
+pub(crate) struct Topology {
     primary: PgCluster,
     standby: PgCluster,
     dr: PgCluster,
 }
 
-async fn topology(tag: &str) -> Topology {
+pub(crate) async fn topology(tag: &str) -> Topology {
     let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let primary = PgCluster::start_primary(&format!("{tag}-primary"), lo, &PgOptions::default()).await.unwrap();
     let standby =
@@ -45,6 +46,7 @@ fn config(t: &Topology, tag: &str) -> Arc<Config> {
             pg_expect_recovery: None,
             // pg_basebackup named each standby's WAL receiver after its cluster.
             pg_extra: vec![format!("application_name = \"{tag}-{name}\"")],
+            extra_checks: Vec::new(),
         })
         .collect();
     let mut params =
@@ -66,7 +68,7 @@ async fn write_wal(c: &mut sqlx::PgConnection, rows: i32, pad: i32) {
 }
 
 /// Harness settings over the topology: no PowerDNS, and per-standby `[regions.postgres]` lines.
-fn lag_spec(t: &Topology, tag: &str, standby: &[&str], dr: &[&str]) -> Spec {
+pub(crate) fn lag_spec(t: &Topology, tag: &str, standby: &[&str], dr: &[&str]) -> Spec {
     let lines = |name: &str, extra: &[&str]| {
         std::iter::once(format!("application_name = \"{tag}-{name}\""))
             .chain(extra.iter().map(|l| l.to_string()))

@@ -83,24 +83,35 @@ function drillForm(st, pick) {
       field("Hold each step (seconds) ", h("input", { id: "dr-hold", type: "number", min: "0", max: "3600", value: "30" })),
       h("fieldset", { class: "field" }, h("legend", null, "Mode"),
         mode("dry", true, " dry run (decide and record; providers untouched)"),
-        mode("live", false, " live (moves real traffic)"))),
+        mode("live", false, " live (moves real traffic)"),
+        mode("synthetic", false, " synthetic failure (rehearse the automation: the region's probes are reported failed, the automatic failover moves real traffic, then it rolls back; steps are ignored)"))),
     h("p", { id: "dr-steps-hint", class: "hint" }, "Increasing percentages, e.g. ", h("code", null, "50, 100"),
       ". After the last hold the drill rolls back automatically."),
     previewBox(),
   ];
 }
 
-const liveMode = () => document.querySelector('input[name="dr-mode"]:checked').value === "live";
+const drillMode = () => document.querySelector('input[name="dr-mode"]:checked').value;
+const liveMode = () => drillMode() === "live";
 
 /** The drill's expected weights: now, after each step, and after the rollback. */
 function drillPreview() {
   const region = $("dr-region").value;
   const steps = parseSteps($("dr-steps").value);
   const live = liveMode();
-  $("dlg-confirm").textContent = live ? "Start LIVE drill" : "Start dry-run drill";
-  if (!steps) return h("p", { class: "dlg-error" }, STEPS_ERROR);
   const now = currentWeights();
   const to = successor(state.status, region);
+  if (drillMode() === "synthetic") {
+    $("dlg-confirm").textContent = "Start SYNTHETIC-FAILURE drill";
+    if (!to) return h("p", { class: "dlg-error" }, `No healthy region can take ${region}'s share.`);
+    const w = Object.assign({}, now);
+    w[to.name] = (w[to.name] || 0) + (w[region] || 0);
+    w[region] = 0;
+    return [planHeading("(expected, if the automation fails over as configured)"), weightsTable([["now", now], ["automatic failover", w], ["rollback", now]]),
+      h("p", { class: "small" }, h("b", null, "SYNTHETIC FAILURE:"), ` ${region}'s probes are reported failed on every vantage; real traffic moves to the failover order's choice (${to.name} now), holds ${$("dr-hold").value} s, and comes back once ${region}'s real probes pass. Refused while any region is unhealthy.`)];
+  }
+  $("dlg-confirm").textContent = live ? "Start LIVE drill" : "Start dry-run drill";
+  if (!steps) return h("p", { class: "dlg-error" }, STEPS_ERROR);
   if (!to) return h("p", { class: "dlg-error" }, `No healthy region can take ${region}'s share.`);
   const rows = [["now", now]];
   for (const s of steps) {
@@ -130,8 +141,11 @@ export function openDrill(name) {
     request: () => {
       const steps = parseSteps($("dr-steps").value);
       const hold = Number($("dr-hold").value);
-      if (!steps) return { error: STEPS_ERROR };
       if (!Number.isInteger(hold) || hold < 0) return { error: "Hold must be a whole number of seconds." };
+      if (drillMode() === "synthetic") {
+        return { url: "/api/v1/drills", body: { evacuate: $("dr-region").value, synthetic_failure: true, hold_seconds: hold } };
+      }
+      if (!steps) return { error: STEPS_ERROR };
       return { url: "/api/v1/drills", body: { evacuate: $("dr-region").value, steps, hold_seconds: hold, dry_run: !liveMode() } };
     },
   });

@@ -16,7 +16,9 @@ const banner = (cls, role, name, title, ...rest) =>
 function failedOverBanner(st, current, normal) {
   // The status calls any region below its normal weight "failed over"; name a partial shift as such.
   const kind = st.plan ? st.plan.kind : "";
-  const title = kind === "degrade_shift" ? "TRAFFIC SHIFTED" : kind === "maintenance" ? "REGION DRAINED" : kind === "drill" ? "DRILL SHIFT" : "FAILED OVER";
+  const synthetic = st.drill && st.drill.synthetic;
+  const plain = kind === "degrade_shift" ? "TRAFFIC SHIFTED" : kind === "maintenance" ? "REGION DRAINED" : kind === "drill" ? "DRILL SHIFT" : "FAILED OVER";
+  const title = synthetic ? `${plain} (SYNTHETIC DRILL)` : plain;
   return banner("b-failover", "alert", "failed-over", title,
     h("span", null, `Traffic is away from its normal split: now ${current || "nowhere"} (normal: ${normal}).`,
       st.plan ? ` Plan: ${st.plan.kind ?? ""} — ${st.plan.reason ?? ""}.` : ""));
@@ -27,9 +29,9 @@ const alarmBanner = (a) => banner("b-alarm", "alert", "alarm", "ALARM",
     h("span", { class: "muted-on" }, `since ${dayClock(a.since)}`)));
 
 function drillBanner(d) {
-  const what = [d.dry_run ? "dry run" : "LIVE", d.evacuate ? `evacuating ${d.evacuate}` : "", d.state || d.phase || "",
+  const what = [d.synthetic ? "SYNTHETIC FAILURE (the automation moves real traffic)" : d.dry_run ? "dry run" : "LIVE", d.evacuate ? (d.synthetic ? `of ${d.evacuate}` : `evacuating ${d.evacuate}`) : "", d.state || d.phase || "",
     d.step != null ? `step ${d.step}${Array.isArray(d.steps) ? ` of ${d.steps.length}` : ""}` : ""].filter(Boolean).join(" · ");
-  return banner("b-drill", "alert", "drill", "DRILL",
+  return banner("b-drill", "alert", "drill", d.synthetic ? "SYNTHETIC DRILL" : "DRILL",
     h("span", null, what, d.id ? [" ", h("span", { class: "muted-on" }, `(${d.id})`)] : ""),
     d.id ? h("button", { type: "button", class: "btn small on-dark", "data-abort-drill": d.id, "data-mutating": "" }, "Abort drill…") : "");
 }

@@ -76,6 +76,6 @@ export function renderDrill(st) {
   if (!d) { patch($("drill"), h("p", { class: "muted" }, "No drill running.")); return; }
   const rows = Object.entries(d).filter(([, v]) => v == null || typeof v !== "object" || Array.isArray(v))
     .map(([k, v]) => kv(k, String(Array.isArray(v) ? v.join(", ") : v ?? "–")));
-  patch($("drill"), h("p", null, chip("degraded", d.dry_run ? "dry-run drill running" : "LIVE drill running")), h("dl", { class: "kv" }, rows),
+  patch($("drill"), h("p", null, chip("degraded", d.synthetic ? "SYNTHETIC-FAILURE drill running" : d.dry_run ? "dry-run drill running" : "LIVE drill running")), h("dl", { class: "kv" }, rows),
     d.id ? h("div", { class: "actions" }, h("button", { type: "button", class: "btn danger", "data-abort-drill": d.id, "data-mutating": "" }, "Abort drill…")) : "");
 }

@@ -389,6 +389,7 @@ fn status_drill_incident_event_and_audit_values_fit_their_documented_schemas() {
         reason: "game day".into(),
         schedule: None,
         planned: vec![],
+        synthetic: false,
     };
     let drill = DrillRecord {
         id: DrillId(uuid::Uuid::new_v4()),

@@ -1,11 +1,13 @@
 //! `[[regions.checks]]`: one probe target at one layer: its type (`tcp`,
-//! `http`, `postgres`) with that type's fields, its timing (interval, re-probe
+//! `http`, `postgres`; `metric`, `promql` and the passive `haproxy` in [`signal_checks`]) with
+//! that type's fields, its timing (interval, re-probe
 //! interval, timeout, degraded latency) and its counts (fall, rise, attempts).
 
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::signal_checks;
 use crate::config::dsn::looks_like_dsn;
 use crate::config::error::Problems;
 use crate::config::raw::RawCheck;
@@ -27,11 +29,17 @@ pub(super) fn validate(
     // Every field is checked even when an earlier one failed, so one run of
     // `check-config` lists all of a check's problems; the `?`s come last.
     let layer = layer(key, c, p);
-    let kind = kind(key, c, pg, p);
+    let kind = kind(key, c, region, pg, p);
     let timing = timing(key, c, p);
     let fall = count(key, "fall", c.fall, 3, p);
     let rise = count(key, "rise", c.rise, 2, p);
-    let attempts = count(key, "attempts", c.attempts, DEFAULT_ATTEMPTS, p);
+    // Hedged attempts rescue a lost connection; a number past its limit would only be read
+    // again, so the checks that judge numbers make one attempt unless told otherwise.
+    let default_attempts = match c.kind.as_deref() {
+        Some("metric" | "promql" | "haproxy") => 1,
+        _ => DEFAULT_ATTEMPTS,
+    };
+    let attempts = count(key, "attempts", c.attempts, default_attempts, p);
     Some(CheckConfig {
         id: CheckId::new(region?.clone(), name?),
         layer: layer?,
@@ -64,25 +72,36 @@ fn layer(key: &str, c: &RawCheck, p: &mut Problems) -> Option<Layer> {
 }
 
 /// `type` and the fields that type needs.
-fn kind(key: &str, c: &RawCheck, pg: Option<&RegionPostgres>, p: &mut Problems) -> Option<CheckKind> {
+fn kind(
+    key: &str,
+    c: &RawCheck,
+    region: Option<&RegionName>,
+    pg: Option<&RegionPostgres>,
+    p: &mut Problems,
+) -> Option<CheckKind> {
+    if let Some(kind) = c.kind.as_deref() {
+        signal_checks::foreign_fields(key, kind, c, p);
+    }
     match c.kind.as_deref() {
         Some("tcp") => tcp(key, c, p),
         Some("http") => http(key, c, p),
         Some("postgres") => postgres(key, c, pg, p),
+        Some("metric") => signal_checks::metric(key, c, p),
+        Some("promql") => signal_checks::promql(key, c, p),
+        Some("haproxy") => signal_checks::haproxy(key, c, region, p),
         Some(o) => {
-            p.push(
-                format!("{key}.type"),
-                format!("`{o}` is not a check type"),
-                "use \"tcp\", \"http\" or \"postgres\"",
-            );
+            p.push(format!("{key}.type"), format!("`{o}` is not a check type"), format!("use {TYPES}"));
             None
         }
         None => {
-            p.push(format!("{key}.type"), "missing", "add type = \"tcp\" | \"http\" | \"postgres\"");
+            p.push(format!("{key}.type"), "missing", format!("add type = {TYPES}"));
             None
         }
     }
 }
+
+/// Every check type, as a fix names them.
+const TYPES: &str = "\"tcp\" | \"http\" | \"postgres\" | \"metric\" | \"promql\" | \"haproxy\"";
 
 /// `type = "tcp"`: `target` is host:port.
 fn tcp(key: &str, c: &RawCheck, p: &mut Problems) -> Option<CheckKind> {

@@ -22,6 +22,8 @@ mod providers;
 mod regions;
 mod replication;
 mod schedule;
+mod signal_checks;
+mod traces;
 
 use secrecy::SecretString;
 
@@ -52,6 +54,7 @@ impl Config {
         let coordination = coordination::validate(&raw.coordination, &names, me, &mut p);
         policy.quorum = coordination::quorum(raw.policy.quorum, &coordination, &mut p);
         let limits = limits::validate(&raw.limits, &mut p);
+        let traces = traces::validate(&raw.traces, env, &mut p);
         if !p.0.is_empty() {
             return Err(ConfigError::Invalid(p.0));
         }
@@ -75,6 +78,7 @@ impl Config {
             replication,
             coordination,
             limits,
+            traces,
         })
     }
 }

@@ -70,8 +70,9 @@ fn scheduled_drill(
         evacuate: d.evacuate.clone(),
         target: d.target.clone(),
         steps: d.steps.clone(),
-        hold_seconds: Some(d.hold.unwrap_or(Duration::from_secs(30)).as_secs_f64()),
+        hold_seconds: d.hold.map(|h| h.as_secs_f64()),
         dry_run: d.dry_run.unwrap_or(false),
+        synthetic_failure: d.synthetic_failure.unwrap_or(false),
         reason: d.reason.clone().unwrap_or_else(|| format!("scheduled drill {name}")),
     };
     // The same rules as a drill started through the API; the API's field name

@@ -399,3 +399,59 @@ async fn without_an_etcd_majority_nobody_moves_traffic_and_without_stores_failov
     }
     c.stop().await;
 }
+
+/// A synthetic-failure drill with three vantages and quorum 2: the leader's injection reaches the
+/// followers through the view it publishes, so a quorum of vantages sees the (healthy) primary
+/// down and the automation fails over for real; the drill then lifts it everywhere and rolls back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synthetic_failure_reaches_every_vantage_so_the_quorum_fails_over_and_it_rolls_back() {
+    let _serial = SERIAL.lock().await;
+    let (c, leader) = up().await;
+    let body = json!({ "evacuate": "primary", "synthetic_failure": true, "hold_seconds": 2, "reason": "rehearsal" });
+    let (code, d) = c.post(&leader, "/api/v1/drills", &body).await.unwrap();
+    assert_eq!(code, 201, "{d}");
+    let id = d["id"].as_str().unwrap().to_string();
+    let synthetic_from = |s: &Value| -> Vec<String> {
+        s["regions"][0]["views"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v["health"] == "down" && v["reasons"].to_string().contains("synthetic failure injected"))
+            .filter_map(|v| v["vantage"].as_str().map(str::to_string))
+            .collect()
+    };
+    let st = c
+        .wait_status(&leader, T, |s| synthetic_from(s).len() == 3)
+        .await
+        .expect("every vantage sees the injected failure of the primary");
+    assert_eq!(st["regions"][0]["name"], "primary");
+    c.wait_status(&leader, T, |s| s["plan"]["weights"]["primary"] == json!(0) && !s["plan"]["verified_at"].is_null())
+        .await
+        .expect("the quorum fails the primary over");
+    let ip = c.powerdns_answer().await.unwrap().expect("an answer");
+    assert_ne!(c.region_of(ip), Some("primary"));
+
+    let deadline = Instant::now() + T;
+    let d = loop {
+        let (code, d) = c.get(&leader, &format!("/api/v1/drills/{id}")).await.unwrap();
+        assert_eq!(code, 200, "{d}");
+        if d["finished_at"].is_string() {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "drill not finished: {d}\n{}", c.describe().await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(d["state"], "completed", "{d}");
+    let rto = d["report"]["synthetic"]["rto_ms"].as_u64().expect("the RTO measured");
+    eprintln!("synthetic drill, three vantages: RTO {rto} ms");
+    // Lifted everywhere, rolled back: the normal plan verified, no vantage still sees it down.
+    c.wait_status(&leader, T, |s| weights_of(s) == normal() && !s["plan"]["verified_at"].is_null())
+        .await
+        .expect("rolled back to the normal plan");
+    for v in c.vantages() {
+        c.wait_status(&v, T, |s| s["regions"][0]["health"] == "up")
+            .await
+            .unwrap_or_else(|e| panic!("the primary up again at {v}: {e}"));
+    }
+    c.stop().await;
+}

@@ -20,8 +20,8 @@ pub(super) fn validate(
     p: &mut Problems,
 ) -> Option<HaproxyConfig> {
     let name = h.name.clone().unwrap_or_else(|| "haproxy".into());
-    let admin = admin(key, h, p);
-    let backend = backend(key, h, p);
+    let admin = admin(key, h.admin_addr.as_ref(), h.admin_socket.as_deref(), p);
+    let backend = backend(key, h.backend.as_deref(), p);
     let servers = servers(&name, regions, p);
     Some(HaproxyConfig {
         name,
@@ -32,9 +32,14 @@ pub(super) fn validate(
     })
 }
 
-/// `admin_addr` or `admin_socket`: exactly one.
-fn admin(key: &str, h: &RawHaproxyProvider, p: &mut Problems) -> Option<HaproxyAdmin> {
-    match (&h.admin_addr, &h.admin_socket) {
+/// `admin_addr` or `admin_socket`: exactly one (also for the passive `haproxy` check).
+pub(in crate::config::validate) fn admin(
+    key: &str,
+    admin_addr: Option<&String>,
+    admin_socket: Option<&str>,
+    p: &mut Problems,
+) -> Option<HaproxyAdmin> {
+    match (admin_addr, admin_socket) {
         // One runtime API per provider: two could drive two different processes.
         (Some(_), Some(_)) => {
             p.push(
@@ -67,10 +72,10 @@ fn admin(key: &str, h: &RawHaproxyProvider, p: &mut Problems) -> Option<HaproxyA
     }
 }
 
-/// `backend`: a name without whitespace.
-fn backend(key: &str, h: &RawHaproxyProvider, p: &mut Problems) -> Option<String> {
-    match &h.backend {
-        Some(b) if !b.is_empty() && !b.contains(char::is_whitespace) => Some(b.clone()),
+/// `backend`: a name without whitespace (also for the passive `haproxy` check).
+pub(in crate::config::validate) fn backend(key: &str, backend: Option<&str>, p: &mut Problems) -> Option<String> {
+    match backend {
+        Some(b) if !b.is_empty() && !b.contains(char::is_whitespace) => Some(b.to_string()),
         Some(b) => {
             p.push(
                 format!("{key}.backend"),

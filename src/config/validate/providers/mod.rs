@@ -5,7 +5,7 @@
 //! Also holds the field checks the provider validators share (socket
 //! addresses, DNS names, TTLs, URLs, a region's `targets.<provider>` entry).
 
-mod haproxy;
+pub(in crate::config::validate) mod haproxy;
 mod powerdns;
 mod rfc2136;
 mod route53;
