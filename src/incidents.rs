@@ -152,7 +152,7 @@ pub struct Incident {
     /// When the plan was verified on every provider (the incident's flip).
     pub verified_at: Option<DateTime<Utc>>,
     /// The synthetic-failure drill that injected the failure: a rehearsal, not a real incident.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub synthetic_drill: Option<Uuid>,
 }
 

@@ -495,7 +495,9 @@ mod tests {
     fn every_plan_kind_is_exported_at_zero_before_any_plan() {
         let m = Metrics::new();
         let lines = samples(&m, "fo_plans_applied_total");
-        assert_eq!(lines.len(), PlanKind::ALL.len(), "{lines:?}");
+        // Every kind, and a synthetic-failure drill's failover apart.
+        assert_eq!(lines.len(), PlanKind::ALL.len() + 1, "{lines:?}");
+        assert!(lines.contains(&"fo_plans_applied_total{kind=\"synthetic_failover\"} 0".to_string()), "{lines:?}");
         assert!(lines.contains(&"fo_plans_applied_total{kind=\"failover\"} 0".to_string()), "{lines:?}");
         m.plan_applied(PlanKind::Failover.as_str());
         assert!(samples(&m, "fo_plans_applied_total").contains(&"fo_plans_applied_total{kind=\"failover\"} 1".into()));

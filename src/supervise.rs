@@ -91,6 +91,10 @@ impl fmt::Display for Task {
     }
 }
 
+/// How long a critical task that returned waits before reporting it, so that a panic which
+/// made it return (a closed channel) is reported first.
+const RETURN_REPORT_DELAY: Duration = Duration::from_millis(200);
+
 /// How a task ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exit {
@@ -398,6 +402,13 @@ impl Supervisor {
                 Ok(()) => Exit::Returned,
                 Err(payload) => Exit::Panicked(panic_message(&*payload)),
             };
+            if exit == Exit::Returned {
+                // A task that returns may do so because another died: the engine's panic drops
+                // its plan channel while it unwinds, and the applier, seeing the channel close,
+                // returns on another thread before the engine's panic is caught. The cause is
+                // reported first, so that the run's error names the task that failed.
+                tokio::time::sleep(RETURN_REPORT_DELAY).await;
+            }
             error!(%task, %exit, "critical task ended");
             me.vitals.edit(|b| {
                 b.gone.insert(task.clone(), exit.to_string());

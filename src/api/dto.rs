@@ -632,7 +632,7 @@ pub struct IncidentDto {
     /// Milliseconds from the first milestone to detection, decision, flip and DNS.
     #[schema(value_type = Object)]
     pub figures: serde_json::Value,
-    /// Present when a synthetic-failure drill injected the failure: the drill's id (a rehearsal).
+    /// The synthetic-failure drill that injected the failure (a rehearsal); null for a real incident.
     pub synthetic_drill: Option<uuid::Uuid>,
 }
 

@@ -3,8 +3,9 @@
 //!
 //! The number is the one sample a selector names, or a node_exporter host signal
 //! ([`crate::signal::node`]). CPU busy is a rate: it compares this scrape with the previous
-//! one, and the first probe scrapes twice, a quarter of the timeout apart (at most 250 ms), so
-//! that it too has a value. The parsing and judging are pure ([`crate::signal`]); this file
+//! one, and a probe with no previous scrape, or one younger than a quarter of the timeout (at
+//! most 250 ms), scrapes twice that far apart, so that it too has a value (two scrapes a few
+//! milliseconds apart can read the same counters). The parsing and judging are pure ([`crate::signal`]); this file
 //! only fetches.
 
 use std::sync::Mutex;
@@ -30,8 +31,8 @@ pub struct MetricProbe {
     source: MetricSource,
     limits: ValueLimits,
     timeout: Duration,
-    /// The previous scrape, kept for a rate (CPU busy) only.
-    previous: Mutex<Option<Scrape>>,
+    /// The previous scrape and when it was taken, kept for a rate (CPU busy) only.
+    previous: Mutex<Option<(std::time::Instant, Scrape)>>,
 }
 
 impl MetricProbe {
@@ -51,7 +52,7 @@ impl MetricProbe {
         parse_scrape(&text, Utc::now())
     }
 
-    fn previous(&self) -> std::sync::MutexGuard<'_, Option<Scrape>> {
+    fn previous(&self) -> std::sync::MutexGuard<'_, Option<(std::time::Instant, Scrape)>> {
         self.previous.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -102,17 +103,20 @@ impl Probe for MetricProbe {
         let value = match &self.source {
             MetricSource::Selector(sel) => sel.value_in(&now).map(|v| (sel.to_string(), v)),
             MetricSource::Node(signal) if signal.needs_previous() => {
-                let mut before = self.previous().take();
+                // A rate needs two scrapes some time apart: with none kept, or one taken just
+                // now (probes in quick succession), this probe waits out the gap and scrapes again.
+                let gap = (self.timeout / 4).min(Duration::from_millis(250));
+                let mut before = self.previous().take().filter(|(at, _)| at.elapsed() >= gap).map(|(_, s)| s);
                 let mut now = now;
                 if before.is_none() {
-                    tokio::time::sleep((self.timeout / 4).min(Duration::from_millis(250))).await;
+                    tokio::time::sleep(gap).await;
                     match self.scrape().await {
                         Ok(second) => before = Some(std::mem::replace(&mut now, second)),
                         Err(e) => return ProbeResult::failed(e),
                     }
                 }
                 let v = signal.value(before.as_ref(), &now).map(|v| (signal.to_string(), v));
-                *self.previous() = Some(now);
+                *self.previous() = Some((std::time::Instant::now(), now));
                 v
             }
             MetricSource::Node(signal) => signal.value(None, &now).map(|v| (signal.to_string(), v)),
