@@ -270,7 +270,24 @@ fn restrict_regions(doc: &mut Value, names: &[&str]) {
             .iter()
             .map(|n| json!({ "required": ["evacuate", "target"], "properties": { "evacuate": { "const": n }, "target": { "const": n } } }))
             .collect();
-        drill.insert("not".into(), json!({ "anyOf": same }));
+        // A synthetic-failure drill names the region whose failure is injected and nothing the
+        // automation decides (`drill::validate`): with `synthetic_failure: true`, a target, steps,
+        // a dry run, no `evacuate` or a hold over its maximum is refused.
+        let max_hold = crate::drill::synthetic::MAX_HOLD.as_secs();
+        let synthetic_bad = json!({
+            "required": ["synthetic_failure"],
+            "properties": { "synthetic_failure": { "const": true } },
+            "anyOf": [
+                { "required": ["target"], "properties": { "target": { "type": "string" } } },
+                { "required": ["steps"], "properties": { "steps": { "type": "array" } } },
+                { "required": ["dry_run"], "properties": { "dry_run": { "const": true } } },
+                { "not": { "required": ["evacuate"], "properties": { "evacuate": { "type": "string" } } } },
+                { "required": ["hold_seconds"], "properties": { "hold_seconds": { "type": "number", "exclusiveMinimum": max_hold } } },
+            ],
+        });
+        let mut refused = same;
+        refused.push(synthetic_bad);
+        drill.insert("not".into(), json!({ "anyOf": refused }));
     }
 }
 

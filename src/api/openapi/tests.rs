@@ -248,10 +248,14 @@ fn the_served_document_lists_the_configured_regions_wherever_a_region_is_named()
     assert_eq!(schemas["FailoverRequestDto"]["properties"]["target"]["enum"], regions);
     assert_eq!(schemas["SwitchoverRequestDto"]["properties"]["target"]["enum"], regions);
     assert_eq!(schemas["DrillRequestDto"]["properties"]["evacuate"]["enum"], json!(["primary", "standby", "dr", null]));
-    // The drill's cross-field rules: one of evacuate and target, and not the same region twice.
+    // The drill's cross-field rules: one of evacuate and target, not the same region twice, and a
+    // synthetic-failure drill with evacuate only (no target, steps or dry run).
     let drill = &schemas["DrillRequestDto"];
     assert_eq!(drill["anyOf"].as_array().unwrap().len(), 2);
-    assert_eq!(drill["not"]["anyOf"].as_array().unwrap().len(), 3);
+    let refused = drill["not"]["anyOf"].as_array().unwrap();
+    assert_eq!(refused.len(), 4);
+    assert_eq!(refused[3]["properties"]["synthetic_failure"]["const"], true);
+    assert_eq!(refused[3]["anyOf"].as_array().unwrap().len(), 5);
     // Indexing must not have planted nulls: every operation's parameters are a list or absent.
     for (method, path, op) in operations(&doc) {
         assert!(op.get("parameters").is_none_or(Value::is_array), "{method} {path}: {}", op["parameters"]);
